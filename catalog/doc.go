@@ -1,0 +1,9 @@
+// Package catalog is the listing side of a node: the Listing model, the
+// seller-facing service that validates, stores and indexes listings
+// (Catalog), bulk import from CSV and NDJSON, and the in-memory search
+// index (Index, on go-memdb) that serves GET /v1/catalog/search.
+//
+// The store is the source of truth; the index is rebuilt from it at
+// start-up in one restore transaction and kept in step on every write,
+// after the write is durable.
+package catalog

@@ -1,0 +1,133 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/imtgt/imtgt-node/catalog"
+	"github.com/imtgt/imtgt-node/sellers"
+	"github.com/imtgt/imtgt-node/validation"
+)
+
+// errorBody is the JSON body of every error reply.
+type errorBody struct {
+	Error apiError `json:"error"`
+}
+
+type apiError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+// httpError is an error with its HTTP status, code and field.
+type httpError struct {
+	status int
+	apiError
+}
+
+func (e *httpError) Error() string { return e.Message }
+
+func errorf(status int, code, format string, args ...any) *httpError {
+	return &httpError{status: status, apiError: apiError{Code: code, Message: fmt.Sprintf(format, args...)}}
+}
+
+// classify maps an error from the domain packages to a status, code and field.
+func classify(err error) *httpError {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he
+	}
+	if ve, ok := validation.As(err); ok {
+		return &httpError{status: http.StatusUnprocessableEntity, apiError: apiError{Code: ve.Code, Message: ve.Error(), Field: ve.Field}}
+	}
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return errorf(http.StatusRequestEntityTooLarge, "body_too_large", "request body is larger than %d bytes", mbe.Limit)
+	case errors.Is(err, sellers.ErrNotFound), errors.Is(err, catalog.ErrNotFound):
+		return errorf(http.StatusNotFound, "not_found", "%s", err.Error())
+	case errors.Is(err, sellers.ErrDuplicate):
+		return &httpError{status: http.StatusConflict, apiError: apiError{Code: "duplicate", Message: err.Error(), Field: "business_id"}}
+	case errors.Is(err, catalog.ErrNotOwner):
+		return errorf(http.StatusForbidden, "not_owner", "%s", err.Error())
+	case errors.Is(err, catalog.ErrSellerInactive):
+		return errorf(http.StatusForbidden, "seller_inactive", "%s", err.Error())
+	case errors.Is(err, catalog.ErrBadCursor):
+		return &httpError{status: http.StatusBadRequest, apiError: apiError{Code: "bad_cursor", Message: err.Error(), Field: "cursor"}}
+	case errors.Is(err, catalog.ErrImportFile):
+		return errorf(http.StatusBadRequest, "bad_import_file", "%s", err.Error())
+	}
+	return errorf(http.StatusInternalServerError, "internal", "internal error")
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // the client may be gone; nothing useful to do
+}
+
+// decodeJSON reads one JSON object from the body into v, refusing unknown
+// fields, trailing data and bodies over the route's limit. Errors are
+// 400 (naming the field where there is one) or 413.
+func decodeJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return jsonError(err)
+		}
+		return errorf(http.StatusBadRequest, "malformed_json", "request body must hold exactly one JSON object")
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var (
+		mbe *http.MaxBytesError
+		se  *json.SyntaxError
+		te  *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &mbe):
+		return err
+	case errors.Is(err, io.EOF):
+		return errorf(http.StatusBadRequest, "malformed_json", "request body is empty; a JSON object is required")
+	case errors.As(err, &se):
+		return errorf(http.StatusBadRequest, "malformed_json", "malformed JSON at byte %d: %v", se.Offset, err)
+	case errors.As(err, &te):
+		he := errorf(http.StatusBadRequest, "wrong_type", "field %q must be %s, not %s", te.Field, jsonType(te.Type.Kind().String()), te.Value)
+		he.Field = te.Field
+		return he
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		he := errorf(http.StatusBadRequest, "unknown_field", "unknown field %q", field)
+		he.Field = field
+		return he
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errorf(http.StatusBadRequest, "malformed_json", "request body ends in the middle of the JSON")
+	}
+	return errorf(http.StatusBadRequest, "malformed_json", "malformed JSON: %v", err)
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "a whole number"
+	case "map", "struct":
+		return "an object"
+	case "slice", "array":
+		return "an array"
+	}
+	return "a " + kind
+}

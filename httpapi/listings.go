@@ -1,0 +1,242 @@
+package httpapi
+
+import (
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/imtgt/imtgt-node/access"
+	"github.com/imtgt/imtgt-node/catalog"
+	"github.com/imtgt/imtgt-node/money"
+	"github.com/imtgt/imtgt-node/sellers"
+)
+
+// listingView is a listing on the wire.
+type listingView struct {
+	ID          string                `json:"id"`
+	Origin      string                `json:"origin"`
+	Seller      catalog.SellerProfile `json:"seller"`
+	Title       string                `json:"title"`
+	Description string                `json:"description"`
+	HSCode      string                `json:"hs_code"`
+	Price       money.Wire            `json:"price"`
+	Quantity    int64                 `json:"quantity"`
+	ShipFrom    string                `json:"ship_from"`
+	Images      []string              `json:"images"`
+	Attributes  map[string]string     `json:"attributes"`
+	CreatedAt   time.Time             `json:"created_at"`
+	UpdatedAt   time.Time             `json:"updated_at"`
+	Version     uint64                `json:"version"`
+}
+
+func viewListing(l *catalog.Listing) listingView {
+	v := listingView{
+		ID: l.ID, Origin: l.Origin, Seller: l.Seller, Title: l.Title, Description: l.Description,
+		HSCode: l.HSCode, Price: l.Price.ToWire(), Quantity: l.Quantity, ShipFrom: l.ShipFrom,
+		Images: l.Images, Attributes: l.Attributes, CreatedAt: l.CreatedAt, UpdatedAt: l.UpdatedAt, Version: l.Version,
+	}
+	if v.Images == nil {
+		v.Images = []string{}
+	}
+	if v.Attributes == nil {
+		v.Attributes = map[string]string{}
+	}
+	return v
+}
+
+func viewListings(ls []*catalog.Listing) []listingView {
+	out := make([]listingView, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, viewListing(l))
+	}
+	return out
+}
+
+// activeSeller returns the calling seller's public profile if it may publish.
+func (s *Server) activeSeller(r *http.Request, p *access.Principal) (catalog.SellerProfile, error) {
+	sel, err := s.cfg.Sellers.Public(r.Context(), p.Subject)
+	if err != nil {
+		return catalog.SellerProfile{}, err
+	}
+	if sel.Status != sellers.StatusActive {
+		return catalog.SellerProfile{}, errorf(http.StatusForbidden, "seller_inactive",
+			"seller %s is %s: only active sellers can publish (the operator approves sellers)", sel.ID, sel.Status)
+	}
+	return catalog.SellerProfile{ID: sel.ID, LegalName: sel.LegalName, BusinessID: sel.BusinessID, Region: sel.Region}, nil
+}
+
+func (s *Server) createListing(w http.ResponseWriter, r *http.Request, p *access.Principal) error {
+	var in catalog.Input
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	prof, err := s.activeSeller(r, p)
+	if err != nil {
+		return err
+	}
+	l, err := s.cfg.Catalog.Create(r.Context(), prof, in)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v1/listings/"+l.ID)
+	writeJSON(w, http.StatusCreated, viewListing(l))
+	return nil
+}
+
+func (s *Server) listListings(w http.ResponseWriter, r *http.Request, p *access.Principal) error {
+	limit, cursor, err := pageParams(r)
+	if err != nil {
+		return err
+	}
+	sellerID := p.Subject
+	if p.Role == access.Operator {
+		sellerID = r.URL.Query().Get("seller_id")
+	}
+	page, err := s.cfg.Catalog.Search(catalog.Query{SellerID: sellerID, Origin: s.cfg.Node.Country, Limit: limit, Cursor: cursor})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": viewListings(page.Items), "next_cursor": page.NextCursor})
+	return nil
+}
+
+// ownListing finds a local listing the caller may see: its seller, or the operator.
+func (s *Server) ownListing(r *http.Request, p *access.Principal) (*catalog.Listing, error) {
+	id := r.PathValue("id")
+	l, ok := s.cfg.Catalog.Get(id)
+	if !ok || l.Origin != s.cfg.Node.Country {
+		return nil, errorf(http.StatusNotFound, "not_found", "listing %s not found", id)
+	}
+	if p.Role == access.Seller && l.SellerID != p.Subject {
+		return nil, errorf(http.StatusForbidden, "not_owner", "listing %s belongs to another seller", id)
+	}
+	return l, nil
+}
+
+func (s *Server) getListing(w http.ResponseWriter, r *http.Request, p *access.Principal) error {
+	l, err := s.ownListing(r, p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, viewListing(l))
+	return nil
+}
+
+func (s *Server) updateListing(w http.ResponseWriter, r *http.Request, p *access.Principal) error {
+	var patch catalog.Patch
+	if err := decodeJSON(r, &patch); err != nil {
+		return err
+	}
+	if _, err := s.ownListing(r, p); err != nil {
+		return err
+	}
+	prof, err := s.activeSeller(r, p)
+	if err != nil {
+		return err
+	}
+	l, err := s.cfg.Catalog.Update(r.Context(), prof, r.PathValue("id"), patch)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, viewListing(l))
+	return nil
+}
+
+func (s *Server) deleteListing(w http.ResponseWriter, r *http.Request, p *access.Principal) error {
+	// A suspended seller may still withdraw its listings: deleting only
+	// ever reduces what is published.
+	if err := s.cfg.Catalog.Delete(r.Context(), p.Subject, r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func importFormat(r *http.Request) string {
+	if f := r.URL.Query().Get("format"); f != "" {
+		return strings.ToLower(f)
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch mt {
+	case "text/csv":
+		return catalog.FormatCSV
+	case "application/x-ndjson", "application/ndjson", "application/jsonl":
+		return catalog.FormatNDJSON
+	}
+	return ""
+}
+
+func (s *Server) importListings(w http.ResponseWriter, r *http.Request, p *access.Principal) error {
+	format := importFormat(r)
+	if format != catalog.FormatCSV && format != catalog.FormatNDJSON {
+		he := errorf(http.StatusUnsupportedMediaType, "unsupported_format",
+			"send Content-Type text/csv or application/x-ndjson (or ?format=csv|ndjson)")
+		he.Field = "format"
+		return he
+	}
+	prof, err := s.activeSeller(r, p)
+	if err != nil {
+		return err
+	}
+	rows, refused, err := catalog.ParseImport(r.Body, format, s.cfg.Node.Currency)
+	if err != nil {
+		return err
+	}
+	rep, err := s.cfg.Catalog.Import(r.Context(), prof, rows, refused)
+	if err != nil {
+		return err
+	}
+	s.log.Info("listings imported", "seller", prof.ID, "imported", rep.Imported, "failed", rep.Failed)
+	writeJSON(w, http.StatusOK, rep)
+	return nil
+}
+
+func (s *Server) search(w http.ResponseWriter, r *http.Request, _ *access.Principal) error {
+	qs := r.URL.Query()
+	limit, cursor, err := pageParams(r)
+	if err != nil {
+		return err
+	}
+	q := catalog.Query{
+		Text: qs.Get("q"), HS: qs.Get("hs"), Origin: strings.ToUpper(qs.Get("origin")),
+		Region: strings.ToUpper(qs.Get("region")), Limit: limit, Cursor: cursor,
+	}
+	for _, f := range []struct {
+		name string
+		dst  **money.Amount
+	}{{"min_price", &q.MinPrice}, {"max_price", &q.MaxPrice}} {
+		v := qs.Get(f.name)
+		if v == "" {
+			continue
+		}
+		a, err := money.Parse(v, s.cfg.Node.Currency)
+		if err != nil {
+			he := errorf(http.StatusBadRequest, "bad_price", "%s must be a decimal amount in %s: %v", f.name, s.cfg.Node.Currency, err)
+			he.Field = f.name
+			return he
+		}
+		*f.dst = &a
+	}
+	if q.HS != "" && (len(q.HS) > 6 || strings.Trim(q.HS, "0123456789") != "") {
+		he := errorf(http.StatusBadRequest, "bad_hs", "hs must be an HS code prefix of up to 6 digits")
+		he.Field = "hs"
+		return he
+	}
+	page, err := s.cfg.Catalog.Search(q)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": viewListings(page.Items), "next_cursor": page.NextCursor})
+	return nil
+}
+
+func (s *Server) catalogListing(w http.ResponseWriter, r *http.Request, _ *access.Principal) error {
+	id := r.PathValue("id")
+	l, ok := s.cfg.Catalog.Get(id)
+	if !ok {
+		return errorf(http.StatusNotFound, "not_found", "listing %s not found", id)
+	}
+	writeJSON(w, http.StatusOK, viewListing(l))
+	return nil
+}

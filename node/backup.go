@@ -1,0 +1,184 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/imtgt/imtgt-node/keys"
+	"github.com/imtgt/imtgt-node/store"
+)
+
+// BackupResult tells what Backup wrote.
+type BackupResult struct {
+	Path  string
+	Bytes int64
+}
+
+// Backup asks the running node in dir for a consistent copy of its store
+// (GET /v1/admin/backup with the operator token), and writes it to out
+// atomically: a temporary file, checked to be a store of this node, synced,
+// then renamed. A failed backup leaves no file at out.
+func Backup(ctx context.Context, dir, out string) (*BackupResult, error) {
+	cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
+	if err != nil {
+		return nil, err
+	}
+	token, err := ReadOperatorToken(dir)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+cfg.HTTP.Addr+"/v1/admin/backup", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("backup needs the node running at %s: %w", cfg.HTTP.Addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return nil, fmt.Errorf("backup refused by the node: %s: %s", resp.Status, body)
+	}
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(abs), "."+filepath.Base(abs)+".partial-")
+	if err != nil {
+		return nil, fmt.Errorf("create backup file: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	n, err := io.Copy(tmp, resp.Body)
+	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
+		err = fmt.Errorf("backup cut short: got %d of %d bytes", n, resp.ContentLength)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("write backup: %w", err)
+	}
+	ks, err := keys.Load(filepath.Join(dir, KeysDir))
+	if err != nil {
+		return nil, err
+	}
+	if err := checkBackup(tmp.Name(), ks, cfg.Node.Country); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp.Name(), abs); err != nil {
+		return nil, fmt.Errorf("move backup into place: %w", err)
+	}
+	return &BackupResult{Path: abs, Bytes: n}, nil
+}
+
+// ErrWrongBackup is returned for a file that is not a backup of this node.
+var ErrWrongBackup = errors.New("not a backup of this node")
+
+// checkBackup opens a backup read-only and checks it is a store of the node
+// with these keys and country.
+func checkBackup(path string, ks *keys.Set, country string) error {
+	db, err := store.Open(path, store.Options{ReadOnly: true, LockTimeout: 100 * time.Millisecond})
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrWrongBackup, path, err)
+	}
+	defer db.Close()
+	v, err := db.SchemaVersion()
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrWrongBackup, path, err)
+	}
+	if v > store.SchemaVersion {
+		return fmt.Errorf("%w: %s has schema version %d; this binary knows up to %d", ErrWrongBackup, path, v, store.SchemaVersion)
+	}
+	meta, err := db.NodeMeta()
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrWrongBackup, path, err)
+	}
+	pub := hex.EncodeToString(ks.Node.Public().(ed25519.PublicKey))
+	if meta.NodePublicKey != pub || meta.Country != country {
+		return fmt.Errorf("%w: %s was taken from another node (%s)", ErrWrongBackup, path, meta.Country)
+	}
+	return nil
+}
+
+// RestoreResult tells what Restore did.
+type RestoreResult struct {
+	Restored string // the store file now in place
+	Previous string // where the replaced store was moved ("" if none)
+}
+
+// Restore puts a backup back as the store of the (stopped) node in dir. It
+// refuses while the node runs, and refuses a file that is not a backup of
+// this node. The replaced store is kept beside it, never deleted.
+func Restore(dir, from string, now time.Time) (*RestoreResult, error) {
+	cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
+	if err != nil {
+		return nil, err
+	}
+	ks, err := keys.Load(filepath.Join(dir, KeysDir))
+	if err != nil {
+		return nil, err
+	}
+	if err := checkBackup(from, ks, cfg.Node.Country); err != nil {
+		return nil, err
+	}
+	target := StorePath(dir)
+	if _, err := os.Stat(target); err == nil {
+		// Taking the write lock proves no node is running on this store.
+		db, err := store.Open(target, store.Options{LockTimeout: 200 * time.Millisecond})
+		if err != nil {
+			return nil, fmt.Errorf("stop the node before restoring: %w", err)
+		}
+		defer db.Close() // held until the swap is done
+	}
+	src, err := os.Open(from)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(target), ".restore-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = io.Copy(tmp, src)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("copy backup: %w", err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
+		return nil, err
+	}
+	res := &RestoreResult{Restored: target}
+	if _, err := os.Stat(target); err == nil {
+		res.Previous = target + ".before-restore-" + now.UTC().Format("20060102T150405Z")
+		if err := os.Rename(target, res.Previous); err != nil {
+			return nil, fmt.Errorf("keep the current store: %w", err)
+		}
+	}
+	if err := os.Rename(tmp.Name(), target); err != nil {
+		return nil, fmt.Errorf("move restored store into place: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(target)); err == nil {
+		d.Sync() // make the renames durable
+		d.Close()
+	}
+	return res, nil
+}

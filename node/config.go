@@ -1,0 +1,213 @@
+package node
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"text/template"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/imtgt/imtgt-node/refdata"
+)
+
+// ErrConfig is wrapped by every configuration error.
+var ErrConfig = errors.New("invalid configuration")
+
+// Config is a node's config.yaml.
+type Config struct {
+	Node NodeConfig `yaml:"node"`
+	HTTP HTTPConfig `yaml:"http"`
+	P2P  P2PConfig  `yaml:"p2p"`
+	Log  LogConfig  `yaml:"log"`
+}
+
+// NodeConfig names the node.
+type NodeConfig struct {
+	Name    string `yaml:"name"`
+	Country string `yaml:"country"`
+}
+
+// HTTPConfig is the HTTP API listener.
+type HTTPConfig struct {
+	Addr           string `yaml:"addr"`
+	MaxBodyBytes   int64  `yaml:"max_body_bytes"`
+	MaxImportBytes int64  `yaml:"max_import_bytes"`
+}
+
+// P2PConfig is the federation listener (used from the federation issue on).
+type P2PConfig struct {
+	Addr string `yaml:"addr"`
+}
+
+// LogConfig sets the log level and format.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// Defaults.
+const (
+	DefaultHTTPAddr = "127.0.0.1:8081"
+	DefaultP2PAddr  = "/ip4/127.0.0.1/tcp/4001"
+)
+
+// DefaultConfig returns the configuration init writes for country.
+func DefaultConfig(country string) Config {
+	name := country + " national node"
+	if c, ok := refdata.CountryByCode(country); ok {
+		name = c.Name + " national node"
+	}
+	return Config{
+		Node: NodeConfig{Name: name, Country: country},
+		HTTP: HTTPConfig{Addr: DefaultHTTPAddr, MaxBodyBytes: 1 << 20, MaxImportBytes: 32 << 20},
+		P2P:  P2PConfig{Addr: DefaultP2PAddr},
+		Log:  LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// ParseConfig decodes and validates a config file. Unknown keys are errors
+// (a misspelt key must not silently fall back to a default); errors name the
+// file and line.
+func ParseConfig(name string, data []byte) (Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return Config{}, fmt.Errorf("%w: %s: the file is empty", ErrConfig, name)
+		}
+		return Config{}, fmt.Errorf("%w: %s: %s", ErrConfig, name, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("%w: %s: more than one YAML document", ErrConfig, name)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("%w: %s: %v", ErrConfig, name, err)
+	}
+	return c, nil
+}
+
+// LoadConfig reads and validates a config file.
+func LoadConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	return ParseConfig(path, data)
+}
+
+// Validate checks every field and names the first bad one.
+func (c *Config) Validate() error {
+	if _, ok := refdata.CountryByCode(c.Node.Country); !ok {
+		return fmt.Errorf("node.country %q is not a member country (one of %s)", c.Node.Country, countryCodes())
+	}
+	if strings.TrimSpace(c.Node.Name) == "" {
+		return errors.New("node.name is required")
+	}
+	if _, port, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
+		return fmt.Errorf("http.addr %q is not host:port: %v", c.HTTP.Addr, err)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("http.addr %q: port must be 0-65535", c.HTTP.Addr)
+	}
+	if c.HTTP.MaxBodyBytes < 1024 || c.HTTP.MaxBodyBytes > 64<<20 {
+		return fmt.Errorf("http.max_body_bytes %d must be between 1024 and %d", c.HTTP.MaxBodyBytes, 64<<20)
+	}
+	if c.HTTP.MaxImportBytes < 1024 || c.HTTP.MaxImportBytes > 1<<30 {
+		return fmt.Errorf("http.max_import_bytes %d must be between 1024 and %d", c.HTTP.MaxImportBytes, 1<<30)
+	}
+	if err := validateP2PAddr(c.P2P.Addr); err != nil {
+		return err
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.Log.Level)); err != nil {
+		return fmt.Errorf("log.level %q must be debug, info, warn or error", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		return fmt.Errorf("log.format %q must be text or json", c.Log.Format)
+	}
+	return nil
+}
+
+// validateP2PAddr checks the shape of a TCP multiaddr (/ip4|ip6|dns/HOST/tcp/PORT)
+// without pulling in the multiaddr library before the federation needs it.
+func validateP2PAddr(a string) error {
+	parts := strings.Split(a, "/")
+	if len(parts) != 5 || parts[0] != "" || parts[3] != "tcp" {
+		return fmt.Errorf("p2p.addr %q must look like /ip4/127.0.0.1/tcp/4001", a)
+	}
+	switch parts[1] {
+	case "ip4", "ip6":
+		if net.ParseIP(parts[2]) == nil {
+			return fmt.Errorf("p2p.addr %q: %q is not an IP address", a, parts[2])
+		}
+	case "dns", "dns4", "dns6":
+		if parts[2] == "" {
+			return fmt.Errorf("p2p.addr %q: empty host name", a)
+		}
+	default:
+		return fmt.Errorf("p2p.addr %q must start with /ip4, /ip6 or /dns", a)
+	}
+	if n, err := strconv.Atoi(parts[4]); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("p2p.addr %q: port must be 0-65535", a)
+	}
+	return nil
+}
+
+func countryCodes() string {
+	var cs []string
+	for _, c := range refdata.Countries() {
+		cs = append(cs, c.Code)
+	}
+	return strings.Join(cs, ", ")
+}
+
+// configTemplate is the commented config.yaml that init writes: an
+// operator reads it before anything else, so every key says what it does.
+var configTemplate = template.Must(template.New("config").Parse(`# imtgt-node configuration: {{.Node.Name}}
+# Written by "imtgt-node init". Unknown keys are refused at start-up, so a
+# misspelt key cannot silently fall back to a default.
+
+node:
+  # Shown to operators and peers.
+  name: {{printf "%q" .Node.Name}}
+  # ISO 3166-1 alpha-2 country this node serves (TH, MY or ID). It decides
+  # the validation of sellers' identifiers, regions and the currency.
+  # Changing it after sellers registered is not supported.
+  country: {{.Node.Country}}
+
+http:
+  # Address of the HTTP API (host:port). Keep it on loopback or behind a
+  # TLS-terminating proxy: tokens travel in the Authorization header.
+  addr: {{printf "%q" .HTTP.Addr}}
+  # Largest JSON request body, in bytes (413 above it).
+  max_body_bytes: {{.HTTP.MaxBodyBytes}}
+  # Largest bulk-import file (POST /v1/listings/import), in bytes.
+  max_import_bytes: {{.HTTP.MaxImportBytes}}
+
+p2p:
+  # libp2p listen address for federation peers (a TCP multiaddr).
+  addr: {{printf "%q" .P2P.Addr}}
+
+log:
+  # debug, info, warn or error. Personal fields are never logged at any level.
+  level: {{.Log.Level}}
+  # text (for people) or json (for log shippers).
+  format: {{.Log.Format}}
+`))
+
+// Render writes the commented YAML form of c.
+func (c Config) Render() ([]byte, error) {
+	var b bytes.Buffer
+	if err := configTemplate.Execute(&b, c); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}

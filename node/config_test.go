@@ -1,0 +1,74 @@
+package node_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/imtgt/imtgt-node/node"
+)
+
+func TestRenderedConfigParses(t *testing.T) {
+	for _, country := range []string{"TH", "MY", "ID"} {
+		c := node.DefaultConfig(country)
+		data, err := c.Render()
+		require.NoError(t, err)
+		got, err := node.ParseConfig("config.yaml", data)
+		require.NoError(t, err)
+		require.Equal(t, c, got)
+		require.Contains(t, string(data), "# ", "the config is commented")
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	good, err := node.DefaultConfig("TH").Render()
+	require.NoError(t, err)
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"empty", "", "empty"},
+		{"unknown key", string(good) + "\nextra: 1\n", "field extra not found"},
+		{"misspelt nested key", strings.Replace(string(good), "  addr: \"127.0.0.1:8081\"", "  adr: \"127.0.0.1:8081\"", 1), "line"},
+		{"bad country", strings.Replace(string(good), "country: TH", "country: SG", 1), `node.country "SG"`},
+		{"lower-case country", strings.Replace(string(good), "country: TH", "country: th", 1), "node.country"},
+		{"bad http addr", strings.Replace(string(good), `"127.0.0.1:8081"`, `"8081"`, 1), "http.addr"},
+		{"bad port", strings.Replace(string(good), `"127.0.0.1:8081"`, `"127.0.0.1:99999"`, 1), "port"},
+		{"bad p2p addr", strings.Replace(string(good), `/ip4/127.0.0.1/tcp/4001`, `127.0.0.1:4001`, 1), "p2p.addr"},
+		{"bad log level", strings.Replace(string(good), "level: info", "level: loud", 1), "log.level"},
+		{"bad log format", strings.Replace(string(good), "format: text", "format: xml", 1), "log.format"},
+		{"tiny body limit", strings.Replace(string(good), "max_body_bytes: 1048576", "max_body_bytes: 10", 1), "http.max_body_bytes"},
+		{"wrong type", strings.Replace(string(good), "max_body_bytes: 1048576", "max_body_bytes: lots", 1), "line"},
+		{"two documents", string(good) + "\n---\nnode: {}\n", "more than one"},
+		{"not a mapping", "- a\n- b\n", "line"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := node.ParseConfig("config.yaml", []byte(tt.yaml))
+			require.ErrorIs(t, err, node.ErrConfig)
+			require.ErrorContains(t, err, tt.want)
+			require.ErrorContains(t, err, "config.yaml", "the error names the file")
+		})
+	}
+}
+
+func FuzzParseConfig(f *testing.F) {
+	good, _ := node.DefaultConfig("TH").Render()
+	f.Add(string(good))
+	f.Add("node: {country: MY, name: x}\n")
+	f.Add("&a [*a]")
+	f.Fuzz(func(t *testing.T, data string) {
+		c, err := node.ParseConfig("fuzz.yaml", []byte(data))
+		if err != nil {
+			if !errors.Is(err, node.ErrConfig) {
+				t.Fatalf("error does not wrap ErrConfig: %v", err)
+			}
+			return
+		}
+		// Whatever parses is valid.
+		if err := c.Validate(); err != nil {
+			t.Fatalf("parsed config fails validation: %v", err)
+		}
+	})
+}

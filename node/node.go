@@ -1,0 +1,374 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/imtgt/imtgt-node/access"
+	"github.com/imtgt/imtgt-node/catalog"
+	"github.com/imtgt/imtgt-node/httpapi"
+	"github.com/imtgt/imtgt-node/keys"
+	"github.com/imtgt/imtgt-node/refdata"
+	"github.com/imtgt/imtgt-node/sellers"
+	"github.com/imtgt/imtgt-node/store"
+)
+
+// Version is the binary's version, set at build time with
+// -ldflags "-X github.com/imtgt/imtgt-node/node.Version=…".
+var Version = "dev"
+
+// Paths inside a node directory.
+const (
+	ConfigFile        = "config.yaml"
+	OperatorTokenFile = "operator.token"
+	KeysDir           = "keys"
+	DataDir           = "data"
+	StoreFile         = "node.db"
+)
+
+// ErrNodeExists is returned by Init for a directory that already holds files.
+var ErrNodeExists = errors.New("directory already holds a node")
+
+// StorePath is the store file of the node in dir.
+func StorePath(dir string) string { return filepath.Join(dir, DataDir, StoreFile) }
+
+// InitOptions are the flags of "imtgt-node init".
+type InitOptions struct {
+	Dir      string
+	Country  string
+	Name     string // "" = "<Country name> national node"
+	HTTPAddr string // "" = DefaultHTTPAddr
+	P2PAddr  string // "" = DefaultP2PAddr
+}
+
+// InitResult tells what Init created.
+type InitResult struct {
+	Dir           string
+	OperatorToken string
+	NodePublicKey string
+	Config        Config
+}
+
+// Init creates a node directory. Everything is built in a sibling temporary
+// directory and renamed into place at the end, so a failed init leaves
+// nothing behind and a half-initialised node cannot exist.
+func Init(opts InitOptions) (*InitResult, error) {
+	country := strings.ToUpper(strings.TrimSpace(opts.Country))
+	if _, ok := refdata.CountryByCode(country); !ok {
+		return nil, fmt.Errorf("%w: --country %q is not a member country (one of %s)", ErrConfig, opts.Country, countryCodes())
+	}
+	cfg := DefaultConfig(country)
+	if opts.Name != "" {
+		cfg.Node.Name = opts.Name
+	}
+	if opts.HTTPAddr != "" {
+		cfg.HTTP.Addr = opts.HTTPAddr
+	}
+	if opts.P2PAddr != "" {
+		cfg.P2P.Addr = opts.P2PAddr
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+		what := "files"
+		if _, err := os.Stat(filepath.Join(dir, ConfigFile)); err == nil {
+			what = "a node (config.yaml)"
+		}
+		return nil, fmt.Errorf("%w: %s already holds %s; choose another --dir, or remove it to start over", ErrNodeExists, dir, what)
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".init-")
+	if err != nil {
+		return nil, fmt.Errorf("create node directory: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(tmp)
+		}
+	}()
+	if err := os.Chmod(tmp, 0o700); err != nil {
+		return nil, err
+	}
+	ks, err := keys.Generate(filepath.Join(tmp, KeysDir))
+	if err != nil {
+		return nil, err
+	}
+	rendered, err := cfg.Render()
+	if err != nil {
+		return nil, err
+	}
+	if err := keys.WriteFileExclusive(filepath.Join(tmp, ConfigFile), rendered); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(tmp, DataDir), 0o700); err != nil {
+		return nil, err
+	}
+	db, err := store.Open(filepath.Join(tmp, DataDir, StoreFile), store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	pub := hex.EncodeToString(ks.Node.Public().(ed25519.PublicKey))
+	now := time.Now().UTC()
+	token, hash, err := access.NewToken(access.Operator)
+	if err == nil {
+		err = db.SetNodeMeta(store.NodeMeta{Country: country, NodePublicKey: pub, CreatedAt: now})
+	}
+	if err == nil {
+		err = db.PutToken(context.Background(), hash, access.Principal{Role: access.Operator, Subject: "operator", CreatedAt: now})
+	}
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := keys.WriteFileExclusive(filepath.Join(tmp, OperatorTokenFile), []byte(token+"\n")); err != nil {
+		return nil, err
+	}
+	// An empty --dir made by the operator is replaced; rmdir fails on a
+	// directory that was filled meanwhile, so nothing is clobbered.
+	if err := os.Remove(dir); err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("%w: %s: %v", ErrNodeExists, dir, err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return nil, fmt.Errorf("%w: move node directory into place: %v", ErrNodeExists, err)
+	}
+	ok = true
+	return &InitResult{Dir: dir, OperatorToken: token, NodePublicKey: pub, Config: cfg}, nil
+}
+
+// ReadOperatorToken reads DIR/operator.token.
+func ReadOperatorToken(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, OperatorTokenFile))
+	if err != nil {
+		return "", fmt.Errorf("read operator token: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// Options change how Open runs a node; the zero value is what "run" uses.
+type Options struct {
+	Logger *slog.Logger // nil: built from the config's log settings, to stderr
+	// HTTPAddr overrides the config's listen address (tests use
+	// "127.0.0.1:0").
+	HTTPAddr string
+}
+
+// Node is a running national node.
+type Node struct {
+	Dir      string
+	Config   Config
+	Keys     *keys.Set
+	Store    *store.DB
+	Sellers  *sellers.Registry
+	Catalog  *catalog.Catalog
+	Metrics  *prometheus.Registry
+	log      *slog.Logger
+	httpSrv  *http.Server
+	listener net.Listener
+	wg       sync.WaitGroup
+	serveErr chan error
+	closed   bool
+	mu       sync.Mutex
+}
+
+// Open loads the node in dir: configuration, keys, store and catalog index.
+// It does not listen yet; Start does.
+func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
+	cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
+	if err != nil {
+		return nil, err
+	}
+	if opts.HTTPAddr != "" {
+		cfg.HTTP.Addr = opts.HTTPAddr
+	}
+	log := opts.Logger
+	if log == nil {
+		log = NewLogger(os.Stderr, cfg.Log)
+	}
+	log = log.With("country", cfg.Node.Country)
+	ks, err := keys.Load(filepath.Join(dir, KeysDir))
+	if err != nil {
+		return nil, err
+	}
+	db, err := store.Open(StorePath(dir), store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{Dir: dir, Config: cfg, Keys: ks, Store: db, log: log}
+	if err := n.checkStoreOwner(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	country, _ := refdata.CountryByCode(cfg.Node.Country)
+	n.Sellers = sellers.NewRegistry(db, ks.Data, cfg.Node.Country)
+	n.Catalog = catalog.New(db, catalog.NewIndex(), catalog.Config{Country: cfg.Node.Country, Currency: country.Currency})
+	start := time.Now()
+	if err := n.Catalog.Load(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	log.Info("catalog loaded", "listings", n.Catalog.Index().Count(), "took", time.Since(start).Round(time.Millisecond))
+	n.Metrics = prometheus.NewRegistry()
+	n.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	n.Metrics.MustRegister(newNodeCollector(n))
+	return n, nil
+}
+
+// checkStoreOwner refuses a store that belongs to another node (a backup
+// restored into the wrong directory).
+func (n *Node) checkStoreOwner() error {
+	meta, err := n.Store.NodeMeta()
+	if err != nil {
+		return fmt.Errorf("store %s: %w", n.Store.Path(), err)
+	}
+	pub := hex.EncodeToString(n.Keys.Node.Public().(ed25519.PublicKey))
+	if meta.NodePublicKey != pub || meta.Country != n.Config.Node.Country {
+		return fmt.Errorf("store %s belongs to node %s…(%s), not this node %s…(%s)",
+			n.Store.Path(), meta.NodePublicKey[:min(12, len(meta.NodePublicKey))], meta.Country, pub[:12], n.Config.Node.Country)
+	}
+	return nil
+}
+
+// Start listens on the HTTP address and serves in the background.
+func (n *Node) Start(ctx context.Context) error {
+	country, _ := refdata.CountryByCode(n.Config.Node.Country)
+	api := httpapi.New(httpapi.Config{
+		Node:           httpapi.NodeInfo{Name: n.Config.Node.Name, Country: n.Config.Node.Country, Currency: country.Currency, Version: Version},
+		Sellers:        n.Sellers,
+		Catalog:        n.Catalog,
+		Tokens:         n.Store,
+		Backup:         n.Store,
+		Ready:          n.ready,
+		Registry:       n.Metrics,
+		Logger:         n.log,
+		MaxBodyBytes:   n.Config.HTTP.MaxBodyBytes,
+		MaxImportBytes: n.Config.HTTP.MaxImportBytes,
+	})
+	ln, err := net.Listen("tcp", n.Config.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", n.Config.HTTP.Addr, err)
+	}
+	n.listener = ln
+	n.httpSrv = &http.Server{
+		Handler:           api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second, // bulk imports of tens of MB
+		WriteTimeout:      120 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+	}
+	n.serveErr = make(chan error, 1)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.serveErr <- err
+		}
+	}()
+	n.log.Info("node serving", "http", n.HTTPURL(), "name", n.Config.Node.Name)
+	return nil
+}
+
+// Err is closed-over failures of the background server, for "run" to watch.
+func (n *Node) Err() <-chan error { return n.serveErr }
+
+// HTTPURL is the base URL of the HTTP API once started.
+func (n *Node) HTTPURL() string {
+	if n.listener == nil {
+		return ""
+	}
+	return "http://" + n.listener.Addr().String()
+}
+
+func (n *Node) ready(ctx context.Context) []httpapi.Check {
+	checks := []httpapi.Check{{Name: "keys", Err: nil}}
+	_, err := n.Store.SchemaVersion()
+	checks = append(checks, httpapi.Check{Name: "store", Err: err})
+	return checks
+}
+
+// Close stops serving (letting in-flight requests finish until ctx ends),
+// waits for the background goroutines and closes the store. It returns the
+// first error.
+func (n *Node) Close(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil
+	}
+	n.closed = true
+	var first error
+	if n.httpSrv != nil {
+		if err := n.httpSrv.Shutdown(ctx); err != nil {
+			first = fmt.Errorf("http shutdown: %w", err)
+			n.httpSrv.Close()
+		}
+	}
+	n.wg.Wait()
+	if err := n.Store.Close(); err != nil && first == nil {
+		first = fmt.Errorf("close store: %w", err)
+	}
+	n.log.Info("node stopped")
+	return first
+}
+
+// NewLogger builds the node's logger from its config.
+func NewLogger(w io.Writer, c LogConfig) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Level)) // validated at load
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// nodeCollector exports gauges read at scrape time: store size and listings
+// by origin. Reading at scrape time keeps them off the write paths.
+type nodeCollector struct {
+	n        *Node
+	size     *prometheus.Desc
+	listings *prometheus.Desc
+}
+
+func newNodeCollector(n *Node) *nodeCollector {
+	return &nodeCollector{
+		n:        n,
+		size:     prometheus.NewDesc("imtgt_store_size_bytes", "Size of the node's bbolt store.", nil, nil),
+		listings: prometheus.NewDesc("imtgt_catalog_listings", "Listings in the catalog by origin country.", []string{"origin"}, nil),
+	}
+}
+
+func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.size; ch <- c.listings }
+
+func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(c.n.Store.Size()))
+	for origin, count := range c.n.Catalog.Index().CountByOrigin() {
+		ch <- prometheus.MustNewConstMetric(c.listings, prometheus.GaugeValue, float64(count), origin)
+	}
+}

@@ -1,0 +1,359 @@
+package store
+
+// The bucket tree. Keys and values are bytes; values are JSON unless noted.
+//
+//	meta/
+//	  schema_version            decimal string, currently "1"
+//	  node                      {"country", "node_public_key", "created_at"}
+//	tokens/
+//	  <sha256 hex of token>     access.Principal {"role", "subject", "created_at"}
+//	sellers/
+//	  <seller id>               sellers.Record (personal fields sealed)
+//	sellers_by_business_id/
+//	  <business id>             seller id (uniqueness of business IDs)
+//	listings/
+//	  <listing id>              catalog.Listing (local and federated)
+//
+// Every write that acknowledges something to a user is committed with
+// fsync before the acknowledgement. Single writes that arrive in bursts
+// (registrations, single listings) go through DB.Batch, so concurrent
+// requests share one commit.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/imtgt/imtgt-node/access"
+	"github.com/imtgt/imtgt-node/catalog"
+	"github.com/imtgt/imtgt-node/sellers"
+)
+
+// SchemaVersion is the version of the bucket tree this code writes.
+const SchemaVersion = 1
+
+var (
+	bucketMeta         = []byte("meta")
+	bucketTokens       = []byte("tokens")
+	bucketSellers      = []byte("sellers")
+	bucketSellersByBID = []byte("sellers_by_business_id")
+	bucketListings     = []byte("listings")
+
+	keySchemaVersion = []byte("schema_version")
+	keyNode          = []byte("node")
+
+	allBuckets = [][]byte{bucketMeta, bucketTokens, bucketSellers, bucketSellersByBID, bucketListings}
+)
+
+// Errors.
+var (
+	// ErrLocked means another process (a running node) holds the database.
+	ErrLocked = errors.New("the store is in use by another process (is the node running?)")
+	// ErrNewerSchema means the file was written by a newer imtgt-node.
+	ErrNewerSchema = errors.New("store was written by a newer imtgt-node")
+	// ErrNotInitialised means the file has no meta bucket: not a node store.
+	ErrNotInitialised = errors.New("not an imtgt-node store")
+)
+
+// NodeMeta identifies the node a store belongs to, so that a backup of one
+// node cannot be restored into another by mistake.
+type NodeMeta struct {
+	Country       string    `json:"country"`
+	NodePublicKey string    `json:"node_public_key"` // hex Ed25519
+	CreatedAt     time.Time `json:"created_at"`
+}
+
+// DB is an open node store.
+type DB struct {
+	bolt *bolt.DB
+	path string
+}
+
+// Options for Open.
+type Options struct {
+	// LockTimeout is how long Open waits for another process's file lock.
+	// Zero means DefaultLockTimeout.
+	LockTimeout time.Duration
+	// ReadOnly opens the file without taking the write lock.
+	ReadOnly bool
+}
+
+// DefaultLockTimeout is how long Open waits for the file lock.
+const DefaultLockTimeout = time.Second
+
+// Open opens (and if new, creates) the store at path and upgrades its schema.
+func Open(path string, opts Options) (*DB, error) {
+	if opts.LockTimeout == 0 {
+		opts.LockTimeout = DefaultLockTimeout
+	}
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: opts.ReadOnly})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	db := &DB{bolt: bdb, path: path}
+	if !opts.ReadOnly {
+		if err := db.upgrade(); err != nil {
+			bdb.Close()
+			return nil, err
+		}
+	}
+	return db, nil
+}
+
+// upgrade creates the bucket tree of a new store, or brings an older one up
+// to SchemaVersion. There is one version so far; the switch is where the
+// next one goes.
+func (db *DB) upgrade() error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		version := 0
+		if meta != nil {
+			v, err := strconv.Atoi(string(meta.Get(keySchemaVersion)))
+			if err != nil {
+				return fmt.Errorf("meta/schema_version %q: %w", meta.Get(keySchemaVersion), err)
+			}
+			version = v
+		}
+		if version > SchemaVersion {
+			return fmt.Errorf("%w: schema version %d, this binary knows up to %d", ErrNewerSchema, version, SchemaVersion)
+		}
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("create bucket %s: %w", b, err)
+			}
+		}
+		// version 0 -> 1: the buckets above.
+		return tx.Bucket(bucketMeta).Put(keySchemaVersion, []byte(strconv.Itoa(SchemaVersion)))
+	})
+}
+
+// Close closes the database file.
+func (db *DB) Close() error { return db.bolt.Close() }
+
+// Path is the database file's path.
+func (db *DB) Path() string { return db.path }
+
+// SchemaVersion reads meta/schema_version.
+func (db *DB) SchemaVersion() (int, error) {
+	var v int
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return ErrNotInitialised
+		}
+		var err error
+		v, err = strconv.Atoi(string(meta.Get(keySchemaVersion)))
+		return err
+	})
+	return v, err
+}
+
+// SetNodeMeta records which node the store belongs to (at init).
+func (db *DB) SetNodeMeta(m NodeMeta) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bucketMeta), keyNode, m) })
+}
+
+// NodeMeta reads which node the store belongs to.
+func (db *DB) NodeMeta() (NodeMeta, error) {
+	var m NodeMeta
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil || meta.Get(keyNode) == nil {
+			return ErrNotInitialised
+		}
+		return json.Unmarshal(meta.Get(keyNode), &m)
+	})
+	return m, err
+}
+
+// Size is the size of the database in bytes as of a consistent read.
+func (db *DB) Size() int64 {
+	var n int64
+	_ = db.bolt.View(func(tx *bolt.Tx) error { n = tx.Size(); return nil })
+	return n
+}
+
+// Backup writes a consistent copy of the whole database to w while the
+// node keeps serving (a read transaction sees one snapshot). If onSize is
+// not nil it is called first with the exact number of bytes that follow,
+// so an HTTP reply can carry a Content-Length.
+func (db *DB) Backup(w io.Writer, onSize func(int64)) (int64, error) {
+	var n int64
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		if onSize != nil {
+			onSize(tx.Size())
+		}
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
+
+func putJSON(b *bolt.Bucket, key []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	return b.Put(key, data)
+}
+
+// --- tokens ---
+
+// PutToken stores a token hash for a principal.
+func (db *DB) PutToken(ctx context.Context, hash string, p access.Principal) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bucketTokens), []byte(hash), p) })
+}
+
+// Principal looks up a token hash.
+func (db *DB) Principal(ctx context.Context, hash string) (access.Principal, error) {
+	var p access.Principal
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketTokens).Get([]byte(hash))
+		if v == nil {
+			return access.ErrUnknownToken
+		}
+		return json.Unmarshal(v, &p)
+	})
+	return p, err
+}
+
+// --- sellers (sellers.Store) ---
+
+// CreateSeller implements sellers.Store.
+func (db *DB) CreateSeller(ctx context.Context, rec *sellers.Record, tokenHash string, p access.Principal) error {
+	return db.bolt.Batch(func(tx *bolt.Tx) error {
+		byBID := tx.Bucket(bucketSellersByBID)
+		if byBID.Get([]byte(rec.BusinessID)) != nil {
+			return sellers.ErrDuplicate
+		}
+		if err := putJSON(tx.Bucket(bucketSellers), []byte(rec.ID), rec); err != nil {
+			return err
+		}
+		if err := byBID.Put([]byte(rec.BusinessID), []byte(rec.ID)); err != nil {
+			return err
+		}
+		return putJSON(tx.Bucket(bucketTokens), []byte(tokenHash), p)
+	})
+}
+
+// Seller implements sellers.Store.
+func (db *DB) Seller(ctx context.Context, id string) (*sellers.Record, error) {
+	var rec sellers.Record
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketSellers).Get([]byte(id))
+		if v == nil {
+			return fmt.Errorf("%w: %s", sellers.ErrNotFound, id)
+		}
+		return json.Unmarshal(v, &rec)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &rec, nil
+}
+
+// UpdateSeller implements sellers.Store.
+func (db *DB) UpdateSeller(ctx context.Context, id string, fn func(*sellers.Record) error) (*sellers.Record, error) {
+	var rec sellers.Record
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSellers)
+		v := b.Get([]byte(id))
+		if v == nil {
+			return fmt.Errorf("%w: %s", sellers.ErrNotFound, id)
+		}
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return err
+		}
+		if err := fn(&rec); err != nil {
+			return err
+		}
+		return putJSON(b, []byte(id), &rec)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &rec, nil
+}
+
+// Sellers implements sellers.Store.
+func (db *DB) Sellers(ctx context.Context, status sellers.Status, after string, limit int) ([]*sellers.Record, error) {
+	var out []*sellers.Record
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketSellers).Cursor()
+		k, v := c.First()
+		if after != "" {
+			k, v = c.Seek([]byte(after))
+			if k != nil && bytes.Equal(k, []byte(after)) {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil && len(out) < limit; k, v = c.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			var rec sellers.Record
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("seller %s: %w", k, err)
+			}
+			if status != "" && rec.Status != status {
+				continue
+			}
+			out = append(out, &rec)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// --- listings (catalog.Store) ---
+
+// PutListings implements catalog.Store. One listing goes through Batch so
+// that concurrent single writes share a commit; many (a bulk import) are one
+// transaction of their own.
+func (db *DB) PutListings(ctx context.Context, ls ...*catalog.Listing) error {
+	put := func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketListings)
+		for _, l := range ls {
+			if err := putJSON(b, []byte(l.ID), l); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(ls) == 1 {
+		return db.bolt.Batch(put)
+	}
+	return db.bolt.Update(put)
+}
+
+// DeleteListing implements catalog.Store.
+func (db *DB) DeleteListing(ctx context.Context, id string) error {
+	return db.bolt.Batch(func(tx *bolt.Tx) error { return tx.Bucket(bucketListings).Delete([]byte(id)) })
+}
+
+// Listings implements catalog.Store.
+func (db *DB) Listings(ctx context.Context) ([]*catalog.Listing, error) {
+	var out []*catalog.Listing
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketListings).ForEach(func(k, v []byte) error {
+			var l catalog.Listing
+			if err := json.Unmarshal(v, &l); err != nil {
+				return fmt.Errorf("listing %s: %w", k, err)
+			}
+			out = append(out, &l)
+			return nil
+		})
+	})
+	return out, err
+}
