@@ -73,7 +73,7 @@ func parseCSV(r io.Reader, defaultCurrency string) ([]Row, []RowError, error) {
 		return nil, nil, fmt.Errorf("%w: the file is empty; the first line must be a header such as %s", ErrImportFile, strings.Join(csvRequired, ","))
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: header: %v", ErrImportFile, err)
+		return nil, nil, fmt.Errorf("%w: header: %w", ErrImportFile, err)
 	}
 	if len(header) > 0 {
 		header[0] = strings.TrimPrefix(header[0], "\ufeff") // spreadsheets write a BOM
@@ -112,7 +112,7 @@ func parseCSV(r io.Reader, defaultCurrency string) ([]Row, []RowError, error) {
 				// row reliably: stop, and say where.
 				return nil, nil, fmt.Errorf("%w: line %d: %v", ErrImportFile, pe.Line, pe.Err)
 			}
-			return nil, nil, fmt.Errorf("%w: %v", ErrImportFile, err)
+			return nil, nil, fmt.Errorf("%w: %w", ErrImportFile, err)
 		}
 		line, _ := cr.FieldPos(0) // only valid after a successful Read
 		if len(rows)+len(bad) >= MaxImportRows {
@@ -192,7 +192,7 @@ func parseNDJSON(r io.Reader) ([]Row, []RowError, error) {
 		rows = append(rows, Row{Line: line, Input: in})
 	}
 	if err := sc.Err(); err != nil {
-		return nil, nil, fmt.Errorf("%w: line %d: %v", ErrImportFile, line+1, err)
+		return nil, nil, fmt.Errorf("%w: line %d: %w", ErrImportFile, line+1, err)
 	}
 	return rows, bad, nil
 }

@@ -266,7 +266,10 @@ func newStream(txn *memdb.Txn, index, value string) *stream {
 }
 
 // seek positions the stream at its greatest ID <= bound.
+var DbgSeeks, DbgNexts int
+
 func (s *stream) seek(bound string) {
+	DbgSeeks++
 	// The id index key is "<id>\x00", every other key "<value>\x00<id>\x00";
 	// the indexers' FromArgs append the final NUL, so this argument seeks
 	// to exactly the key the entry with ID bound has, or would have.
@@ -285,6 +288,7 @@ func (s *stream) seek(bound string) {
 
 // next moves to the next older entry.
 func (s *stream) next() {
+	DbgNexts++
 	raw := s.it.Next()
 	if raw == nil {
 		s.done, s.cur = true, nil

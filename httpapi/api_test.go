@@ -291,3 +291,18 @@ func TestNoPersonalDataAtRest(t *testing.T) {
 		require.NotContains(t, logs, secret, fmt.Sprintf("%q found in the node's log", secret))
 	}
 }
+
+func TestImportTooLarge(t *testing.T) {
+	n := testnet.Start(t, "TH")
+	_, tok := n.ActiveSeller(testnet.THSeller("Songkhla Seafood Export Co., Ltd.", 0))
+	var b strings.Builder
+	b.WriteString("title,description,hs_code,price,quantity,ship_from\n")
+	row := "ปลาหมึกแห้ง 500 g," + strings.Repeat("dried squid from the Songkhla lagoon ", 25) + ",030749,420.00,10,TH-90\n"
+	for b.Len() <= 33<<20 { // over the 32 MiB default, under the 50,000-row limit
+		b.WriteString(row)
+	}
+	r := n.DoType("POST", "/v1/listings/import", tok, "text/csv", b.String())
+	require.Equal(t, http.StatusRequestEntityTooLarge, r.Status, string(r.Body[:min(len(r.Body), 300)]))
+	r = n.Do("GET", "/v1/listings", tok, nil)
+	require.Empty(t, r.JSON["items"], "an oversized import stores nothing")
+}

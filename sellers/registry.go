@@ -15,9 +15,8 @@ import (
 
 // Errors a Store returns; the Registry passes them through.
 var (
-	ErrNotFound          = errors.New("seller not found")
-	ErrDuplicate         = errors.New("a seller with this business_id is already registered")
-	ErrIllegalTransition = errors.New("illegal status change")
+	ErrNotFound  = errors.New("seller not found")
+	ErrDuplicate = errors.New("a seller with this business_id is already registered")
 )
 
 // Store is what the registry needs from persistent storage. Every method is

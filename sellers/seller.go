@@ -134,7 +134,8 @@ func (r *Registration) Validate(country string) error {
 		{"owner.email", r.Owner.Email},
 	} {
 		if !plausibleEmail(f.value) {
-			return validation.Field(f.field, "invalid_email", "%s %q is not an e-mail address", f.field, f.value)
+			// The value is not echoed: an owner's e-mail is personal data.
+			return validation.Field(f.field, "invalid_email", "%s is not an e-mail address", f.field)
 		}
 	}
 	for _, f := range []struct{ field, value string }{
