@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -12,13 +13,47 @@ import (
 	"github.com/imtgt/imtgt-node/validation"
 )
 
+// Change is one local change to the catalog: an upsert (Listing set) or a
+// withdrawal (DeleteID set).
+type Change struct {
+	Listing  *Listing
+	DeleteID string
+}
+
+// SealFunc turns local changes into the origin-signed records of this
+// node's catalog log, numbered first, first+1, ... It is called inside the
+// store's write transaction (possibly more than once, if the transaction is
+// retried), so it must be pure.
+type SealFunc func(first uint64, changes []Change) ([][]byte, error)
+
+// RemoteRecord is a verified record of another origin's catalog log.
+type RemoteRecord struct {
+	Seq      uint64
+	Raw      []byte   // the origin-signed envelope, stored and relayed as is
+	Listing  *Listing // set for an upsert
+	DeleteID string   // set for a withdrawal
+}
+
+// ErrLogGap is returned when remote records do not continue an origin's
+// log: the puller must ask again from its head.
+var ErrLogGap = errors.New("records do not continue the log")
+
 // Store is what the catalog needs from persistent storage. Writes are
 // durable before they return.
 type Store interface {
-	// PutListings stores listings in one transaction: all or none.
-	PutListings(ctx context.Context, ls ...*Listing) error
-	// DeleteListing removes a listing; a missing one is not an error.
-	DeleteListing(ctx context.Context, id string) error
+	// ApplyLocal stores local changes and, when seal is not nil, appends
+	// their signed records to origin's log, all in one transaction.
+	ApplyLocal(ctx context.Context, origin string, changes []Change, seal SealFunc) error
+	// ApplyRemote appends records to origin's log and applies them to the
+	// listings in one transaction. Records at or below the stored head are
+	// skipped (a repeated pull is harmless); a record that leaves a gap is
+	// ErrLogGap. It returns the records it applied.
+	ApplyRemote(ctx context.Context, origin string, recs []RemoteRecord) ([]RemoteRecord, error)
+	// Heads returns the last sequence number of every origin's log.
+	Heads(ctx context.Context) (map[string]uint64, error)
+	// LogRange returns consecutive records of origin's log from from (inclusive),
+	// at most max of them and about maxBytes, and the log's head.
+	LogRange(ctx context.Context, origin string, from uint64, max, maxBytes int) ([][]byte, uint64, error)
 	// Listings returns every stored listing, for rebuilding the index.
 	Listings(ctx context.Context) ([]*Listing, error)
 }
@@ -29,6 +64,12 @@ type Config struct {
 	Currency string // ISO 4217 of this node; local listings are priced in it
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Seal signs local changes into log records; nil keeps no log (a node
+	// outside any federation, and unit tests).
+	Seal SealFunc
+	// Published is called after local changes are durable and indexed, so
+	// the federation can announce the new head. It must not block.
+	Published func()
 }
 
 // Catalog is the listing service of one node: it validates sellers'
@@ -93,13 +134,95 @@ func (c *Catalog) Create(ctx context.Context, seller SellerProfile, in Input) (*
 	if err != nil {
 		return nil, err
 	}
-	if err := c.store.PutListings(ctx, l); err != nil {
-		return nil, err
-	}
-	if err := c.index.Upsert(l); err != nil {
+	if err := c.apply(ctx, []Change{{Listing: l}}); err != nil {
 		return nil, err
 	}
 	return l, nil
+}
+
+// apply stores local changes with their log records, then indexes them
+// and tells the federation.
+func (c *Catalog) apply(ctx context.Context, changes []Change) error {
+	if err := c.store.ApplyLocal(ctx, c.cfg.Country, changes, c.cfg.Seal); err != nil {
+		return err
+	}
+	var ups []*Listing
+	var dels []string
+	for _, ch := range changes {
+		if ch.Listing != nil {
+			ups = append(ups, ch.Listing)
+		} else {
+			dels = append(dels, ch.DeleteID)
+		}
+	}
+	if len(ups) > 0 {
+		if err := c.index.Upsert(ups...); err != nil {
+			return err
+		}
+	}
+	if len(dels) > 0 {
+		if err := c.index.Delete(dels...); err != nil {
+			return err
+		}
+	}
+	if c.cfg.Published != nil {
+		c.cfg.Published()
+	}
+	return nil
+}
+
+// ApplyRemote stores verified records of another origin's log and indexes
+// them. It returns how many were new.
+func (c *Catalog) ApplyRemote(ctx context.Context, origin string, recs []RemoteRecord) (int, error) {
+	if origin == c.cfg.Country {
+		return 0, fmt.Errorf("%w: records of this node's own origin %s come only from itself", ErrLogGap, origin)
+	}
+	applied, err := c.store.ApplyRemote(ctx, origin, recs)
+	if err != nil {
+		return 0, err
+	}
+	// Within one batch a listing may change more than once: the index
+	// takes the final state, in log order.
+	final := make(map[string]*RemoteRecord, len(applied))
+	var order []string
+	for i := range applied {
+		id := applied[i].DeleteID
+		if applied[i].Listing != nil {
+			id = applied[i].Listing.ID
+		}
+		if _, seen := final[id]; !seen {
+			order = append(order, id)
+		}
+		final[id] = &applied[i]
+	}
+	var ups []*Listing
+	var dels []string
+	for _, id := range order {
+		if r := final[id]; r.Listing != nil {
+			ups = append(ups, r.Listing)
+		} else {
+			dels = append(dels, id)
+		}
+	}
+	if len(ups) > 0 {
+		if err := c.index.Upsert(ups...); err != nil {
+			return 0, err
+		}
+	}
+	if len(dels) > 0 {
+		if err := c.index.Delete(dels...); err != nil {
+			return 0, err
+		}
+	}
+	return len(applied), nil
+}
+
+// Heads returns the last sequence number of every origin's log.
+func (c *Catalog) Heads(ctx context.Context) (map[string]uint64, error) { return c.store.Heads(ctx) }
+
+// LogRange returns records of origin's log for a peer.
+func (c *Catalog) LogRange(ctx context.Context, origin string, from uint64, max, maxBytes int) ([][]byte, uint64, error) {
+	return c.store.LogRange(ctx, origin, from, max, maxBytes)
 }
 
 // Get returns a listing by ID.
@@ -143,10 +266,7 @@ func (c *Catalog) Update(ctx context.Context, seller SellerProfile, id string, p
 	l.Images, l.Attributes = in.Images, in.Attributes
 	l.UpdatedAt = c.cfg.Now().UTC()
 	l.Version++
-	if err := c.store.PutListings(ctx, &l); err != nil {
-		return nil, err
-	}
-	if err := c.index.Upsert(&l); err != nil {
+	if err := c.apply(ctx, []Change{{Listing: &l}}); err != nil {
 		return nil, err
 	}
 	return &l, nil
@@ -159,10 +279,7 @@ func (c *Catalog) Delete(ctx context.Context, sellerID, id string) error {
 	if _, err := c.owned(sellerID, id); err != nil {
 		return err
 	}
-	if err := c.store.DeleteListing(ctx, id); err != nil {
-		return err
-	}
-	return c.index.Delete(id)
+	return c.apply(ctx, []Change{{DeleteID: id}})
 }
 
 // ImportReport says what a bulk import stored and what it refused.
@@ -193,10 +310,11 @@ func (c *Catalog) Import(ctx context.Context, seller SellerProfile, rows []Row, 
 		good = append(good, l)
 	}
 	if len(good) > 0 {
-		if err := c.store.PutListings(ctx, good...); err != nil {
-			return nil, err
+		changes := make([]Change, len(good))
+		for i, l := range good {
+			changes[i] = Change{Listing: l}
 		}
-		if err := c.index.Upsert(good...); err != nil {
+		if err := c.apply(ctx, changes); err != nil {
 			return nil, err
 		}
 	}

@@ -1,14 +1,20 @@
 package catalog
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
+	"unique"
 
 	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/imtgt/imtgt-node/money"
 )
 
 // ErrInvalidListing is returned by Upsert and Restore for a listing that
@@ -21,14 +27,20 @@ var ErrInvalidListing = errors.New("invalid listing")
 const maxIDLen = 128
 
 // entry is the object stored in memdb for one listing. Its exported fields
-// exist for memdb's reflection-based indexers; they are derived from Listing
-// once, at insert time, so that searching never re-tokenizes.
+// exist for memdb's reflection-based indexers; all fields are derived from
+// Listing once, at insert time, so that searching never re-tokenizes and
+// rarely has to touch the Listing itself.
 //
 // An entry, and the Listing it points to, is immutable once inserted: memdb
 // hands the same pointer to every reader without copying or locking, and an
 // update inserts a new entry. Callers of Upsert and Restore must therefore
 // not mutate a Listing after passing it in, nor one returned by Get, BySeller
 // or Search.
+//
+// The short code fields are interned (unique.Make): thousands of entries
+// then share one copy of "TH" or "MYR", which saves memory and, because Go
+// compares strings with equal data pointers without reading them, keeps the
+// comparisons Search makes on every candidate out of the cache-miss path.
 type entry struct {
 	ID       string
 	Origin   string
@@ -39,11 +51,49 @@ type entry struct {
 	// ("09", "090", "0901", ...), so that an HS prefix filter is an exact
 	// lookup in the "hs" index.
 	HSPrefixes []string
-	// Tokens are sorted and deduplicated (Tokens returns them so): sorted so
-	// that Search can test membership by binary search.
+	// Tokens are deduplicated and ordered by tokenHashes.
 	Tokens  []string
 	Listing *Listing
+
+	// tokenHashes[i] is the hash of Tokens[i] under the index's seed, in
+	// ascending order. Search tests token membership on every entry it
+	// walks; a binary search over strings would read a dozen scattered
+	// strings on a cold cache, over hashes it reads a few adjacent words,
+	// then one string to confirm.
+	tokenHashes []uint64
+	price       money.Amount // Listing.Price, with the currency interned
 }
+
+// hasToken reports whether e has token tok, whose hash is h.
+func (e *entry) hasToken(tok string, h uint64) bool {
+	i, ok := slices.BinarySearch(e.tokenHashes, h)
+	for ; ok && i < len(e.tokenHashes) && e.tokenHashes[i] == h; i++ {
+		if e.Tokens[i] == tok {
+			return true
+		}
+	}
+	return false
+}
+
+// setTokens stores toks in e ordered by their hashes.
+func (e *entry) setTokens(seed maphash.Seed, toks []string) {
+	type th struct {
+		h   uint64
+		tok string
+	}
+	ths := make([]th, len(toks))
+	for i, t := range toks {
+		ths[i] = th{maphash.String(seed, t), t}
+	}
+	slices.SortFunc(ths, func(a, b th) int { return cmp.Or(cmp.Compare(a.h, b.h), strings.Compare(a.tok, b.tok)) })
+	e.Tokens = make([]string, len(ths))
+	e.tokenHashes = make([]uint64, len(ths))
+	for i, x := range ths {
+		e.Tokens[i], e.tokenHashes[i] = x.tok, x.h
+	}
+}
+
+func intern(s string) string { return unique.Make(s).Value() }
 
 // originCount is a row of the origin_counts table. It is replaced, never
 // mutated, like every memdb object.
@@ -60,6 +110,7 @@ func originKey(origin string) string { return "o/" + origin }
 // channels will never fire again) wake up.
 type state struct {
 	db       *memdb.MemDB
+	stats    *postingStats
 	replaced chan struct{}
 }
 
@@ -74,11 +125,15 @@ type Index struct {
 	// then commit into the discarded database and be lost although it
 	// finished after Restore began.
 	wmu sync.Mutex
+	// seed keys the token hashes. It is random per Index so that a seller
+	// cannot craft a word whose hash collides with a popular one (a
+	// collision would only cost a string comparison, but still).
+	seed maphash.Seed
 }
 
 // NewIndex returns an empty catalog.
 func NewIndex() *Index {
-	ix := &Index{}
+	ix := &Index{seed: maphash.MakeSeed()}
 	ix.st.Store(newState())
 	return ix
 }
@@ -90,7 +145,7 @@ func newState() *state {
 		// it valid, so this is a programming error, not a run-time one.
 		panic(fmt.Sprintf("catalog: invalid memdb schema: %v", err))
 	}
-	return &state{db: db, replaced: make(chan struct{})}
+	return &state{db: db, stats: newPostingStats(), replaced: make(chan struct{})}
 }
 
 func (ix *Index) db() *memdb.MemDB { return ix.st.Load().db }
@@ -105,7 +160,7 @@ func validID(id string) bool {
 
 // newEntry derives the indexed form of a listing. It does the expensive part
 // of an insert (tokenizing), so callers run it before taking any lock.
-func newEntry(l *Listing) (*entry, error) {
+func (ix *Index) newEntry(l *Listing) (*entry, error) {
 	if l == nil {
 		return nil, fmt.Errorf("%w: nil", ErrInvalidListing)
 	}
@@ -121,16 +176,19 @@ func newEntry(l *Listing) (*entry, error) {
 			return nil, fmt.Errorf("%w: %s of %s contains NUL", ErrInvalidListing, f.name, l.ID)
 		}
 	}
-	return &entry{
+	hs := intern(l.HSCode)
+	e := &entry{
 		ID:         l.ID,
-		Origin:     l.Origin,
-		SellerID:   l.SellerID,
-		HSCode:     l.HSCode,
-		ShipFrom:   l.ShipFrom,
-		HSPrefixes: hsPrefixes(l.HSCode),
-		Tokens:     Tokens(searchText(l)),
+		Origin:     intern(l.Origin),
+		SellerID:   intern(l.SellerID),
+		HSCode:     hs,
+		ShipFrom:   intern(l.ShipFrom),
+		HSPrefixes: hsPrefixes(hs),
 		Listing:    l,
-	}, nil
+		price:      money.Amount{Minor: l.Price.Minor, Currency: intern(l.Price.Currency)},
+	}
+	e.setTokens(ix.seed, Tokens(searchText(l)))
+	return e, nil
 }
 
 // searchText is everything a buyer can search a listing by, joined by a
@@ -172,7 +230,7 @@ func hsPrefixes(code string) []string {
 func (ix *Index) Upsert(ls ...*Listing) error {
 	es := make([]*entry, len(ls))
 	for i, l := range ls {
-		e, err := newEntry(l)
+		e, err := ix.newEntry(l)
 		if err != nil {
 			return err
 		}
@@ -180,31 +238,41 @@ func (ix *Index) Upsert(ls ...*Listing) error {
 	}
 	ix.wmu.Lock()
 	defer ix.wmu.Unlock()
-	txn := ix.db().Txn(true)
+	st := ix.st.Load()
+	txn := st.db.Txn(true)
 	defer txn.Abort() // no-op after Commit
-	for _, e := range es {
-		if err := insertEntry(txn, e); err != nil {
-			return err
-		}
+	replaced, err := insertEntries(txn, es)
+	if err != nil {
+		return err
 	}
 	txn.Commit()
+	st.stats.apply(es, replaced)
 	return nil
 }
 
-func insertEntry(txn *memdb.Txn, e *entry) error {
-	old, err := txn.First(tableListings, indexID, e.ID)
-	if err != nil {
-		return fmt.Errorf("catalog: look up %s: %w", e.ID, err)
-	}
-	if old != nil {
-		if err := addCount(txn, old.(*entry).Origin, -1); err != nil {
-			return err
+// insertEntries inserts es and returns the entries they replaced.
+func insertEntries(txn *memdb.Txn, es []*entry) ([]*entry, error) {
+	var replaced []*entry
+	for _, e := range es {
+		raw, err := txn.First(tableListings, indexID, e.ID)
+		if err != nil {
+			return nil, fmt.Errorf("catalog: look up %s: %w", e.ID, err)
+		}
+		if raw != nil {
+			old := raw.(*entry)
+			replaced = append(replaced, old)
+			if err := addCount(txn, old.Origin, -1); err != nil {
+				return nil, err
+			}
+		}
+		if err := txn.Insert(tableListings, e); err != nil {
+			return nil, fmt.Errorf("catalog: insert %s: %w", e.ID, err)
+		}
+		if err := addCount(txn, e.Origin, 1); err != nil {
+			return nil, err
 		}
 	}
-	if err := txn.Insert(tableListings, e); err != nil {
-		return fmt.Errorf("catalog: insert %s: %w", e.ID, err)
-	}
-	return addCount(txn, e.Origin, 1)
+	return replaced, nil
 }
 
 func addCount(txn *memdb.Txn, origin string, delta int) error {
@@ -231,8 +299,10 @@ func addCount(txn *memdb.Txn, origin string, delta int) error {
 func (ix *Index) Delete(ids ...string) error {
 	ix.wmu.Lock()
 	defer ix.wmu.Unlock()
-	txn := ix.db().Txn(true)
+	st := ix.st.Load()
+	txn := st.db.Txn(true)
 	defer txn.Abort()
+	var deleted []*entry
 	for _, id := range ids {
 		raw, err := txn.First(tableListings, indexID, id)
 		if err != nil {
@@ -247,8 +317,10 @@ func (ix *Index) Delete(ids ...string) error {
 		if err := addCount(txn, raw.(*entry).Origin, -1); err != nil {
 			return err
 		}
+		deleted = append(deleted, raw.(*entry))
 	}
 	txn.Commit()
+	st.stats.apply(nil, deleted)
 	return nil
 }
 
@@ -274,7 +346,7 @@ func (ix *Index) Get(id string) (*Listing, bool) {
 func (ix *Index) Restore(ls []*Listing) error {
 	es := make([]*entry, len(ls))
 	for i, l := range ls {
-		e, err := newEntry(l)
+		e, err := ix.newEntry(l)
 		if err != nil {
 			return err
 		}
@@ -283,12 +355,12 @@ func (ix *Index) Restore(ls []*Listing) error {
 	next := newState()
 	txn := next.db.Txn(true)
 	defer txn.Abort()
-	for _, e := range es {
-		if err := insertEntry(txn, e); err != nil {
-			return err
-		}
+	replaced, err := insertEntries(txn, es) // replaced: duplicates in ls
+	if err != nil {
+		return err
 	}
 	txn.Commit()
+	next.stats.apply(es, replaced)
 
 	// Only the swap needs the writers' lock: building outside it keeps
 	// Upserts flowing during a long restore, and the result is the same as
@@ -335,7 +407,7 @@ func (ix *Index) counts() []*originCount {
 // BySeller returns all the listings of a seller, newest first.
 func (ix *Index) BySeller(sellerID string) []*Listing {
 	txn := ix.db().Txn(false)
-	s := newStream(txn, indexSeller, sellerID)
+	s := newStream(txn, postingKey{indexSeller, sellerID}, ix.seed)
 	var ls []*Listing
 	for s.seek(afterAll); !s.done; s.next() {
 		ls = append(ls, s.cur.Listing)
@@ -355,5 +427,67 @@ func (ix *Index) Watch(ws memdb.WatchSet) {
 	// insert, update and delete of a listing does.
 	if it, err := st.db.Txn(false).Get(tableListings, indexID); err == nil {
 		ws.Add(it.WatchCh())
+	}
+}
+
+// postingStats counts the entries under each value of each posting-list
+// index (each token, origin, region, seller and HS prefix). Search uses the
+// counts only to choose the shortest list to walk. They are updated just
+// after each commit, under the writers' lock, so a reader may see them a
+// moment stale: that can cost a slower plan, never a wrong result.
+//
+// The counts live beside memdb rather than in it because keeping a memdb row
+// per token would add dozens of tree inserts to every Upsert for numbers
+// that need not be exact.
+type postingStats struct {
+	mu sync.RWMutex
+	n  map[postingKey]int
+}
+
+type postingKey struct{ index, value string }
+
+func newPostingStats() *postingStats { return &postingStats{n: make(map[postingKey]int)} }
+
+// apply counts the postings of added entries in and those of removed ones
+// out. Additions go first so that an update that keeps most of its tokens
+// does not delete and re-create their map slots.
+func (s *postingStats) apply(added, removed []*entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range added {
+		forEachPosting(e, func(k postingKey) { s.n[k]++ })
+	}
+	for _, e := range removed {
+		forEachPosting(e, func(k postingKey) {
+			if s.n[k] <= 1 {
+				delete(s.n, k)
+			} else {
+				s.n[k]--
+			}
+		})
+	}
+}
+
+// count is the number of entries under value in index.
+func (s *postingStats) count(index, value string) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.n[postingKey{index, value}]
+}
+
+// forEachPosting calls f with every posting list e is on, except the id
+// index's.
+func forEachPosting(e *entry, f func(postingKey)) {
+	for _, t := range e.Tokens {
+		f(postingKey{indexToken, t})
+	}
+	for _, p := range e.HSPrefixes {
+		f(postingKey{indexHS, p})
+	}
+	// Empty values are not indexed (AllowMissing), so not counted.
+	for _, kv := range [...]postingKey{{indexOrigin, e.Origin}, {indexRegion, e.ShipFrom}, {indexSeller, e.SellerID}} {
+		if kv.value != "" {
+			f(kv)
+		}
 	}
 }

@@ -5,7 +5,7 @@ package catalog
 
 import (
 	"fmt"
-	"slices"
+	"hash/maphash"
 	"testing"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -28,10 +28,32 @@ func TestSchemaBuilds(t *testing.T) {
 	}
 }
 
-// testEntry makes an entry as newEntry would, with its tokens sorted.
+// testSeed keys the token hashes of test entries; it is never changed.
+var testSeed = maphash.MakeSeed()
+
+// testEntry makes an entry as newEntry would.
 func testEntry(id string, tokens ...string) *entry {
-	slices.Sort(tokens)
-	return &entry{ID: id, Origin: "TH", Tokens: tokens, Listing: &Listing{ID: id, Origin: "TH"}}
+	e := &entry{ID: id, Origin: "TH", Listing: &Listing{ID: id, Origin: "TH"}}
+	e.setTokens(testSeed, tokens)
+	return e
+}
+
+func TestHasTokenConfirmsCollisions(t *testing.T) {
+	// Hand-made equal hashes stand in for a maphash collision: the
+	// string decides.
+	e := &entry{Tokens: []string{"a", "b", "c"}, tokenHashes: []uint64{1, 5, 5}}
+	require.True(t, e.hasToken("b", 5))
+	require.True(t, e.hasToken("c", 5))
+	require.False(t, e.hasToken("d", 5))
+	require.False(t, e.hasToken("a", 5))
+	require.True(t, e.hasToken("a", 1))
+	require.False(t, e.hasToken("a", 2))
+
+	e = testEntry("lst_1", "rice", "kopi", "ข้", "rice")
+	for _, tok := range []string{"rice", "kopi", "ข้"} {
+		require.True(t, e.hasToken(tok, maphash.String(testSeed, tok)), tok)
+	}
+	require.False(t, e.hasToken("ric", maphash.String(testSeed, "ric")))
 }
 
 // TestNonUniqueKeyLayout pins down what go-memdb v1.3.5 does and Search
@@ -113,51 +135,82 @@ func TestStreamStopsAtEndOfRange(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s<=%s", tt.token, tt.bound), func(t *testing.T) {
-			require.Equal(t, tt.want, streamIDs(newStream(r, indexToken, tt.token), tt.bound))
+			require.Equal(t, tt.want, streamIDs(newStream(r, postingKey{indexToken, tt.token}, testSeed), tt.bound))
 		})
 	}
 
-	// skipTo walks or re-seeks, with the same result.
-	s := newStream(r, indexToken, "rice")
-	s.seek(afterAll)
-	s.skipTo("lst_4")
-	require.Equal(t, "lst_3", s.cur.ID)
-	s.skipTo("lst_0")
-	require.True(t, s.done)
 }
 
-func TestIntersectLeapfrogs(t *testing.T) {
-	db, err := memdb.NewMemDB(dbSchema())
-	require.NoError(t, err)
-	txn := db.Txn(true)
-	// "a1" is on every entry, "b2" on every third, "c3" on every fifth:
-	// the intersection of all three is every fifteenth.
-	var want []string
-	for i := 999; i >= 0; i-- {
-		toks := []string{"a1"}
-		if i%3 == 0 {
-			toks = append(toks, "b2")
+// TestPostingStatsFollowWrites checks that the planner's counts match a
+// recount of the posting lists after inserts, updates (that change tokens
+// and origin), duplicate IDs in one call, deletes and a restore.
+func TestPostingStatsFollowWrites(t *testing.T) {
+	recount := func(ix *Index) map[postingKey]int {
+		m := map[postingKey]int{}
+		it, err := ix.db().Txn(false).Get(tableListings, indexID)
+		require.NoError(t, err)
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			forEachPosting(raw.(*entry), func(k postingKey) { m[k]++ })
 		}
-		if i%5 == 0 {
-			toks = append(toks, "c3")
-		}
-		id := fmt.Sprintf("lst_%04d", i)
-		if i%15 == 0 {
-			want = append(want, id)
-		}
-		require.NoError(t, txn.Insert(tableListings, testEntry(id, toks...)))
+		return m
 	}
-	txn.Commit()
-	r := db.Txn(false)
-	var ss []*stream
-	for _, tok := range []string{"a1", "b2", "c3"} {
-		s := newStream(r, indexToken, tok)
-		s.seek(afterAll)
-		ss = append(ss, s)
+	l := func(id, origin, title string) *Listing {
+		return &Listing{ID: id, Origin: origin, SellerID: "s-" + origin, ShipFrom: origin + "-1", HSCode: "090111", Title: title}
 	}
-	var got []string
-	intersect(ss, func(e *entry) bool { got = append(got, e.ID); return true })
-	require.Equal(t, want, got)
+	ix := NewIndex()
+	steps := []func() error{
+		func() error { return ix.Upsert(l("lst_1", "TH", "kopi rice"), l("lst_2", "MY", "kopi luwak")) },
+		func() error { return ix.Upsert(l("lst_1", "ID", "teh hijau")) },
+		func() error { return ix.Upsert(l("lst_3", "TH", "a b c"), l("lst_3", "TH", "ข้าวหอม")) },
+		func() error { return ix.Delete("lst_2", "lst_9") },
+		func() error {
+			return ix.Restore([]*Listing{l("lst_7", "TH", "durian"), l("lst_7", "TH", "durian monthong")})
+		},
+		func() error { return ix.Delete("lst_7") },
+	}
+	for i, step := range steps {
+		require.NoError(t, step())
+		st := ix.st.Load()
+		require.Equal(t, recount(ix), st.stats.n, "after step %d", i)
+	}
+}
+
+func TestPlanDriverPicksShortestList(t *testing.T) {
+	stats := newPostingStats()
+	var es []*entry
+	for i := range 10 {
+		e := &entry{ID: fmt.Sprintf("lst_%d", i), Origin: "TH", ShipFrom: "TH-10", Tokens: []string{"kopi"}}
+		if i < 5 {
+			e.HSPrefixes = hsPrefixes("090111")
+		}
+		if i < 3 {
+			e.Tokens = []string{"kopi", "luwak"}
+		}
+		if i == 0 {
+			e.SellerID = "s1"
+		}
+		es = append(es, e)
+	}
+	stats.apply(es, nil)
+	tests := []struct {
+		name   string
+		q      Query
+		tokens []string
+		want   postingKey
+	}{
+		{"nothing indexed", Query{MaxPrice: nil}, nil, postingKey{indexID, ""}},
+		{"hs too short to be indexed", Query{HS: "0"}, nil, postingKey{indexID, ""}},
+		{"rarer token", Query{}, []string{"kopi", "luwak"}, postingKey{indexToken, "luwak"}},
+		{"token without postings", Query{}, []string{"kopi", "zzz"}, postingKey{indexToken, "zzz"}},
+		{"seller rarer than token", Query{SellerID: "s1"}, []string{"luwak"}, postingKey{indexSeller, "s1"}},
+		{"hs", Query{HS: "0901", Origin: "TH"}, []string{"kopi"}, postingKey{indexHS, "0901"}},
+		{"region", Query{Region: "MY-01", Origin: "TH"}, nil, postingKey{indexRegion, "MY-01"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, planDriver(stats, tt.q, tt.tokens))
+		})
+	}
 }
 
 func TestHSPrefixes(t *testing.T) {

@@ -240,9 +240,11 @@ func TestOperationalRoutes(t *testing.T) {
 	n.Do("POST", "/v1/listings", tok, testnet.Listing("ปลาหมึกแห้ง", "030749", "420.00"))
 
 	require.Equal(t, http.StatusOK, n.Do("GET", "/healthz", "", nil).Status)
+	// Not yet in a federation: the node serves, but is not ready (fail closed).
 	r := n.Do("GET", "/readyz", "", nil)
-	require.Equal(t, http.StatusOK, r.Status)
-	require.Equal(t, true, r.JSON["ready"])
+	require.Equal(t, http.StatusServiceUnavailable, r.Status)
+	require.Equal(t, false, r.JSON["ready"])
+	require.Contains(t, string(r.Body), "no valid federation manifest installed")
 
 	require.Equal(t, http.StatusUnauthorized, n.Do("GET", "/metrics", "", nil).Status)
 	require.Equal(t, http.StatusForbidden, n.Do("GET", "/metrics", tok, nil).Status)

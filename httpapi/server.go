@@ -63,6 +63,10 @@ type Config struct {
 	Logger         *slog.Logger         // nil: slog.Default()
 	MaxBodyBytes   int64
 	MaxImportBytes int64
+	Federation     Federation
+	// InstallRefused is the sentinel the node wraps around a refused
+	// manifest install (answered 422).
+	InstallRefused error
 }
 
 // Server is the HTTP API of one node.
@@ -152,6 +156,10 @@ func (s *Server) routes() []route {
 		{Method: "GET", Pattern: "/v1/listings/{id}", Roles: sellerOrOp, handler: s.getListing},
 		{Method: "PATCH", Pattern: "/v1/listings/{id}", Roles: seller, handler: s.updateListing},
 		{Method: "DELETE", Pattern: "/v1/listings/{id}", Roles: seller, handler: s.deleteListing},
+
+		{Method: "GET", Pattern: "/v1/peers", Roles: op, handler: s.peers},
+		{Method: "GET", Pattern: "/v1/federation/manifest", Roles: op, handler: s.getManifest},
+		{Method: "POST", Pattern: "/v1/federation/manifest", Roles: op, handler: s.installManifest},
 
 		{Method: "GET", Pattern: "/v1/catalog/search", Roles: anyRole, handler: s.search},
 		{Method: "GET", Pattern: "/v1/catalog/listings/{id}", Roles: anyRole, handler: s.catalogListing},

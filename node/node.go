@@ -14,15 +14,20 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/pnet"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/imtgt/imtgt-node/access"
 	"github.com/imtgt/imtgt-node/catalog"
+	"github.com/imtgt/imtgt-node/federation"
 	"github.com/imtgt/imtgt-node/httpapi"
 	"github.com/imtgt/imtgt-node/keys"
+	"github.com/imtgt/imtgt-node/membership"
 	"github.com/imtgt/imtgt-node/refdata"
 	"github.com/imtgt/imtgt-node/sellers"
 	"github.com/imtgt/imtgt-node/store"
@@ -175,24 +180,32 @@ type Options struct {
 	// HTTPAddr overrides the config's listen address (tests use
 	// "127.0.0.1:0").
 	HTTPAddr string
+	// SyncInterval overrides the federation's safety-net sync period.
+	SyncInterval time.Duration
 }
 
 // Node is a running national node.
 type Node struct {
-	Dir      string
-	Config   Config
-	Keys     *keys.Set
-	Store    *store.DB
-	Sellers  *sellers.Registry
-	Catalog  *catalog.Catalog
-	Metrics  *prometheus.Registry
-	log      *slog.Logger
-	httpSrv  *http.Server
-	listener net.Listener
-	wg       sync.WaitGroup
-	serveErr chan error
-	closed   bool
-	mu       sync.Mutex
+	Dir     string
+	Config  Config
+	Keys    *keys.Set
+	Store   *store.DB
+	Sellers *sellers.Registry
+	Catalog *catalog.Catalog
+	Metrics *prometheus.Registry
+	Fed     *federation.Service
+	log     *slog.Logger
+	// installMu serialises manifest installs (CLI and peers).
+	installMu sync.Mutex
+	httpSrv   *http.Server
+	listener  net.Listener
+	wg        sync.WaitGroup
+	serveErr  chan error
+	closed    bool
+	mu        sync.Mutex
+	// fedCatalog lets the federation service, built before the catalog
+	// (whose Published hook is the service's), reach the catalog.
+	fedCatalog atomic.Pointer[catalog.Catalog]
 }
 
 // Open loads the node in dir: configuration, keys, store and catalog index.
@@ -225,18 +238,73 @@ func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 	}
 	country, _ := refdata.CountryByCode(cfg.Node.Country)
 	n.Sellers = sellers.NewRegistry(db, ks.Data, cfg.Node.Country)
-	n.Catalog = catalog.New(db, catalog.NewIndex(), catalog.Config{Country: cfg.Node.Country, Currency: country.Currency})
+	n.Metrics = prometheus.NewRegistry()
+	if err := n.openFederation(opts); err != nil {
+		db.Close()
+		return nil, err
+	}
+	p2pKey, _, err := federation.Identity(ks.Node)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	n.Catalog = catalog.New(db, catalog.NewIndex(), catalog.Config{
+		Country: cfg.Node.Country, Currency: country.Currency,
+		Seal:      federation.RecordSealer(p2pKey, cfg.Node.Country, time.Now),
+		Published: n.Fed.Published,
+	})
+	n.fedCatalog.Store(n.Catalog)
 	start := time.Now()
 	if err := n.Catalog.Load(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
 	log.Info("catalog loaded", "listings", n.Catalog.Index().Count(), "took", time.Since(start).Round(time.Millisecond))
-	n.Metrics = prometheus.NewRegistry()
 	n.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.Metrics.MustRegister(newNodeCollector(n))
 	return n, nil
 }
+
+// openFederation loads the installed manifest and federation key, and
+// builds the (not yet started) federation service.
+func (n *Node) openFederation(opts Options) error {
+	raw, err := n.Store.Manifest()
+	if err != nil {
+		return err
+	}
+	var m *membership.Manifest
+	if raw != nil {
+		if m, err = membership.Parse(raw); err != nil {
+			return fmt.Errorf("installed manifest: %w", err)
+		}
+	}
+	var psk pnet.PSK
+	if b, err := readPSK(n.Dir); err != nil {
+		return err
+	} else if b != nil {
+		if psk, err = federation.ParsePSK(b); err != nil {
+			return err
+		}
+	}
+	key, _, err := federation.Identity(n.Keys.Node)
+	if err != nil {
+		return err
+	}
+	n.Fed, err = federation.New(federation.Config{
+		Country: n.Config.Node.Country, Key: key, ListenAddr: n.Config.P2P.Addr, PSK: psk,
+		Manifest: m, ManifestRaw: raw, Catalog: nil,
+		CatalogFunc:  func() *catalog.Catalog { return n.fedCatalog.Load() },
+		SaveManifest: n.saveReceivedManifest,
+		Logger:       n.log, Registry: n.Metrics, SyncInterval: opts.SyncInterval,
+	})
+	return err
+}
+
+// Peers reports the federation's members (httpapi.Federation).
+func (n *Node) Peers(ctx context.Context) []federation.PeerStatus { return n.Fed.Peers(ctx) }
+
+// Manifest returns the installed manifest (httpapi.Federation).
+func (n *Node) Manifest() (*membership.Manifest, []byte) { return n.Fed.Manifest() }
 
 // checkStoreOwner refuses a store that belongs to another node (a backup
 // restored into the wrong directory).
@@ -267,6 +335,8 @@ func (n *Node) Start(ctx context.Context) error {
 		Logger:         n.log,
 		MaxBodyBytes:   n.Config.HTTP.MaxBodyBytes,
 		MaxImportBytes: n.Config.HTTP.MaxImportBytes,
+		Federation:     n,
+		InstallRefused: ErrInstall,
 	})
 	ln, err := net.Listen("tcp", n.Config.HTTP.Addr)
 	if err != nil {
@@ -291,6 +361,9 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 	}()
 	n.log.Info("node serving", "http", n.HTTPURL(), "name", n.Config.Node.Name)
+	if err := n.Fed.Start(ctx); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -309,6 +382,7 @@ func (n *Node) ready(ctx context.Context) []httpapi.Check {
 	checks := []httpapi.Check{{Name: "keys", Err: nil}}
 	_, err := n.Store.SchemaVersion()
 	checks = append(checks, httpapi.Check{Name: "store", Err: err})
+	checks = append(checks, httpapi.Check{Name: "federation_manifest", Err: n.Fed.Ready()})
 	return checks
 }
 
@@ -330,6 +404,9 @@ func (n *Node) Close(ctx context.Context) error {
 		}
 	}
 	n.wg.Wait()
+	if err := n.Fed.Close(); err != nil && first == nil {
+		first = fmt.Errorf("close federation: %w", err)
+	}
 	if err := n.Store.Close(); err != nil && first == nil {
 		first = fmt.Errorf("close store: %w", err)
 	}

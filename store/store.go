@@ -13,6 +13,11 @@ package store
 //	  <business id>             seller id (uniqueness of business IDs)
 //	listings/
 //	  <listing id>              catalog.Listing (local and federated)
+//	federation/
+//	  manifest                  the installed membership manifest, its exact signed YAML
+//	log/
+//	  <origin country>/         one append-only catalog log per origin
+//	    <seq, 8-byte big-endian> the origin-signed record envelope, as received
 //
 // Every write that acknowledges something to a user is committed with
 // fsync before the acknowledgement. Single writes that arrive in bursts
@@ -22,6 +27,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,11 +51,14 @@ var (
 	bucketSellers      = []byte("sellers")
 	bucketSellersByBID = []byte("sellers_by_business_id")
 	bucketListings     = []byte("listings")
+	bucketLog          = []byte("log")
+	bucketFederation   = []byte("federation")
+	keyManifest        = []byte("manifest")
 
 	keySchemaVersion = []byte("schema_version")
 	keyNode          = []byte("node")
 
-	allBuckets = [][]byte{bucketMeta, bucketTokens, bucketSellers, bucketSellersByBID, bucketListings}
+	allBuckets = [][]byte{bucketMeta, bucketTokens, bucketSellers, bucketSellersByBID, bucketListings, bucketLog, bucketFederation}
 )
 
 // Errors.
@@ -208,6 +217,25 @@ func putJSON(b *bolt.Bucket, key []byte, v any) error {
 	return b.Put(key, data)
 }
 
+// --- federation ---
+
+// SaveManifest stores the installed manifest's exact bytes.
+func (db *DB) SaveManifest(raw []byte) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketFederation).Put(keyManifest, raw) })
+}
+
+// Manifest returns the installed manifest's bytes, or nil.
+func (db *DB) Manifest() ([]byte, error) {
+	var raw []byte
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketFederation).Get(keyManifest); v != nil {
+			raw = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	return raw, err
+}
+
 // --- tokens ---
 
 // PutToken stores a token hash for a principal.
@@ -316,30 +344,141 @@ func (db *DB) Sellers(ctx context.Context, status sellers.Status, after string, 
 	return out, err
 }
 
-// --- listings (catalog.Store) ---
+// --- listings and catalog logs (catalog.Store) ---
 
-// PutListings implements catalog.Store. One listing goes through Batch so
+func seqKey(seq uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	return k[:]
+}
+
+func logHead(b *bolt.Bucket) uint64 {
+	if b == nil {
+		return 0
+	}
+	k, _ := b.Cursor().Last()
+	if k == nil {
+		return 0
+	}
+	return binary.BigEndian.Uint64(k)
+}
+
+// ApplyLocal implements catalog.Store. One change goes through Batch so
 // that concurrent single writes share a commit; many (a bulk import) are one
 // transaction of their own.
-func (db *DB) PutListings(ctx context.Context, ls ...*catalog.Listing) error {
-	put := func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketListings)
-		for _, l := range ls {
-			if err := putJSON(b, []byte(l.ID), l); err != nil {
+func (db *DB) ApplyLocal(ctx context.Context, origin string, changes []catalog.Change, seal catalog.SealFunc) error {
+	apply := func(tx *bolt.Tx) error {
+		listings := tx.Bucket(bucketListings)
+		for _, c := range changes {
+			if c.Listing != nil {
+				if err := putJSON(listings, []byte(c.Listing.ID), c.Listing); err != nil {
+					return err
+				}
+			} else if err := listings.Delete([]byte(c.DeleteID)); err != nil {
+				return err
+			}
+		}
+		if seal == nil {
+			return nil
+		}
+		log, err := tx.Bucket(bucketLog).CreateBucketIfNotExists([]byte(origin))
+		if err != nil {
+			return err
+		}
+		first := logHead(log) + 1
+		recs, err := seal(first, changes)
+		if err != nil {
+			return fmt.Errorf("seal log records: %w", err)
+		}
+		for i, rec := range recs {
+			if err := log.Put(seqKey(first+uint64(i)), rec); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	if len(ls) == 1 {
-		return db.bolt.Batch(put)
+	if len(changes) == 1 {
+		return db.bolt.Batch(apply)
 	}
-	return db.bolt.Update(put)
+	return db.bolt.Update(apply)
 }
 
-// DeleteListing implements catalog.Store.
-func (db *DB) DeleteListing(ctx context.Context, id string) error {
-	return db.bolt.Batch(func(tx *bolt.Tx) error { return tx.Bucket(bucketListings).Delete([]byte(id)) })
+// ApplyRemote implements catalog.Store.
+func (db *DB) ApplyRemote(ctx context.Context, origin string, recs []catalog.RemoteRecord) ([]catalog.RemoteRecord, error) {
+	var applied []catalog.RemoteRecord
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		applied = applied[:0]
+		log, err := tx.Bucket(bucketLog).CreateBucketIfNotExists([]byte(origin))
+		if err != nil {
+			return err
+		}
+		head := logHead(log)
+		listings := tx.Bucket(bucketListings)
+		for _, r := range recs {
+			if r.Seq <= head {
+				continue
+			}
+			if r.Seq != head+1 {
+				return fmt.Errorf("%w: %s record %d after head %d", catalog.ErrLogGap, origin, r.Seq, head)
+			}
+			if err := log.Put(seqKey(r.Seq), r.Raw); err != nil {
+				return err
+			}
+			if r.Listing != nil {
+				if err := putJSON(listings, []byte(r.Listing.ID), r.Listing); err != nil {
+					return err
+				}
+			} else if err := listings.Delete([]byte(r.DeleteID)); err != nil {
+				return err
+			}
+			head = r.Seq
+			applied = append(applied, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return applied, nil
+}
+
+// Heads implements catalog.Store.
+func (db *DB) Heads(ctx context.Context) (map[string]uint64, error) {
+	heads := make(map[string]uint64)
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketLog).ForEachBucket(func(k []byte) error {
+			if h := logHead(tx.Bucket(bucketLog).Bucket(k)); h > 0 {
+				heads[string(k)] = h
+			}
+			return nil
+		})
+	})
+	return heads, err
+}
+
+// LogRange implements catalog.Store.
+func (db *DB) LogRange(ctx context.Context, origin string, from uint64, max, maxBytes int) ([][]byte, uint64, error) {
+	var out [][]byte
+	var head uint64
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		log := tx.Bucket(bucketLog).Bucket([]byte(origin))
+		head = logHead(log)
+		if log == nil {
+			return nil
+		}
+		size := 0
+		c := log.Cursor()
+		for k, v := c.Seek(seqKey(from)); k != nil && len(out) < max; k, v = c.Next() {
+			if len(out) > 0 && size+len(v) > maxBytes {
+				break
+			}
+			// bbolt's bytes are valid only inside the transaction.
+			out = append(out, append([]byte(nil), v...))
+			size += len(v)
+		}
+		return nil
+	})
+	return out, head, err
 }
 
 // Listings implements catalog.Store.

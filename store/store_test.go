@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -105,10 +106,10 @@ func TestListingsAndBackup(t *testing.T) {
 		{ID: "lst_1", Origin: "TH", Title: "ข้าวหอมมะลิ", Price: money.Amount{Minor: 26500, Currency: "THB"}},
 		{ID: "lst_2", Origin: "TH", Title: "coffee"},
 	}
-	require.NoError(t, db.PutListings(ctx, ls...))
-	require.NoError(t, db.PutListings(ctx, &catalog.Listing{ID: "lst_3", Origin: "TH"}))
-	require.NoError(t, db.DeleteListing(ctx, "lst_2"))
-	require.NoError(t, db.DeleteListing(ctx, "lst_missing"))
+	require.NoError(t, db.ApplyLocal(ctx, "TH", []catalog.Change{{Listing: ls[0]}, {Listing: ls[1]}}, nil))
+	require.NoError(t, db.ApplyLocal(ctx, "TH", []catalog.Change{{Listing: &catalog.Listing{ID: "lst_3", Origin: "TH"}}}, nil))
+	require.NoError(t, db.ApplyLocal(ctx, "TH", []catalog.Change{{DeleteID: "lst_2"}}, nil))
+	require.NoError(t, db.ApplyLocal(ctx, "TH", []catalog.Change{{DeleteID: "lst_missing"}}, nil))
 	all, err := db.Listings(ctx)
 	require.NoError(t, err)
 	require.Len(t, all, 2)
@@ -157,4 +158,68 @@ func BenchmarkBoltBatchInsert(b *testing.B) {
 		}))
 	}
 	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "records/s")
+}
+
+func TestCatalogLogs(t *testing.T) {
+	ctx := context.Background()
+	db := mustOpen(t)
+	seal := func(first uint64, cs []catalog.Change) ([][]byte, error) {
+		out := make([][]byte, len(cs))
+		for i := range cs {
+			out[i] = []byte("TH record " + strconv.FormatUint(first+uint64(i), 10))
+		}
+		return out, nil
+	}
+	require.NoError(t, db.ApplyLocal(ctx, "TH", []catalog.Change{{Listing: &catalog.Listing{ID: "lst_1"}}, {Listing: &catalog.Listing{ID: "lst_2"}}}, seal))
+	require.NoError(t, db.ApplyLocal(ctx, "TH", []catalog.Change{{DeleteID: "lst_1"}}, seal))
+	heads, err := db.Heads(ctx)
+	require.NoError(t, err)
+	require.Equal(t, map[string]uint64{"TH": 3}, heads)
+	recs, head, err := db.LogRange(ctx, "TH", 2, 10, 1<<20)
+	require.NoError(t, err)
+	require.Equal(t, uint64(3), head)
+	require.Equal(t, [][]byte{[]byte("TH record 2"), []byte("TH record 3")}, recs)
+	recs, _, err = db.LogRange(ctx, "TH", 1, 10, 5)
+	require.NoError(t, err)
+	require.Len(t, recs, 1, "the byte budget stops the range, but never below one record")
+	recs, head, err = db.LogRange(ctx, "MY", 1, 10, 1<<20)
+	require.NoError(t, err)
+	require.Empty(t, recs)
+	require.Zero(t, head)
+
+	// A seal failure writes nothing.
+	failing := func(uint64, []catalog.Change) ([][]byte, error) { return nil, errors.New("no key") }
+	require.Error(t, db.ApplyLocal(ctx, "TH", []catalog.Change{{Listing: &catalog.Listing{ID: "lst_9"}}}, failing))
+	all, err := db.Listings(ctx)
+	require.NoError(t, err)
+	require.Len(t, all, 1)
+
+	// Remote records: repeats are skipped, gaps refused, deletes applied.
+	my := func(seq uint64, id string, del bool) catalog.RemoteRecord {
+		r := catalog.RemoteRecord{Seq: seq, Raw: []byte("MY " + strconv.FormatUint(seq, 10))}
+		if del {
+			r.DeleteID = id
+		} else {
+			r.Listing = &catalog.Listing{ID: id, Origin: "MY"}
+		}
+		return r
+	}
+	applied, err := db.ApplyRemote(ctx, "MY", []catalog.RemoteRecord{my(1, "lst_m1", false), my(2, "lst_m2", false)})
+	require.NoError(t, err)
+	require.Len(t, applied, 2)
+	applied, err = db.ApplyRemote(ctx, "MY", []catalog.RemoteRecord{my(2, "lst_m2", false), my(3, "lst_m1", true)})
+	require.NoError(t, err)
+	require.Len(t, applied, 1)
+	_, err = db.ApplyRemote(ctx, "MY", []catalog.RemoteRecord{my(5, "lst_m5", false)})
+	require.ErrorIs(t, err, catalog.ErrLogGap)
+	heads, err = db.Heads(ctx)
+	require.NoError(t, err)
+	require.Equal(t, map[string]uint64{"TH": 3, "MY": 3}, heads)
+	all, err = db.Listings(ctx)
+	require.NoError(t, err)
+	var ids []string
+	for _, l := range all {
+		ids = append(ids, l.ID)
+	}
+	require.ElementsMatch(t, []string{"lst_2", "lst_m2"}, ids)
 }

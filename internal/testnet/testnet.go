@@ -27,6 +27,7 @@ type Node struct {
 	Country       string
 	URL           string
 	OperatorToken string
+	SyncInterval  time.Duration
 	logs          *syncBuffer
 	*node.Node
 }
@@ -65,10 +66,16 @@ func Start(tb testing.TB, country string) *Node {
 
 func (tn *Node) start() {
 	tn.t.Helper()
-	n, err := node.Open(context.Background(), tn.Dir, node.Options{Logger: slog.New(slog.NewTextHandler(tn.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	n, err := node.Open(context.Background(), tn.Dir, node.Options{Logger: slog.New(slog.NewTextHandler(tn.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), SyncInterval: tn.SyncInterval})
 	require.NoError(tn.t, err)
 	require.NoError(tn.t, n.Start(context.Background()))
 	tn.Node, tn.URL = n, n.HTTPURL()
+}
+
+// Start starts a node that InitNode initialised.
+func (tn *Node) Start() {
+	tn.t.Helper()
+	tn.start()
 }
 
 // Stop closes the node (idempotent).

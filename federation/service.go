@@ -1,0 +1,390 @@
+package federation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/core/pnet"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/imtgt/imtgt-node/catalog"
+	"github.com/imtgt/imtgt-node/membership"
+)
+
+// Protocol IDs. One stream per request; see docs/PROTOCOL.md.
+const (
+	ProtoHeads    = protocol.ID("/imtgt/heads/1.0.0")
+	ProtoAnnounce = protocol.ID("/imtgt/announce/1.0.0")
+	ProtoSync     = protocol.ID("/imtgt/sync/1.0.0")
+	ProtoManifest = protocol.ID("/imtgt/manifest/1.0.0")
+)
+
+// Defaults.
+const (
+	DefaultSyncInterval  = 10 * time.Second
+	DefaultStreamTimeout = 10 * time.Second
+	// MaxRangeCount is the most records one RangeRequest may ask for.
+	MaxRangeCount = 1024
+	// rangeReplyBytes is the byte budget of one RangeReply, well under
+	// MaxMessageSize so that the envelope around it always fits.
+	rangeReplyBytes = 2 << 20
+)
+
+// ErrNoManifest means the node has no valid manifest installed: it takes
+// no part in the federation (fail closed).
+var ErrNoManifest = errors.New("no valid federation manifest installed")
+
+// Config configures a Service.
+type Config struct {
+	Country    string
+	Key        crypto.PrivKey
+	ListenAddr string   // multiaddr, e.g. /ip4/127.0.0.1/tcp/4001
+	PSK        pnet.PSK // nil until a manifest is installed with its key
+	// Manifest is the installed manifest and its exact bytes; nil if none.
+	Manifest    *membership.Manifest
+	ManifestRaw []byte
+	Catalog     *catalog.Catalog
+	// CatalogFunc supplies the catalog when it is built after the service
+	// (its Published hook is the service's); used when Catalog is nil.
+	CatalogFunc func() *catalog.Catalog
+	// SaveManifest persists a newer manifest received from a peer, after
+	// it passed membership.CheckInstall; the service then applies it.
+	SaveManifest func(raw []byte, m *membership.Manifest) error
+	Logger       *slog.Logger
+	Registry     prometheus.Registerer
+	Now          func() time.Time
+	SyncInterval time.Duration
+}
+
+// memberState is the installed manifest with look-ups built once.
+type memberState struct {
+	m      *membership.Manifest
+	raw    []byte
+	byPeer map[peer.ID]membership.Member
+}
+
+func newMemberState(m *membership.Manifest, raw []byte) (*memberState, error) {
+	st := &memberState{m: m, raw: raw, byPeer: make(map[peer.ID]membership.Member)}
+	for _, mem := range m.Members {
+		id, err := peer.Decode(mem.PeerID)
+		if err != nil {
+			return nil, fmt.Errorf("manifest member %s: peer id: %w", mem.Country, err)
+		}
+		st.byPeer[id] = mem
+	}
+	return st, nil
+}
+
+// Service is a node's part in the federation.
+type Service struct {
+	cfg     Config
+	log     *slog.Logger
+	self    peer.ID
+	host    host.Host
+	state   atomic.Pointer[memberState]
+	sealer  *Sealer
+	opener  *Opener
+	metrics *metrics
+
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	mu      sync.Mutex // guards workers and peers
+	workers map[peer.ID]*peerWorker
+	peers   map[peer.ID]*peerInfo
+
+	announce chan struct{}
+}
+
+// New builds a service; Start brings it up.
+func New(cfg Config) (*Service, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.SyncInterval == 0 {
+		cfg.SyncInterval = DefaultSyncInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.Catalog == nil && cfg.CatalogFunc == nil {
+		return nil, errors.New("federation: a catalog is required")
+	}
+	self, err := peer.IDFromPrivateKey(cfg.Key)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{
+		cfg: cfg, log: cfg.Logger.With("system", "federation"), self: self,
+		workers: make(map[peer.ID]*peerWorker), peers: make(map[peer.ID]*peerInfo),
+		announce: make(chan struct{}, 1),
+	}
+	if cfg.Manifest != nil {
+		st, err := newMemberState(cfg.Manifest, cfg.ManifestRaw)
+		if err != nil {
+			return nil, err
+		}
+		s.state.Store(st)
+	}
+	s.sealer = &Sealer{key: cfg.Key, now: cfg.Now, validity: DefaultValidity, federation: s.federationID}
+	s.opener = &Opener{now: cfg.Now, isMember: s.isMember, federation: func() string { n, _ := s.federationID(); return n }, seen: newSeenSet()}
+	s.metrics = newMetrics(cfg.Registry)
+	return s, nil
+}
+
+func (s *Service) catalog() *catalog.Catalog {
+	if s.cfg.Catalog != nil {
+		return s.cfg.Catalog
+	}
+	return s.cfg.CatalogFunc()
+}
+
+// PeerID is this node's peer ID.
+func (s *Service) PeerID() peer.ID { return s.self }
+
+// Host is the libp2p host (nil before Start or without a manifest).
+func (s *Service) Host() host.Host { return s.host }
+
+func (s *Service) federationID() (string, uint64) {
+	if st := s.state.Load(); st != nil {
+		return st.m.Federation, st.m.Version
+	}
+	return "", 0
+}
+
+// current returns the installed manifest if it is valid now.
+func (s *Service) current() (*memberState, error) {
+	st := s.state.Load()
+	if st == nil {
+		return nil, ErrNoManifest
+	}
+	if st.m.Expired(s.cfg.Now()) {
+		return nil, fmt.Errorf("%w: manifest version %d expired at %s", ErrNoManifest, st.m.Version, st.m.Expires.UTC().Format(time.RFC3339))
+	}
+	return st, nil
+}
+
+func (s *Service) isMember(id peer.ID) bool {
+	st, err := s.current()
+	if err != nil {
+		return false
+	}
+	_, ok := st.byPeer[id]
+	return ok
+}
+
+// Ready says whether the node can federate: a valid, unexpired manifest.
+func (s *Service) Ready() error {
+	_, err := s.current()
+	return err
+}
+
+// Manifest returns the installed manifest and its bytes (nil if none).
+func (s *Service) Manifest() (*membership.Manifest, []byte) {
+	if st := s.state.Load(); st != nil {
+		return st.m, st.raw
+	}
+	return nil, nil
+}
+
+// gater admits only members of the installed, unexpired manifest.
+type gater struct{ s *Service }
+
+func (g gater) InterceptPeerDial(p peer.ID) bool                 { return g.s.isMember(p) }
+func (g gater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return g.s.isMember(p) }
+func (g gater) InterceptAccept(network.ConnMultiaddrs) bool      { return g.s.Ready() == nil }
+func (g gater) InterceptSecured(dir network.Direction, p peer.ID, addrs network.ConnMultiaddrs) bool {
+	if g.s.isMember(p) {
+		return true
+	}
+	g.s.metrics.rejected.WithLabelValues("outsider").Inc()
+	g.s.log.Warn("refused a connection from a peer outside the manifest", "peer", p, "addr", addrs.RemoteMultiaddr())
+	return false
+}
+func (g gater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
+
+// Start listens and starts syncing. Without a PSK (no manifest installed
+// yet) the service stays down and Ready says why; Install brings it up.
+func (s *Service) Start(ctx context.Context) error {
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if s.cfg.PSK == nil {
+		s.log.Info("federation not started: no manifest installed")
+		return nil
+	}
+	return s.startHost()
+}
+
+func (s *Service) startHost() error {
+	limits := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&limits)
+	for _, p := range []protocol.ID{ProtoHeads, ProtoAnnounce, ProtoSync, ProtoManifest} {
+		limits.AddProtocolLimit(p, rcmgr.BaseLimit{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512, Memory: 64 << 20}, rcmgr.BaseLimitIncrease{})
+		limits.AddProtocolPeerLimit(p, rcmgr.BaseLimit{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: 16 << 20}, rcmgr.BaseLimitIncrease{})
+	}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
+	if err != nil {
+		return fmt.Errorf("resource manager: %w", err)
+	}
+	// Watermarks well under the resource limits: a federation has a
+	// handful of members, so a few connections each is plenty.
+	cm, err := connmgr.NewConnManager(64, 128, connmgr.WithGracePeriod(time.Minute))
+	if err != nil {
+		return err
+	}
+	h, err := libp2p.New(
+		libp2p.Identity(s.cfg.Key),
+		libp2p.ListenAddrStrings(s.cfg.ListenAddr),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.PrivateNetwork(s.cfg.PSK),
+		libp2p.ConnectionGater(gater{s}),
+		libp2p.ResourceManager(rm),
+		libp2p.ConnectionManager(cm),
+		libp2p.DisableRelay(),
+		libp2p.DisableMetrics(),
+		libp2p.Ping(false),
+	)
+	if err != nil {
+		return fmt.Errorf("start libp2p host on %s: %w", s.cfg.ListenAddr, err)
+	}
+	s.host = h
+	h.SetStreamHandler(ProtoHeads, s.handle(ProtoHeads, s.serveHeads))
+	h.SetStreamHandler(ProtoAnnounce, s.handle(ProtoAnnounce, s.serveAnnounce))
+	h.SetStreamHandler(ProtoSync, s.handle(ProtoSync, s.serveSync))
+	h.SetStreamHandler(ProtoManifest, s.handle(ProtoManifest, s.serveManifest))
+	h.Network().Notify(&network.NotifyBundle{
+		ConnectedF: func(_ network.Network, c network.Conn) { s.trigger(c.RemotePeer()) },
+	})
+	s.log.Info("federation listening", "peer", s.self, "addrs", h.Addrs())
+	s.applyMembers()
+	s.wg.Add(1)
+	go s.announcer()
+	return nil
+}
+
+// Addrs are the host's listen addresses (empty before the host starts).
+func (s *Service) Addrs() []ma.Multiaddr {
+	if s.host == nil {
+		return nil
+	}
+	return s.host.Addrs()
+}
+
+// Install applies a newly installed manifest (already checked and saved):
+// members removed are cut off, members added get a worker, and peers hear
+// of the new version. psk may be nil to keep the current key.
+func (s *Service) Install(m *membership.Manifest, raw []byte, psk pnet.PSK) error {
+	st, err := newMemberState(m, raw)
+	if err != nil {
+		return err
+	}
+	s.state.Store(st)
+	s.metrics.manifestVersion.Set(float64(m.Version))
+	s.log.Info("manifest applied", "version", m.Version, "members", len(m.Members))
+	if s.host == nil {
+		if psk == nil {
+			return errors.New("federation key (swarm.key) needed to start the federation")
+		}
+		s.cfg.PSK = psk
+		return s.startHost()
+	}
+	s.applyMembers()
+	return nil
+}
+
+// applyMembers reconciles connections and workers with the manifest.
+func (s *Service) applyMembers() {
+	st := s.state.Load()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, w := range s.workers {
+		if _, ok := st.byPeer[id]; !ok {
+			w.stop()
+			delete(s.workers, id)
+			delete(s.peers, id)
+			s.host.Network().ClosePeer(id)
+			s.log.Info("member removed: disconnected", "peer", id)
+		}
+	}
+	for id, mem := range st.byPeer {
+		if id == s.self {
+			continue
+		}
+		var addrs []ma.Multiaddr
+		for _, a := range mem.Addrs {
+			if maddr, err := ma.NewMultiaddr(a); err == nil {
+				addrs = append(addrs, maddr)
+			}
+		}
+		s.host.Peerstore().SetAddrs(id, addrs, peerstore.PermanentAddrTTL)
+		if _, ok := s.workers[id]; !ok {
+			s.peers[id] = &peerInfo{}
+			w := newPeerWorker(s, id)
+			s.workers[id] = w
+			s.wg.Add(1)
+			go w.run()
+		} else {
+			s.workers[id].kick()
+		}
+	}
+}
+
+func (s *Service) trigger(id peer.ID) {
+	s.mu.Lock()
+	w := s.workers[id]
+	s.mu.Unlock()
+	if w != nil {
+		w.kick()
+	}
+}
+
+// Published tells the service the local log grew; it announces the new
+// heads to connected members. It never blocks.
+func (s *Service) Published() {
+	select {
+	case s.announce <- struct{}{}:
+	default:
+	}
+}
+
+// Close stops the workers, closes the host and returns the first error.
+func (s *Service) Close() error {
+	if s.cancel == nil {
+		return nil
+	}
+	s.cancel()
+	s.mu.Lock()
+	for _, w := range s.workers {
+		w.stop()
+	}
+	s.mu.Unlock()
+	var err error
+	if s.host != nil {
+		err = s.host.Close()
+	}
+	s.wg.Wait()
+	return err
+}

@@ -1,0 +1,483 @@
+package federation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-msgio"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/imtgt/imtgt-node/catalog"
+	"github.com/imtgt/imtgt-node/federation/pb"
+	"github.com/imtgt/imtgt-node/membership"
+)
+
+type metrics struct {
+	rejected        *prometheus.CounterVec
+	records         *prometheus.CounterVec
+	syncs           *prometheus.CounterVec
+	manifestVersion prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "imtgt", Subsystem: "federation", Name: "rejected_total",
+			Help: "Messages, records and connections refused, by reason.",
+		}, []string{"reason"}),
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "imtgt", Subsystem: "sync", Name: "records_total",
+			Help: "Catalog records received from peers and stored, by origin.",
+		}, []string{"origin"}),
+		syncs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "imtgt", Subsystem: "sync", Name: "rounds_total",
+			Help: "Sync rounds with a peer, by result (ok, error).",
+		}, []string{"result"}),
+		manifestVersion: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "imtgt", Subsystem: "federation", Name: "manifest_version",
+			Help: "Version of the installed membership manifest (0: none).",
+		}),
+	}
+	reg.MustRegister(m.rejected, m.records, m.syncs, m.manifestVersion)
+	return m
+}
+
+// --- serving ---
+
+type serveFunc func(ctx context.Context, from peer.ID, msg *pb.Message) (*pb.Message, error)
+
+// handle wraps a protocol handler: deadline, size limit, verification,
+// and a signed reply. A bad message is counted, logged and answered with a
+// reset; the handler itself keeps serving other streams.
+func (s *Service) handle(proto protocol.ID, serve serveFunc) network.StreamHandler {
+	return func(st network.Stream) {
+		from := st.Conn().RemotePeer()
+		_ = st.SetDeadline(time.Now().Add(DefaultStreamTimeout))
+		r := msgio.NewVarintReaderSize(st, MaxMessageSize)
+		data, err := r.ReadMsg()
+		if err != nil {
+			reason := "read"
+			if errors.Is(err, msgio.ErrMsgTooLarge) {
+				reason = ErrTooLarge.Error()
+			}
+			s.reject(proto, from, reason, err)
+			st.Reset()
+			return
+		}
+		msg, err := s.opener.Open(data, from)
+		r.ReleaseMsg(data)
+		if err != nil {
+			s.reject(proto, from, Reason(err), err)
+			st.Reset()
+			return
+		}
+		reply, err := serve(s.ctx, from, msg)
+		if err != nil {
+			s.reject(proto, from, Reason(err), err)
+			reply = &pb.Message{Body: &pb.Message_Error{Error: &pb.Error{Code: "bad_request", Message: err.Error()}}}
+		}
+		if reply == nil {
+			st.Close()
+			return
+		}
+		out, err := s.sealer.Seal(reply)
+		if err == nil {
+			err = msgio.NewVarintWriter(st).WriteMsg(out)
+		}
+		if err != nil {
+			s.log.Debug("reply failed", "protocol", proto, "peer", from, "err", err)
+			st.Reset()
+			return
+		}
+		st.Close()
+	}
+}
+
+func (s *Service) reject(proto protocol.ID, from peer.ID, reason string, err error) {
+	s.metrics.rejected.WithLabelValues(reason).Inc()
+	s.log.Warn("rejected a federation message", "protocol", proto, "peer", from, "reason", reason, "err", err)
+}
+
+func (s *Service) heads(ctx context.Context) (map[string]uint64, error) {
+	return s.catalog().Heads(ctx)
+}
+
+func (s *Service) serveHeads(ctx context.Context, from peer.ID, msg *pb.Message) (*pb.Message, error) {
+	if msg.GetHeadsRequest() == nil {
+		return nil, fmt.Errorf("%w: expected heads_request", ErrMalformed)
+	}
+	s.notePeerManifest(from, msg.ManifestVersion)
+	h, err := s.heads(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.Message{Body: &pb.Message_Heads{Heads: &pb.Heads{Heads: h}}}, nil
+}
+
+func (s *Service) serveAnnounce(ctx context.Context, from peer.ID, msg *pb.Message) (*pb.Message, error) {
+	h := msg.GetHeads()
+	if h == nil {
+		return nil, fmt.Errorf("%w: expected heads", ErrMalformed)
+	}
+	s.notePeerManifest(from, msg.ManifestVersion)
+	s.notePeerHeads(from, h.Heads)
+	s.trigger(from)
+	return nil, nil
+}
+
+func (s *Service) serveSync(ctx context.Context, from peer.ID, msg *pb.Message) (*pb.Message, error) {
+	req := msg.GetRangeRequest()
+	if req == nil {
+		return nil, fmt.Errorf("%w: expected range_request", ErrMalformed)
+	}
+	if req.FromSeq == 0 || req.MaxCount == 0 || req.MaxCount > MaxRangeCount || len(req.Origin) != 2 {
+		return nil, fmt.Errorf("%w: range_request needs origin, from_seq >= 1 and 1 <= max_count <= %d", ErrMalformed, MaxRangeCount)
+	}
+	recs, head, err := s.catalog().LogRange(ctx, req.Origin, req.FromSeq, int(req.MaxCount), rangeReplyBytes)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.Message{Body: &pb.Message_RangeReply{RangeReply: &pb.RangeReply{Origin: req.Origin, Records: recs, Head: head}}}, nil
+}
+
+func (s *Service) serveManifest(ctx context.Context, from peer.ID, msg *pb.Message) (*pb.Message, error) {
+	offer := msg.GetManifestOffer()
+	if offer == nil {
+		return nil, fmt.Errorf("%w: expected manifest_offer", ErrMalformed)
+	}
+	reply := &pb.ManifestReply{}
+	if err := s.acceptManifest(offer.Manifest); err != nil {
+		reply.Reason = err.Error()
+	} else {
+		reply.Accepted = true
+	}
+	return &pb.Message{Body: &pb.Message_ManifestReply{ManifestReply: reply}}, nil
+}
+
+// acceptManifest installs a manifest a peer offered, under the same rule
+// as the CLI: a newer version approved by the current federation's quorum.
+func (s *Service) acceptManifest(raw []byte) error {
+	next, err := membership.Parse(raw)
+	if err != nil {
+		return err
+	}
+	cur, _ := s.Manifest()
+	if cur != nil && next.Version <= cur.Version {
+		return nil // nothing new: not an error
+	}
+	if err := membership.CheckInstall(cur, next, s.cfg.Now()); err != nil {
+		s.metrics.rejected.WithLabelValues("manifest").Inc()
+		return err
+	}
+	if s.cfg.SaveManifest != nil {
+		if err := s.cfg.SaveManifest(raw, next); err != nil {
+			return err
+		}
+	}
+	s.log.Info("installed a newer manifest received from a peer", "version", next.Version)
+	return s.Install(next, raw, nil)
+}
+
+// --- requesting ---
+
+// request opens a stream, sends one signed message and, unless oneWay,
+// reads and verifies one signed reply.
+func (s *Service) request(ctx context.Context, p peer.ID, proto protocol.ID, msg *pb.Message, oneWay bool) (*pb.Message, error) {
+	ctx, cancel := context.WithTimeout(ctx, DefaultStreamTimeout)
+	defer cancel()
+	st, err := s.host.NewStream(ctx, p, proto)
+	if err != nil {
+		return nil, err
+	}
+	_ = st.SetDeadline(time.Now().Add(DefaultStreamTimeout))
+	out, err := s.sealer.Seal(msg)
+	if err != nil {
+		st.Reset()
+		return nil, err
+	}
+	if err := msgio.NewVarintWriter(st).WriteMsg(out); err != nil {
+		st.Reset()
+		return nil, err
+	}
+	if err := st.CloseWrite(); err != nil {
+		st.Reset()
+		return nil, err
+	}
+	if oneWay {
+		// Wait for the peer to close its side, so the message was read.
+		_, _ = io.Copy(io.Discard, io.LimitReader(st, 1))
+		st.Close()
+		return nil, nil
+	}
+	r := msgio.NewVarintReaderSize(st, MaxMessageSize)
+	data, err := r.ReadMsg()
+	if err != nil {
+		st.Reset()
+		return nil, fmt.Errorf("read reply: %w", err)
+	}
+	st.Close()
+	reply, err := s.opener.Open(data, p)
+	if err != nil {
+		s.reject(proto, p, Reason(err), err)
+		return nil, err
+	}
+	if e := reply.GetError(); e != nil {
+		return nil, fmt.Errorf("peer refused: %s: %s", e.Code, e.Message)
+	}
+	s.notePeerManifest(p, reply.ManifestVersion)
+	return reply, nil
+}
+
+// syncWith pulls from p every range p holds that this node lacks, of every
+// origin except this node's own.
+func (s *Service) syncWith(ctx context.Context, p peer.ID) error {
+	reply, err := s.request(ctx, p, ProtoHeads, &pb.Message{Body: &pb.Message_HeadsRequest{HeadsRequest: &pb.HeadsRequest{}}}, false)
+	if err != nil {
+		return err
+	}
+	theirs := reply.GetHeads().GetHeads()
+	s.notePeerHeads(p, theirs)
+	ours, err := s.heads(ctx)
+	if err != nil {
+		return err
+	}
+	grew := false
+	for origin, head := range theirs {
+		if origin == s.cfg.Country {
+			continue // our own log comes only from us
+		}
+		for ours[origin] < head {
+			n, err := s.pull(ctx, p, origin, ours[origin]+1)
+			if err != nil {
+				return fmt.Errorf("pull %s from %d: %w", origin, ours[origin]+1, err)
+			}
+			if n == 0 {
+				break
+			}
+			grew = true
+			if ours, err = s.heads(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	s.noteSynced(p)
+	if grew {
+		s.Published() // relay: tell the others we have more
+	}
+	s.maybeOfferManifest(ctx, p)
+	return nil
+}
+
+// pull fetches one range, verifies every record (origin signature by the
+// origin's member key, sequence, content) and stores the verified prefix.
+func (s *Service) pull(ctx context.Context, p peer.ID, origin string, from uint64) (int, error) {
+	st, err := s.current()
+	if err != nil {
+		return 0, err
+	}
+	member, ok := st.m.Member(origin)
+	if !ok {
+		return 0, fmt.Errorf("%w: origin %s is not a member", ErrBadRecord, origin)
+	}
+	originID, err := peer.Decode(member.PeerID)
+	if err != nil {
+		return 0, err
+	}
+	reply, err := s.request(ctx, p, ProtoSync, &pb.Message{Body: &pb.Message_RangeRequest{RangeRequest: &pb.RangeRequest{Origin: origin, FromSeq: from, MaxCount: MaxRangeCount}}}, false)
+	if err != nil {
+		return 0, err
+	}
+	rr := reply.GetRangeReply()
+	if rr == nil || rr.Origin != origin {
+		return 0, fmt.Errorf("%w: expected a range_reply for %s", ErrMalformed, origin)
+	}
+	recs := make([]catalog.RemoteRecord, len(rr.Records))
+	errs := make([]error, len(rr.Records))
+	_ = parallel(len(rr.Records), func(i int) error {
+		rec, signer, err := OpenRecord(rr.Records[i])
+		switch {
+		case err != nil:
+		case signer != originID:
+			err = fmt.Errorf("%w: record signed by %s, not by %s's node", ErrBadSignature, signer, origin)
+		case rec.Origin != origin || rec.Seq != from+uint64(i):
+			err = fmt.Errorf("%w: record %s/%d where %s/%d was expected", ErrBadRecord, rec.Origin, rec.Seq, origin, from+uint64(i))
+		default:
+			recs[i], err = toRemote(rec, rr.Records[i])
+		}
+		errs[i] = err
+		return nil
+	})
+	// Keep the verified prefix: records after a bad one would leave a gap.
+	good := len(recs)
+	for i, err := range errs {
+		if err != nil {
+			s.reject(ProtoSync, p, Reason(err), err)
+			good = i
+			break
+		}
+	}
+	if good == 0 {
+		if len(errs) > 0 {
+			return 0, errs[0]
+		}
+		return 0, nil
+	}
+	n, err := s.catalog().ApplyRemote(ctx, origin, recs[:good])
+	if err != nil {
+		return 0, err
+	}
+	s.metrics.records.WithLabelValues(origin).Add(float64(n))
+	if good < len(recs) {
+		return n, errs[good]
+	}
+	return good, nil
+}
+
+// announcer sends the node's heads to every connected member when the log
+// grows, coalescing bursts.
+func (s *Service) announcer() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.announce:
+		}
+		if _, err := s.current(); err != nil {
+			continue
+		}
+		h, err := s.heads(s.ctx)
+		if err != nil {
+			continue
+		}
+		msg := func() *pb.Message {
+			return &pb.Message{Body: &pb.Message_Heads{Heads: &pb.Heads{Heads: maps.Clone(h)}}}
+		}
+		var wg sync.WaitGroup
+		for _, p := range s.host.Network().Peers() {
+			if !s.isMember(p) {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := s.request(s.ctx, p, ProtoAnnounce, msg(), true); err != nil {
+					s.log.Debug("announce failed", "peer", p, "err", err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+}
+
+// maybeOfferManifest pushes our manifest to a peer that runs an older one.
+func (s *Service) maybeOfferManifest(ctx context.Context, p peer.ID) {
+	m, raw := s.Manifest()
+	s.mu.Lock()
+	info := s.peers[p]
+	behind := info != nil && info.manifestVersion < m.Version
+	s.mu.Unlock()
+	if !behind {
+		return
+	}
+	reply, err := s.request(ctx, p, ProtoManifest, &pb.Message{Body: &pb.Message_ManifestOffer{ManifestOffer: &pb.ManifestOffer{Version: m.Version, Manifest: raw}}}, false)
+	if err != nil {
+		s.log.Debug("manifest offer failed", "peer", p, "err", err)
+		return
+	}
+	if mr := reply.GetManifestReply(); mr != nil && !mr.Accepted {
+		s.log.Warn("peer refused our manifest", "peer", p, "version", m.Version, "reason", mr.Reason)
+	}
+}
+
+// --- per-peer worker ---
+
+// peerWorker owns the connection to one member and its sync rounds: one
+// goroutine per member, so triggers coalesce and rounds never overlap.
+type peerWorker struct {
+	s      *Service
+	id     peer.ID
+	kickCh chan struct{}
+	done   chan struct{}
+	once   sync.Once
+}
+
+func newPeerWorker(s *Service, id peer.ID) *peerWorker {
+	return &peerWorker{s: s, id: id, kickCh: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+func (w *peerWorker) kick() {
+	select {
+	case w.kickCh <- struct{}{}:
+	default:
+	}
+}
+
+func (w *peerWorker) stop() { w.once.Do(func() { close(w.done) }) }
+
+func (w *peerWorker) run() {
+	defer w.s.wg.Done()
+	backoff := time.Second
+	timer := time.NewTimer(0) // first round at once
+	defer timer.Stop()
+	for {
+		select {
+		case <-w.s.ctx.Done():
+			return
+		case <-w.done:
+			return
+		case <-w.kickCh:
+		case <-timer.C:
+		}
+		err := w.round()
+		next := w.s.cfg.SyncInterval
+		if err != nil {
+			w.s.metrics.syncs.WithLabelValues("error").Inc()
+			w.s.notePeerError(w.id, err)
+			next = min(backoff, w.s.cfg.SyncInterval)
+			backoff = min(backoff*2, time.Minute)
+		} else {
+			w.s.metrics.syncs.WithLabelValues("ok").Inc()
+			backoff = time.Second
+		}
+		// Jitter spreads the rounds of many nodes that started together.
+		next += time.Duration(rand.Int64N(int64(next/10) + 1))
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(next)
+	}
+}
+
+func (w *peerWorker) round() error {
+	if _, err := w.s.current(); err != nil {
+		// Fail closed: drop what is connected, and do nothing else.
+		if w.s.host.Network().Connectedness(w.id) == network.Connected {
+			w.s.host.Network().ClosePeer(w.id)
+		}
+		return err
+	}
+	ctx, cancel := context.WithTimeout(w.s.ctx, 2*time.Minute)
+	defer cancel()
+	if w.s.host.Network().Connectedness(w.id) != network.Connected {
+		dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
+		err := w.s.host.Connect(dctx, peer.AddrInfo{ID: w.id})
+		dcancel()
+		if err != nil {
+			return fmt.Errorf("connect: %w", err)
+		}
+	}
+	return w.s.syncWith(ctx, w.id)
+}

@@ -1,0 +1,135 @@
+package testnet
+
+import (
+	"context"
+	"net"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/imtgt/imtgt-node/federation"
+	"github.com/imtgt/imtgt-node/keys"
+	"github.com/imtgt/imtgt-node/membership"
+	"github.com/imtgt/imtgt-node/node"
+)
+
+// Net is a federation of test nodes in one process, on real loopback TCP.
+type Net struct {
+	t        testing.TB
+	Nodes    map[string]*Node
+	Manifest *membership.Manifest
+	Raw      []byte
+	PSK      []byte
+}
+
+// FreeP2PAddr returns a loopback TCP multiaddr with a port free right now.
+func FreeP2PAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(tb, err)
+	defer ln.Close()
+	return "/ip4/127.0.0.1/tcp/" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// InitNode initialises (but does not start) a node with a free p2p port.
+func InitNode(tb testing.TB, country string) *Node {
+	tb.Helper()
+	dir := filepath.Join(tb.TempDir(), country)
+	res, err := node.Init(node.InitOptions{Dir: dir, Country: country, HTTPAddr: "127.0.0.1:0", P2PAddr: FreeP2PAddr(tb)})
+	require.NoError(tb, err)
+	tn := &Node{t: tb, Dir: dir, Country: country, OperatorToken: res.OperatorToken, logs: &syncBuffer{}, SyncInterval: time.Second}
+	tb.Cleanup(func() { tn.Stop() })
+	return tn
+}
+
+// SignedManifest builds a manifest naming the nodes, signed by every
+// listed signer's governance key.
+func SignedManifest(tb testing.TB, version uint64, threshold int, members []*Node, signers []*Node) (*membership.Manifest, []byte) {
+	tb.Helper()
+	var ms []membership.Member
+	for _, n := range members {
+		m, err := node.MemberDescriptor(n.Dir)
+		require.NoError(tb, err)
+		ms = append(ms, m)
+	}
+	man, err := membership.New("imtgt-test", version, time.Now().Add(24*time.Hour).UTC().Truncate(time.Second), threshold, ms)
+	require.NoError(tb, err)
+	for _, n := range signers {
+		gk, err := keys.LoadGovernanceKey(filepath.Join(n.Dir, node.KeysDir))
+		require.NoError(tb, err)
+		require.NoError(tb, membership.Sign(man, n.Country, gk))
+	}
+	raw, err := man.Marshal()
+	require.NoError(tb, err)
+	return man, raw
+}
+
+// Federate initialises nodes of the given countries, installs a manifest
+// signed by all of them (threshold 2) and starts them, connected.
+func Federate(tb testing.TB, countries ...string) *Net {
+	tb.Helper()
+	fn := &Net{t: tb, Nodes: map[string]*Node{}}
+	var all []*Node
+	for _, c := range countries {
+		n := InitNode(tb, c)
+		fn.Nodes[c] = n
+		all = append(all, n)
+	}
+	fn.Manifest, fn.Raw = SignedManifest(tb, 1, min(2, len(all)), all, all)
+	psk, err := federation.NewPSK()
+	require.NoError(tb, err)
+	fn.PSK = psk
+	for _, n := range all {
+		_, err := node.InstallManifest(context.Background(), n.Dir, fn.Raw, psk)
+		require.NoError(tb, err)
+	}
+	for _, n := range all {
+		n.start()
+	}
+	fn.WaitConnected()
+	return fn
+}
+
+// WaitConnected polls until every started node sees every other as connected.
+func (fn *Net) WaitConnected() {
+	fn.t.Helper()
+	Eventually(fn.t, 20*time.Second, func() bool {
+		for _, n := range fn.Nodes {
+			if n.Node == nil {
+				continue
+			}
+			for _, p := range n.Fed.Peers(context.Background()) {
+				if other := fn.Nodes[p.Country]; other != nil && other.Node != nil && !p.Connected {
+					return false
+				}
+			}
+		}
+		return true
+	}, "nodes did not connect")
+}
+
+// Countries lists the net's countries, sorted.
+func (fn *Net) Countries() []string {
+	var cs []string
+	for c := range fn.Nodes {
+		cs = append(cs, c)
+	}
+	sort.Strings(cs)
+	return cs
+}
+
+// Eventually polls cond every 10 ms until it holds or the deadline passes.
+func Eventually(tb testing.TB, within time.Duration, cond func() bool, msg string) {
+	tb.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("not within %s: %s", within, msg)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
+	}
+}

@@ -1,0 +1,223 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/imtgt/imtgt-node/federation"
+	"github.com/imtgt/imtgt-node/keys"
+	"github.com/imtgt/imtgt-node/membership"
+	"github.com/imtgt/imtgt-node/store"
+)
+
+// PSKFile is the federation key inside the keys directory.
+const PSKFile = "swarm.key"
+
+// ErrInstall is wrapped by every refused manifest install.
+var ErrInstall = errors.New("manifest not installed")
+
+// MemberDescriptor returns this node's member descriptor: what an agency
+// sends the others so they can name it in a manifest. It reads only the
+// config and keys, so it works while the node runs.
+func MemberDescriptor(dir string) (membership.Member, error) {
+	cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
+	if err != nil {
+		return membership.Member{}, err
+	}
+	ks, err := keys.Load(filepath.Join(dir, KeysDir))
+	if err != nil {
+		return membership.Member{}, err
+	}
+	_, id, err := federation.Identity(ks.Node)
+	if err != nil {
+		return membership.Member{}, err
+	}
+	return membership.Member{
+		Country:       cfg.Node.Country,
+		Agency:        cfg.Node.Name,
+		PeerID:        id.String(),
+		Addrs:         []string{cfg.P2P.Addr},
+		GovernanceKey: base64.StdEncoding.EncodeToString(ks.Governance.Public().(ed25519.PublicKey)),
+	}, nil
+}
+
+// checkManifestFor checks that next may be installed on the node with
+// these keys and country, replacing current (nil if none).
+func checkManifestFor(current []byte, next []byte, ks *keys.Set, country string, now time.Time) (*membership.Manifest, error) {
+	m, err := membership.Parse(next)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInstall, err)
+	}
+	var cur *membership.Manifest
+	if current != nil {
+		if cur, err = membership.Parse(current); err != nil {
+			return nil, fmt.Errorf("installed manifest: %w", err)
+		}
+	}
+	if err := membership.CheckInstall(cur, m, now); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInstall, err)
+	}
+	_, id, err := federation.Identity(ks.Node)
+	if err != nil {
+		return nil, err
+	}
+	me, ok := m.Member(country)
+	if !ok || me.PeerID != id.String() {
+		return nil, fmt.Errorf("%w: this node (%s, %s) is not a member of the manifest", ErrInstall, country, id)
+	}
+	return m, nil
+}
+
+// readPSK returns the installed federation key file, or nil.
+func readPSK(dir string) ([]byte, error) {
+	b, err := os.ReadFile(filepath.Join(dir, KeysDir, PSKFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return b, err
+}
+
+// writePSK writes the federation key atomically with mode 0600.
+func writePSK(dir string, psk []byte) error {
+	path := filepath.Join(dir, KeysDir, PSKFile)
+	tmp := path + ".tmp"
+	os.Remove(tmp)
+	if err := keys.WriteFileExclusive(tmp, psk); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// InstallManifest is the running node's half of "federation install": it
+// checks, persists and applies a manifest without a restart.
+func (n *Node) InstallManifest(ctx context.Context, raw, psk []byte) (*membership.Manifest, error) {
+	n.installMu.Lock()
+	defer n.installMu.Unlock()
+	key, err := federation.ParsePSK(psk)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInstall, err)
+	}
+	current, err := n.Store.Manifest()
+	if err != nil {
+		return nil, err
+	}
+	m, err := checkManifestFor(current, raw, n.Keys, n.Config.Node.Country, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	old, err := readPSK(n.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if old != nil && !bytes.Equal(bytes.TrimSpace(old), bytes.TrimSpace(psk)) && n.Fed.Host() != nil {
+		return nil, fmt.Errorf("%w: the federation key differs from the one this running node uses; stop the node, install, then start it", ErrInstall)
+	}
+	if err := writePSK(n.Dir, psk); err != nil {
+		return nil, err
+	}
+	if err := n.Store.SaveManifest(raw); err != nil {
+		return nil, err
+	}
+	n.log.Info("manifest installed", "version", m.Version, "members", len(m.Members))
+	if err := n.Fed.Install(m, raw, key); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// saveReceivedManifest persists a manifest a peer spread to us.
+func (n *Node) saveReceivedManifest(raw []byte, m *membership.Manifest) error {
+	n.installMu.Lock()
+	defer n.installMu.Unlock()
+	return n.Store.SaveManifest(raw)
+}
+
+// InstallResult says how a manifest was installed.
+type InstallResult struct {
+	Manifest *membership.Manifest
+	Running  bool // applied by the running node, without a restart
+}
+
+// InstallManifest is "imtgt-node federation install": if the node in dir
+// runs, the manifest goes through its API and is applied at once;
+// otherwise it is checked and written into the stopped node's store.
+func InstallManifest(ctx context.Context, dir string, raw, psk []byte) (*InstallResult, error) {
+	cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := federation.ParsePSK(psk); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInstall, err)
+	}
+	db, err := store.Open(StorePath(dir), store.Options{LockTimeout: 200 * time.Millisecond})
+	if errors.Is(err, store.ErrLocked) {
+		m, err := installViaAPI(ctx, dir, cfg, raw, psk)
+		if err != nil {
+			return nil, err
+		}
+		return &InstallResult{Manifest: m, Running: true}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	ks, err := keys.Load(filepath.Join(dir, KeysDir))
+	if err != nil {
+		return nil, err
+	}
+	current, err := db.Manifest()
+	if err != nil {
+		return nil, err
+	}
+	m, err := checkManifestFor(current, raw, ks, cfg.Node.Country, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if err := writePSK(dir, psk); err != nil {
+		return nil, err
+	}
+	if err := db.SaveManifest(raw); err != nil {
+		return nil, err
+	}
+	return &InstallResult{Manifest: m}, nil
+}
+
+func installViaAPI(ctx context.Context, dir string, cfg Config, raw, psk []byte) (*membership.Manifest, error) {
+	token, err := ReadOperatorToken(dir)
+	if err != nil {
+		return nil, err
+	}
+	body, _ := json.Marshal(map[string]string{"manifest": string(raw), "psk": string(psk)})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+cfg.HTTP.Addr+"/v1/federation/manifest", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("the node's store is in use but its API at %s does not answer: %w", cfg.HTTP.Addr, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error struct{ Message string } `json:"error"`
+		}
+		if json.Unmarshal(data, &e) == nil && e.Error.Message != "" {
+			return nil, fmt.Errorf("%w: %s", ErrInstall, e.Error.Message)
+		}
+		return nil, fmt.Errorf("%w: %s: %s", ErrInstall, resp.Status, data)
+	}
+	return membership.Parse(raw)
+}
