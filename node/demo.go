@@ -7,12 +7,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/imtgt/imtgt-node/federation"
+	"github.com/imtgt/imtgt-node/keys"
+	"github.com/imtgt/imtgt-node/membership"
 )
 
 // DemoOptions configure the demo.
@@ -23,9 +29,11 @@ type DemoOptions struct {
 	Out io.Writer
 	// Logger for the nodes; nil discards their logs (the demo prints its own).
 	Logger *slog.Logger
-	// HTTPPortBase is the first HTTP port to try (TH gets it); 0 means
-	// random free ports.
+	// HTTPPortBase is the first HTTP port to try (TH gets it, then MY,
+	// ID); p2p ports start at 4001 likewise. 0 means random free ports.
 	HTTPPortBase int
+	// SyncInterval overrides the federation's safety-net sync period.
+	SyncInterval time.Duration
 }
 
 // DemoNode is one node of a running demo.
@@ -44,7 +52,11 @@ type Demo struct {
 	Nodes []*DemoNode
 }
 
-// StartDemo initialises, starts and seeds the demo nodes. Close stops them.
+// StartDemo initialises three national nodes (TH, MY, ID) on loopback,
+// federates them with the same onboarding flow operators use (member
+// descriptors, a manifest signed by every agency, install), starts them,
+// seeds each with sellers and listings through its HTTP API, and waits
+// until every catalog holds every country's listings. Close stops them.
 func StartDemo(ctx context.Context, opts DemoOptions) (*Demo, error) {
 	out := opts.Out
 	if out == nil {
@@ -62,38 +74,136 @@ func StartDemo(ctx context.Context, opts DemoOptions) (*Demo, error) {
 		}
 	}
 	d := &Demo{Dir: dir}
+	fail := func(err error) (*Demo, error) {
+		d.Close(context.Background())
+		return nil, fmt.Errorf("demo: %w", err)
+	}
 	fmt.Fprintf(out, "Demo data directory: %s\n", dir)
+
+	// 1. Each agency initialises its node.
 	for i, seed := range demoSeeds {
 		dn := &DemoNode{Country: seed.country, Dir: filepath.Join(dir, strings.ToLower(seed.country)), SellerTokens: map[string]string{}}
-		httpAddr := "127.0.0.1:0"
+		httpAddr, p2pAddr := "127.0.0.1:0", "127.0.0.1:0"
 		if opts.HTTPPortBase > 0 {
 			httpAddr = freeOr(fmt.Sprintf("127.0.0.1:%d", opts.HTTPPortBase+i))
+			p2pAddr = freeOr(fmt.Sprintf("127.0.0.1:%d", 4001+i))
 		}
-		res, err := Init(InitOptions{Dir: dn.Dir, Country: seed.country, HTTPAddr: httpAddr, P2PAddr: fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", 0)})
+		res, err := Init(InitOptions{Dir: dn.Dir, Country: seed.country, HTTPAddr: httpAddr, P2PAddr: "/ip4/127.0.0.1/tcp/" + portOf(p2pAddr)})
 		if err != nil {
-			d.Close(context.Background())
-			return nil, fmt.Errorf("demo: init %s: %w", seed.country, err)
+			return fail(fmt.Errorf("init %s: %w", seed.country, err))
 		}
 		dn.OperatorToken = res.OperatorToken
-		n, err := Open(ctx, dn.Dir, Options{Logger: log})
-		if err != nil {
-			d.Close(context.Background())
-			return nil, fmt.Errorf("demo: open %s: %w", seed.country, err)
-		}
-		dn.Node = n
 		d.Nodes = append(d.Nodes, dn)
-		if err := n.Start(ctx); err != nil {
-			d.Close(context.Background())
-			return nil, fmt.Errorf("demo: start %s: %w", seed.country, err)
+	}
+	// 2. The onboarding flow: descriptors, one manifest, every agency signs, each installs.
+	var members []membership.Member
+	for _, dn := range d.Nodes {
+		m, err := MemberDescriptor(dn.Dir)
+		if err != nil {
+			return fail(err)
 		}
-		dn.URL = n.HTTPURL()
-		fmt.Fprintf(out, "Started the %s node at %s\n", seed.country, dn.URL)
-		if err := seedNode(ctx, dn, seed, out); err != nil {
-			d.Close(context.Background())
-			return nil, fmt.Errorf("demo: seed %s: %w", seed.country, err)
+		members = append(members, m)
+	}
+	man, err := membership.New("imtgt-demo", 1, time.Now().AddDate(1, 0, 0).UTC().Truncate(time.Second), 2, members)
+	if err != nil {
+		return fail(err)
+	}
+	for _, dn := range d.Nodes {
+		gk, err := keys.LoadGovernanceKey(filepath.Join(dn.Dir, KeysDir))
+		if err != nil {
+			return fail(err)
+		}
+		if err := membership.Sign(man, dn.Country, gk); err != nil {
+			return fail(err)
 		}
 	}
+	raw, err := man.Marshal()
+	if err != nil {
+		return fail(err)
+	}
+	psk, err := federation.NewPSK()
+	if err != nil {
+		return fail(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "federation.yaml"), raw, 0o600); err != nil {
+		return fail(err)
+	}
+	for _, dn := range d.Nodes {
+		if _, err := InstallManifest(ctx, dn.Dir, raw, psk); err != nil {
+			return fail(fmt.Errorf("install manifest on %s: %w", dn.Country, err))
+		}
+	}
+	fmt.Fprintf(out, "Federation %s: manifest version 1 signed by %s, installed on every node\n", man.Federation, strings.Join(man.ValidSigners(), ", "))
+	// 3. Start the nodes.
+	for _, dn := range d.Nodes {
+		n, err := Open(ctx, dn.Dir, Options{Logger: log, SyncInterval: opts.SyncInterval})
+		if err != nil {
+			return fail(fmt.Errorf("open %s: %w", dn.Country, err))
+		}
+		dn.Node = n
+		if err := n.Start(ctx); err != nil {
+			return fail(fmt.Errorf("start %s: %w", dn.Country, err))
+		}
+		dn.URL = n.HTTPURL()
+		fmt.Fprintf(out, "Started the %s node at %s (p2p %s)\n", dn.Country, dn.URL, n.Config.P2P.Addr)
+	}
+	// 4. Sellers register, the operators approve, the sellers list.
+	total := 0
+	for i, seed := range demoSeeds {
+		n, err := seedNode(ctx, d.Nodes[i], seed, out)
+		if err != nil {
+			return fail(fmt.Errorf("seed %s: %w", seed.country, err))
+		}
+		total += n
+	}
+	// 5. Watch the catalogs converge.
+	if err := d.waitSynced(ctx, total, out); err != nil {
+		return fail(err)
+	}
 	return d, nil
+}
+
+// waitSynced polls until every node's catalog holds total listings.
+func (d *Demo) waitSynced(ctx context.Context, total int, out io.Writer) error {
+	deadline := time.Now().Add(60 * time.Second)
+	last := ""
+	for {
+		var parts []string
+		done := true
+		for _, dn := range d.Nodes {
+			c := dn.Node.Catalog.Index().Count()
+			parts = append(parts, fmt.Sprintf("%s %d/%d", dn.Country, c, total))
+			done = done && c == total
+		}
+		if line := strings.Join(parts, "  "); line != last {
+			fmt.Fprintf(out, "  sync: %s\n", line)
+			last = line
+		}
+		if done {
+			fmt.Fprintf(out, "Every catalog holds all %d listings of the three countries.\n", total)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("catalogs did not converge within 60s (%s)", last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func portOf(hostport string) string {
+	_, port, _ := net.SplitHostPort(hostport)
+	if port == "0" {
+		// Pick a free port now: the manifest must name a real one.
+		if ln, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
+			_, port, _ = net.SplitHostPort(ln.Addr().String())
+			ln.Close()
+		}
+	}
+	return port
 }
 
 // freeOr returns addr if it can be listened on now, else a random port.
@@ -126,16 +236,17 @@ func (d *Demo) PrintSummary(w io.Writer) {
 	for _, dn := range d.Nodes {
 		fmt.Fprintf(w, "%s node  %s\n", dn.Country, dn.URL)
 		fmt.Fprintf(w, "  operator token: %s\n", dn.OperatorToken)
-		for name, tok := range dn.SellerTokens {
-			fmt.Fprintf(w, "  seller %-36s %s\n", name+":", tok)
+		for _, name := range slices.Sorted(maps.Keys(dn.SellerTokens)) {
+			fmt.Fprintf(w, "  seller %-36s %s\n", name+":", dn.SellerTokens[name])
 		}
 	}
 	if len(d.Nodes) > 0 {
 		dn := d.Nodes[0]
 		fmt.Fprintf(w, "\nTry:\n")
 		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/v1/catalog/search?q=%s'\n", dn.OperatorToken, dn.URL, "หอมมะลิ")
-		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/v1/catalog/search?q=coffee&max_price=500'\n", dn.OperatorToken, dn.URL)
-		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/v1/sellers?status=active'\n", dn.OperatorToken, dn.URL)
+		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/v1/catalog/search?q=kopi'\n", dn.OperatorToken, dn.URL)
+		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/v1/catalog/search?origin=MY'\n", dn.OperatorToken, dn.URL)
+		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/v1/peers'\n", dn.OperatorToken, dn.URL)
 	}
 	fmt.Fprintf(w, "\nPress Ctrl-C to stop.\n")
 }
@@ -158,15 +269,15 @@ func listing(title, desc, hs, amount, currency string, qty int, shipFrom string,
 	}
 }
 
-func seller(legal, bid, region, email, phone, owner, nid string) map[string]any {
+func seller(legal, bid, region, email, phone, owner, nid, bank string) map[string]any {
 	return map[string]any{
 		"legal_name": legal, "business_id": bid, "region": region,
 		"contact": map[string]string{"email": email, "phone": phone},
 		"owner": map[string]string{
 			"full_name": owner, "national_id": nid, "phone": phone,
-			"email": "owner." + email, "address": "12 Moo 3, " + region,
+			"email": "owner." + email, "address": "No. 12, " + region,
 		},
-		"bank_account": map[string]string{"bank": "Krungthai Bank", "number": "9876543210"},
+		"bank_account": map[string]string{"bank": bank, "number": "9876543210"},
 	}
 }
 
@@ -175,14 +286,14 @@ func seller(legal, bid, region, email, phone, owner, nid string) map[string]any 
 var demoSeeds = []demoSeed{
 	{country: "TH", sellers: []demoSeller{
 		{
-			body: seller("Songkhla Seafood Export Co., Ltd.", "0105537001232", "TH-90", "sales@songkhlaseafood.co.th", "+66 74 311 200", "Somchai Jaidee", "1900100123457"),
+			body: seller("Songkhla Seafood Export Co., Ltd.", "0105537001232", "TH-90", "sales@songkhlaseafood.co.th", "+66 74 311 200", "Somchai Jaidee", "1900100123457", "Krungthai Bank"),
 			listings: []map[string]any{
 				listing("ปลาหมึกแห้ง สงขลา (Songkhla dried squid) 500 g", "Sun-dried squid from the Songkhla lagoon, vacuum packed.", "030749", "420.00", "THB", 300, "TH-90", map[string]string{"weight": "500 g"}),
 				listing("น้ำพริกเผา ตำรับใต้ (southern Thai chili paste)", "Roasted chili paste, no preservatives, 200 g jar.", "210390", "89.00", "THB", 1200, "TH-90", map[string]string{"weight": "200 g"}),
 			},
 		},
 		{
-			body: seller("Surat Thani Rice & Coffee Co., Ltd.", "0845560012346", "TH-84", "hello@suratharvest.co.th", "+66 77 281 555", "Malee Srisuk", "3830100456780"),
+			body: seller("Surat Thani Rice & Coffee Co., Ltd.", "0845560012346", "TH-84", "hello@suratharvest.co.th", "+66 77 281 555", "Malee Srisuk", "3830100456780", "Kasikornbank"),
 			listings: []map[string]any{
 				listing("ข้าวหอมมะลิ 5 กก. (Thai Hom Mali jasmine rice 5 kg)", "New-crop Hom Mali jasmine rice, 5 kg bag.", "100630", "265.00", "THB", 800, "TH-84", map[string]string{"weight": "5 kg", "grade": "A"}),
 				listing("กาแฟโรบัสต้า ชุมพร (Chumphon robusta coffee beans) 1 kg", "Green robusta coffee beans from Chumphon, unroasted.", "090111", "350.00", "THB", 400, "TH-84", nil),
@@ -190,10 +301,54 @@ var demoSeeds = []demoSeed{
 			},
 		},
 		{
-			body: seller("Phuket Latex & Craft Co., Ltd.", "0835559007890", "TH-83", "shop@phuketlatex.co.th", "+66 76 212 999", "Anan Thongdee", "1100200987655"),
+			body: seller("Phuket Latex & Craft Co., Ltd.", "0835559007890", "TH-83", "shop@phuketlatex.co.th", "+66 76 212 999", "Anan Thongdee", "1100200987655", "Bangkok Bank"),
 			listings: []map[string]any{
 				listing("หมอนยางพาราแท้ (natural latex pillow)", "Pillow of natural Thai latex from southern rubber plantations.", "940490", "1290.00", "THB", 150, "TH-83", map[string]string{"size": "60x40 cm"}),
 				listing("ผ้าบาติกภูเก็ต (Phuket batik sarong)", "Hand-painted cotton batik sarong made in Phuket.", "520852", "450.00", "THB", 200, "TH-83", nil),
+			},
+		},
+	}},
+	{country: "MY", sellers: []demoSeller{
+		{
+			body: seller("Penang White Coffee Sdn. Bhd.", "201901012345", "MY-07", "sales@penangkopi.com.my", "+60 4 262 1234", "Tan Mei Ling", "850712-07-5678", "Maybank"),
+			listings: []map[string]any{
+				listing("Kopi Putih Pulau Pinang 3-in-1 (Penang white coffee), 15 sachets", "Classic Penang white coffee, roasted in palm-oil margarine.", "210112", "18.90", "MYR", 2000, "MY-07", nil),
+				listing("Dodol Durian Musang King 500 g", "Durian dodol made with Musang King pulp.", "170490", "32.00", "MYR", 300, "MY-07", nil),
+			},
+		},
+		{
+			body: seller("Kedah Coconut Industries Sdn. Bhd.", "201701034567", "MY-02", "hello@kedahcoconut.com.my", "+60 4 733 9090", "Ahmad bin Ismail", "790203-02-5123", "CIMB Bank"),
+			listings: []map[string]any{
+				listing("Minyak Kelapa Dara (virgin coconut oil) 500 ml", "Cold-pressed virgin coconut oil from Kedah coconuts.", "151319", "29.50", "MYR", 800, "MY-02", map[string]string{"volume": "500 ml"}),
+				listing("Lada Hitam Sarawak (black pepper) 250 g", "Whole black pepper, sun-dried.", "090411", "15.00", "MYR", 600, "MY-02", nil),
+			},
+		},
+		{
+			body: seller("Kelantan Batik House", "202003056789", "MY-03", "shop@kelantanbatik.my", "+60 9 744 2211", "Nik Aisyah binti Nik Mat", "920415-03-5566", "Bank Islam"),
+			listings: []map[string]any{
+				listing("Batik Kelantan sarung, hand-drawn (batik tulis)", "Hand-drawn cotton batik sarong from Kota Bharu.", "520852", "180.00", "MYR", 40, "MY-03", nil),
+			},
+		},
+	}},
+	{country: "ID", sellers: []demoSeller{
+		{
+			body: seller("Koperasi Kopi Gayo Aceh", "8120001234567", "ID-AC", "info@kopigayo.co.id", "+62 643 21234", "Teuku Rahmat", "1106011507850001", "Bank Syariah Indonesia"),
+			listings: []map[string]any{
+				listing("Kopi Arabika Gayo, biji hijau 1 kg (Gayo arabica green beans)", "Single-origin Gayo highland arabica, wet-hulled.", "090111", "185000.00", "IDR", 500, "ID-AC", nil),
+			},
+		},
+		{
+			body: seller("PT Ulos Batak Nusantara", "9120009876543", "ID-SU", "sales@ulosbatak.co.id", "+62 61 455 7788", "Maria Simanjuntak", "1271014402900002", "Bank Mandiri"),
+			listings: []map[string]any{
+				listing("Kain Ulos Ragi Hotang tenun tangan (hand-woven ulos)", "Traditional Batak hand-woven ulos cloth, 180 x 60 cm.", "6214", "750000.00", "IDR", 25, "ID-SU", nil),
+				listing("Bika Ambon Medan, kotak isi 20", "Medan's honeycomb cake, fresh-baked, box of 20.", "190590", "95000.00", "IDR", 120, "ID-SU", nil),
+			},
+		},
+		{
+			body: seller("CV Rempah Minang", "8120005554443", "ID-SB", "halo@rempahminang.id", "+62 751 333 444", "Rina Chaniago", "1371015005880003", "Bank Nagari"),
+			listings: []map[string]any{
+				listing("Kayu Manis Kerinci (Korintje cinnamon) 250 g", "Cinnamon sticks from Kerinci, West Sumatra.", "090611", "45000.00", "IDR", 400, "ID-SB", nil),
+				listing("Rendang Daging Sapi kaleng 200 g (beef rendang)", "Padang beef rendang, retort can, halal.", "160250", "65000.00", "IDR", 250, "ID-SB", nil),
 			},
 		},
 	}},
@@ -201,26 +356,28 @@ var demoSeeds = []demoSeed{
 
 // seedNode registers, approves and lists the seed data through the node's
 // own HTTP API, so the demo exercises exactly what users call.
-func seedNode(ctx context.Context, dn *DemoNode, seed demoSeed, out io.Writer) error {
+func seedNode(ctx context.Context, dn *DemoNode, seed demoSeed, out io.Writer) (int, error) {
 	c := &apiClient{base: dn.URL, http: &http.Client{Timeout: 10 * time.Second}}
+	count := 0
 	for _, s := range seed.sellers {
 		var reg struct{ ID, Token string }
 		if err := c.do(ctx, "POST", "/v1/sellers", "", s.body, http.StatusCreated, &reg); err != nil {
-			return err
+			return 0, err
 		}
 		if err := c.do(ctx, "POST", "/v1/sellers/"+reg.ID+"/approve", dn.OperatorToken, nil, http.StatusOK, nil); err != nil {
-			return err
+			return 0, err
 		}
 		name := s.body["legal_name"].(string)
 		dn.SellerTokens[name] = reg.Token
 		for _, l := range s.listings {
 			if err := c.do(ctx, "POST", "/v1/listings", reg.Token, l, http.StatusCreated, nil); err != nil {
-				return err
+				return 0, err
 			}
+			count++
 		}
 		fmt.Fprintf(out, "  %s: registered and approved %s with %d listings\n", seed.country, name, len(s.listings))
 	}
-	return nil
+	return count, nil
 }
 
 // apiClient is the demo's small JSON client.

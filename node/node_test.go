@@ -126,10 +126,15 @@ func TestDemo(t *testing.T) {
 	d, err := node.StartDemo(ctx, node.DemoOptions{Dir: t.TempDir(), Out: &out})
 	require.NoError(t, err)
 	defer d.Close(ctx)
-	require.NotEmpty(t, d.Nodes)
+	require.Len(t, d.Nodes, 3)
 	th := d.Nodes[0]
 	require.Equal(t, "TH", th.Country)
-	require.Positive(t, th.Node.Catalog.Index().Count())
+	// StartDemo returns once every catalog holds every country's listings.
+	total := th.Node.Catalog.Index().Count()
+	for _, dn := range d.Nodes {
+		require.Equal(t, total, dn.Node.Catalog.Index().Count(), dn.Country)
+		require.Len(t, dn.Node.Catalog.Index().CountByOrigin(), 3, dn.Country)
+	}
 	d.PrintSummary(&out)
 	require.Contains(t, out.String(), th.URL)
 	require.Contains(t, out.String(), th.OperatorToken)

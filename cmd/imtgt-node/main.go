@@ -65,6 +65,8 @@ node, whose catalog is searchable, and their personal data stays at home.`,
 		newRunCmd(),
 		newBackupCmd(),
 		newRestoreCmd(),
+		newMemberCmd(),
+		newFederationCmd(),
 		newDemoCmd(),
 		newVersionCmd(),
 	)
