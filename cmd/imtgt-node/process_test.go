@@ -253,14 +253,18 @@ func TestProcessDemo(t *testing.T) {
 			if f := strings.Fields(line); len(f) == 3 && f[0] == "TH" && f[1] == "node" {
 				url = f[2]
 			}
-			if f := strings.Fields(line); len(f) == 3 && f[0] == "operator" && f[1] == "token:" {
-				token = f[2]
+			if f := strings.Fields(line); len(f) == 3 && f[0] == "operator" && f[1] == "token:" && url != "" && token == "" {
+				token = f[2] // the TH node's, printed right after its URL
 			}
 		}
 		time.Sleep(20 * time.Millisecond) // polling interval
 	}
 	require.NotEmpty(t, token, "demo printed no token:\n%s", p.stdout.String())
 	status, res := apiDo(t, "GET", url+"/v1/catalog/search?q=ทุเรียน", token, nil)
+	require.Equal(t, http.StatusOK, status)
+	require.Len(t, res["items"], 1)
+	// The TH catalog holds the other countries' listings too.
+	status, res = apiDo(t, "GET", url+"/v1/catalog/search?q=kopi&origin=ID", token, nil)
 	require.Equal(t, http.StatusOK, status)
 	require.Len(t, res["items"], 1)
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGINT))
