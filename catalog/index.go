@@ -105,13 +105,11 @@ type originCount struct {
 
 func originKey(origin string) string { return "o/" + origin }
 
-// state is one generation of the catalog: a database, and a channel closed
-// when Restore replaces it, so that watchers of the old database (whose own
-// channels will never fire again) wake up.
+// state is one generation of the catalog: a database and the posting counts
+// that go with it. Restore replaces the whole state at once.
 type state struct {
-	db       *memdb.MemDB
-	stats    *postingStats
-	replaced chan struct{}
+	db    *memdb.MemDB
+	stats *postingStats
 }
 
 // Index is the in-memory searchable catalog. It is safe for concurrent use:
@@ -119,11 +117,14 @@ type state struct {
 // are serialised.
 type Index struct {
 	st atomic.Pointer[state]
-	// wmu serialises writers around the load of st. memdb already allows one
-	// write transaction at a time, but without wmu an Upsert could load the
-	// old database, Restore could swap in the new one, and the Upsert would
-	// then commit into the discarded database and be lost although it
-	// finished after Restore began.
+	// changed is closed, and replaced by a new channel, after every commit
+	// that changes the catalog: see Watch.
+	changed atomic.Pointer[chan struct{}]
+	// wmu serialises writers around the load of st, and around changed.
+	// memdb already allows one write transaction at a time, but without
+	// wmu an Upsert could load the old database, Restore could swap in the
+	// new one, and the Upsert would then commit into the discarded
+	// database and be lost although it finished after Restore began.
 	wmu sync.Mutex
 	// seed keys the token hashes. It is random per Index so that a seller
 	// cannot craft a word whose hash collides with a popular one (a
@@ -135,6 +136,8 @@ type Index struct {
 func NewIndex() *Index {
 	ix := &Index{seed: maphash.MakeSeed()}
 	ix.st.Store(newState())
+	ch := make(chan struct{})
+	ix.changed.Store(&ch)
 	return ix
 }
 
@@ -145,7 +148,23 @@ func newState() *state {
 		// it valid, so this is a programming error, not a run-time one.
 		panic(fmt.Sprintf("catalog: invalid memdb schema: %v", err))
 	}
-	return &state{db: db, stats: newPostingStats(), replaced: make(chan struct{})}
+	// Write to a snapshot of the new database rather than the database
+	// itself: memdb enables per-node watch channels only on the "primary"
+	// database, and snapshots are not primary. Those channels are what made
+	// writes slow: tracking them costs on every insert, and once a
+	// transaction touches more than 8,192 nodes of an index (a batch of a
+	// few hundred listings in the token index) go-immutable-radix falls
+	// back to comparing the whole old and new trees at commit, which took
+	// seconds per batch on 100,000 listings. The Index signals changes
+	// itself instead, with one channel per commit (see Watch).
+	return &state{db: db.Snapshot(), stats: newPostingStats()}
+}
+
+// notifyChanged wakes the watchers. Writers call it with wmu held, after
+// the commit, so that a woken watcher sees the change.
+func (ix *Index) notifyChanged() {
+	ch := make(chan struct{})
+	close(*ix.changed.Swap(&ch))
 }
 
 func (ix *Index) db() *memdb.MemDB { return ix.st.Load().db }
@@ -247,6 +266,7 @@ func (ix *Index) Upsert(ls ...*Listing) error {
 	}
 	txn.Commit()
 	st.stats.apply(es, replaced)
+	ix.notifyChanged()
 	return nil
 }
 
@@ -321,6 +341,9 @@ func (ix *Index) Delete(ids ...string) error {
 	}
 	txn.Commit()
 	st.stats.apply(nil, deleted)
+	if len(deleted) > 0 {
+		ix.notifyChanged()
+	}
 	return nil
 }
 
@@ -366,9 +389,9 @@ func (ix *Index) Restore(ls []*Listing) error {
 	// Upserts flowing during a long restore, and the result is the same as
 	// if they had all happened just before Restore.
 	ix.wmu.Lock()
-	prev := ix.st.Swap(next)
+	ix.st.Store(next)
+	ix.notifyChanged()
 	ix.wmu.Unlock()
-	close(prev.replaced)
 	return nil
 }
 
@@ -416,18 +439,11 @@ func (ix *Index) BySeller(sellerID string) []*Listing {
 }
 
 // Watch adds to ws a channel that is closed on the next change to the
-// catalog: an Upsert or Delete that changes a listing, or a Restore. Call it
+// catalog: an Upsert, a Delete that removes a listing, or a Restore. Call it
 // before reading, then block on ws: a change between the two then wakes the
 // caller at once instead of being missed.
 func (ix *Index) Watch(ws memdb.WatchSet) {
-	st := ix.st.Load()
-	ws.Add(st.replaced)
-	// With no arguments, Get seeks to the root of the id index, whose watch
-	// channel memdb closes on any commit that touches the index: every
-	// insert, update and delete of a listing does.
-	if it, err := st.db.Txn(false).Get(tableListings, indexID); err == nil {
-		ws.Add(it.WatchCh())
-	}
+	ws.Add(*ix.changed.Load())
 }
 
 // postingStats counts the entries under each value of each posting-list

@@ -109,7 +109,7 @@ func OpenRecord(data []byte) (*pb.ListingRecord, peer.ID, error) {
 	var lr listingRecord
 	env, err := record.ConsumeTypedEnvelope(data, &lr)
 	if err != nil {
-		if env != nil {
+		if env != nil && errors.Is(err, record.ErrInvalidSignature) {
 			return nil, "", fmt.Errorf("%w: %v", ErrBadSignature, err)
 		}
 		return nil, "", fmt.Errorf("%w: %v", ErrMalformed, err)
@@ -166,10 +166,7 @@ func (o *Opener) Open(data []byte, from peer.ID) (*pb.Message, error) {
 	var mr messageRecord
 	env, err := record.ConsumeTypedEnvelope(data, &mr)
 	if err != nil {
-		if env != nil && !errors.Is(err, record.ErrInvalidSignature) {
-			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-		}
-		if env != nil {
+		if env != nil && errors.Is(err, record.ErrInvalidSignature) {
 			return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
 		}
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)

@@ -93,3 +93,39 @@ func TestRestartedNodeCatchesUp(t *testing.T) {
 	require.Len(t, searchIDs(t, my, "q=squid"), 5)
 	_ = context.Background()
 }
+
+func TestPartitionHeals(t *testing.T) {
+	fed := testnet.Federate(t, "TH", "MY", "ID")
+	th, my, id := fed.Nodes["TH"], fed.Nodes["MY"], fed.Nodes["ID"]
+	_, thTok := th.ActiveSeller(testnet.THSeller("Songkhla Seafood Export Co., Ltd.", 0))
+	myReg := testnet.THSeller("Penang White Coffee Sdn. Bhd.", 0)
+	myReg["business_id"], myReg["region"] = "201901012345", "MY-07"
+	myReg["owner"].(map[string]string)["national_id"] = "850712-07-5678"
+	_, myTok := my.ActiveSeller(myReg)
+
+	// Cut MY off from both others, both ways.
+	my.Fed.PartitionForTest(th.Fed.PeerID(), id.Fed.PeerID())
+	th.Fed.PartitionForTest(my.Fed.PeerID())
+	id.Fed.PartitionForTest(my.Fed.PeerID())
+
+	for i := 0; i < 3; i++ {
+		require.Equal(t, http.StatusCreated, th.Do("POST", "/v1/listings", thTok, testnet.Listing("squid during partition", "030749", "100.00")).Status)
+	}
+	myListing := testnet.Listing("kopi putih during partition", "210112", "18.90")
+	myListing["price"] = map[string]string{"amount": "18.90", "currency": "MYR"}
+	myListing["ship_from"] = "MY-07"
+	r := my.Do("POST", "/v1/listings", myTok, myListing)
+	require.Equal(t, http.StatusCreated, r.Status, string(r.Body))
+
+	// ID hears TH, MY hears no one.
+	testnet.Eventually(t, 10*time.Second, func() bool { return len(searchIDs(t, id, "q=squid")) == 3 }, "ID did not get TH's listings")
+	require.Empty(t, searchIDs(t, my, "q=squid"), "a partitioned node received records")
+	require.Empty(t, searchIDs(t, th, "q=kopi"))
+
+	my.Fed.HealForTest()
+	th.Fed.HealForTest()
+	id.Fed.HealForTest()
+	testnet.Eventually(t, 30*time.Second, func() bool {
+		return len(searchIDs(t, my, "q=squid")) == 3 && len(searchIDs(t, th, "q=kopi")) == 1 && len(searchIDs(t, id, "q=kopi")) == 1
+	}, "catalogs did not converge after the partition healed")
+}

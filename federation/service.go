@@ -113,6 +113,10 @@ type Service struct {
 	peers   map[peer.ID]*peerInfo
 
 	announce chan struct{}
+
+	// blocked peers are refused like outsiders even if members; only tests
+	// set it (export_test.go), to cut a node off as a network partition would.
+	blocked atomic.Pointer[map[peer.ID]bool]
 }
 
 // New builds a service; Start brings it up.
@@ -151,6 +155,9 @@ func New(cfg Config) (*Service, error) {
 	s.sealer = &Sealer{key: cfg.Key, now: cfg.Now, validity: DefaultValidity, federation: s.federationID}
 	s.opener = &Opener{now: cfg.Now, isMember: s.isMember, federation: func() string { n, _ := s.federationID(); return n }, seen: newSeenSet()}
 	s.metrics = newMetrics(cfg.Registry)
+	if cfg.Manifest != nil {
+		s.metrics.manifestVersion.Set(float64(cfg.Manifest.Version))
+	}
 	return s, nil
 }
 
@@ -187,6 +194,9 @@ func (s *Service) current() (*memberState, error) {
 }
 
 func (s *Service) isMember(id peer.ID) bool {
+	if b := s.blocked.Load(); b != nil && (*b)[id] {
+		return false
+	}
 	st, err := s.current()
 	if err != nil {
 		return false

@@ -170,6 +170,9 @@ func (s *Service) acceptManifest(raw []byte) error {
 	if err != nil {
 		return err
 	}
+	if _, err := newMemberState(next, raw); err != nil {
+		return err // refuse before saving: a node must be able to start on what it saved
+	}
 	cur, _ := s.Manifest()
 	if cur != nil && next.Version <= cur.Version {
 		return nil // nothing new: not an error
@@ -251,9 +254,18 @@ func (s *Service) syncWith(ctx context.Context, p peer.ID) error {
 		return err
 	}
 	grew := false
+	st, err := s.current()
+	if err != nil {
+		return err
+	}
 	for origin, head := range theirs {
 		if origin == s.cfg.Country {
 			continue // our own log comes only from us
+		}
+		if _, ok := st.m.Member(origin); !ok {
+			// A former member's log, say: nothing to verify it against.
+			// Skip it, and go on with the others.
+			continue
 		}
 		for ours[origin] < head {
 			n, err := s.pull(ctx, p, origin, ours[origin]+1)
@@ -443,8 +455,9 @@ func (w *peerWorker) run() {
 		if err != nil {
 			w.s.metrics.syncs.WithLabelValues("error").Inc()
 			w.s.notePeerError(w.id, err)
+			// Retry sooner than the safety-net period, doubling up to it.
 			next = min(backoff, w.s.cfg.SyncInterval)
-			backoff = min(backoff*2, time.Minute)
+			backoff = min(backoff*2, w.s.cfg.SyncInterval)
 		} else {
 			w.s.metrics.syncs.WithLabelValues("ok").Inc()
 			backoff = time.Second

@@ -120,11 +120,19 @@ the existing swarm.key: create refuses to overwrite one.`,
 			if err != nil {
 				return err
 			}
+			if _, err := os.Stat(out); err == nil {
+				return fmt.Errorf("%s already exists: choose another --out, or move it away", out)
+			}
 			pskPath := filepath.Join(filepath.Dir(out), "swarm.key")
+			wrotePSK := false
 			if _, err := os.Stat(pskPath); err == nil {
 				if version <= 1 {
 					return fmt.Errorf("%s already exists: a new federation needs a new key; move it away, or use --version N for a new version of its federation", pskPath)
 				}
+			} else if version > 1 {
+				// Running members refuse a manifest whose key differs from
+				// theirs: a new version must travel with the federation's key.
+				return fmt.Errorf("no swarm.key beside %s: copy the federation's existing swarm.key there (a new version keeps the federation key)", out)
 			} else {
 				psk, err := federation.NewPSK()
 				if err != nil {
@@ -133,9 +141,13 @@ the existing swarm.key: create refuses to overwrite one.`,
 				if err := keys.WriteFileExclusive(pskPath, psk); err != nil {
 					return err
 				}
+				wrotePSK = true
 				fmt.Fprintf(cmd.OutOrStdout(), "Wrote the federation key %s (0600): share it with the members over a trusted channel\n", pskPath)
 			}
 			if err := keys.WriteFileExclusive(out, raw); err != nil {
+				if wrotePSK {
+					os.Remove(pskPath) // a key without its manifest is only confusing
+				}
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Wrote %s: federation %s version %d, %d members, threshold %d, expires %s (unsigned)\n",

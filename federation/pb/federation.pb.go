@@ -85,7 +85,7 @@ type Message struct {
 	// When the sender made the message, Unix milliseconds.
 	CreatedUnixMs int64 `protobuf:"varint,2,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
 	// After this instant the message must be rejected, Unix milliseconds.
-	// expires_unix_ms - created_unix_ms is at most 60,000.
+	// expires_unix_ms - created_unix_ms is greater than 0 and at most 60,000.
 	ExpiresUnixMs int64 `protobuf:"varint,3,opt,name=expires_unix_ms,json=expiresUnixMs,proto3" json:"expires_unix_ms,omitempty"`
 	// The federation name of the sender's installed manifest.
 	Federation string `protobuf:"bytes,4,opt,name=federation,proto3" json:"federation,omitempty"`
@@ -552,7 +552,11 @@ func (x *ManifestOffer) GetManifest() []byte {
 	return nil
 }
 
-// ManifestReply says whether the receiver installed an offered manifest.
+// ManifestReply answers a ManifestOffer. accepted is true when the receiver
+// installed the offered manifest and also when it already runs that version
+// or a newer one (nothing to do); it is false, with reason, when the
+// receiver refused the manifest (unparsable, or membership.CheckInstall
+// failed) or could not save it.
 type ManifestReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Accepted      bool                   `protobuf:"varint,1,opt,name=accepted,proto3" json:"accepted,omitempty"`
@@ -608,7 +612,11 @@ func (x *ManifestReply) GetReason() string {
 // Error is the reply to a request the receiver refuses.
 type Error struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// One of: bad_request, not_member, expired_manifest, unavailable.
+	// This implementation sends only bad_request, for every refusal by a
+	// protocol handler (wrong body, bad range, or an internal error).
+	// not_member, expired_manifest and unavailable are reserved and never
+	// sent: a message that fails verification (unknown signer, expired
+	// manifest, bad signature, ...) gets no reply, its stream is reset.
 	Code          string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
 	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
