@@ -13,8 +13,6 @@ import (
 	"unique"
 
 	memdb "github.com/hashicorp/go-memdb"
-
-	"github.com/imtgt/imtgt-node/money"
 )
 
 // ErrInvalidListing is returned by Upsert and Restore for a listing that
@@ -37,10 +35,11 @@ const maxIDLen = 128
 // not mutate a Listing after passing it in, nor one returned by Get, BySeller
 // or Search.
 //
-// The short code fields are interned (unique.Make): thousands of entries
-// then share one copy of "TH" or "MYR", which saves memory and, because Go
-// compares strings with equal data pointers without reading them, keeps the
-// comparisons Search makes on every candidate out of the cache-miss path.
+// The code fields are interned (unique.Handle): thousands of entries then
+// share one copy of "TH" or "MYR", and Search compares a candidate's codes
+// with the query's as pointers, without reading the strings. A Search may
+// walk thousands of entries scattered over a large heap, and every string it
+// does not have to read is a cache miss saved.
 type entry struct {
 	ID       string
 	Origin   string
@@ -61,7 +60,13 @@ type entry struct {
 	// strings on a cold cache, over hashes it reads a few adjacent words,
 	// then one string to confirm.
 	tokenHashes []uint64
-	price       money.Amount // Listing.Price, with the currency interned
+
+	// The handles behind Origin, SellerID, HSCode and ShipFrom (which are
+	// their Values), and Listing.Price split the same way. Holding the
+	// handles keeps the canonical copies alive, so later entries and
+	// queries get the same ones.
+	origin, seller, hs, region, currency unique.Handle[string]
+	priceMinor                           int64
 }
 
 // hasToken reports whether e has token tok, whose hash is h.
@@ -92,8 +97,6 @@ func (e *entry) setTokens(seed maphash.Seed, toks []string) {
 		e.Tokens[i], e.tokenHashes[i] = x.tok, x.h
 	}
 }
-
-func intern(s string) string { return unique.Make(s).Value() }
 
 // originCount is a row of the origin_counts table. It is replaced, never
 // mutated, like every memdb object.
@@ -127,8 +130,9 @@ type Index struct {
 	// database and be lost although it finished after Restore began.
 	wmu sync.Mutex
 	// seed keys the token hashes. It is random per Index so that a seller
-	// cannot craft a word whose hash collides with a popular one (a
-	// collision would only cost a string comparison, but still).
+	// cannot craft a word whose hash collides with a popular one. Results
+	// stay exact even then (matches compare the strings), but a collision
+	// costs extra work.
 	seed maphash.Seed
 }
 
@@ -195,17 +199,18 @@ func (ix *Index) newEntry(l *Listing) (*entry, error) {
 			return nil, fmt.Errorf("%w: %s of %s contains NUL", ErrInvalidListing, f.name, l.ID)
 		}
 	}
-	hs := intern(l.HSCode)
 	e := &entry{
 		ID:         l.ID,
-		Origin:     intern(l.Origin),
-		SellerID:   intern(l.SellerID),
-		HSCode:     hs,
-		ShipFrom:   intern(l.ShipFrom),
-		HSPrefixes: hsPrefixes(hs),
 		Listing:    l,
-		price:      money.Amount{Minor: l.Price.Minor, Currency: intern(l.Price.Currency)},
+		origin:     unique.Make(l.Origin),
+		seller:     unique.Make(l.SellerID),
+		hs:         unique.Make(l.HSCode),
+		region:     unique.Make(l.ShipFrom),
+		currency:   unique.Make(l.Price.Currency),
+		priceMinor: l.Price.Minor,
 	}
+	e.Origin, e.SellerID, e.HSCode, e.ShipFrom = e.origin.Value(), e.seller.Value(), e.hs.Value(), e.region.Value()
+	e.HSPrefixes = hsPrefixes(e.HSCode)
 	e.setTokens(ix.seed, Tokens(searchText(l)))
 	return e, nil
 }
@@ -254,6 +259,9 @@ func (ix *Index) Upsert(ls ...*Listing) error {
 			return err
 		}
 		es[i] = e
+	}
+	if len(es) == 0 {
+		return nil // no commit, so no spurious wake-up of watchers
 	}
 	ix.wmu.Lock()
 	defer ix.wmu.Unlock()

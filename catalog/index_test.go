@@ -176,6 +176,9 @@ func TestWatch(t *testing.T) {
 	ws := memdb.NewWatchSet()
 	ix.Watch(ws)
 	require.True(t, ws.Watch(time.After(20*time.Millisecond)), "no change, times out")
+	require.NoError(t, ix.Delete("lst_missing"))
+	require.NoError(t, ix.Upsert())
+	require.True(t, ws.Watch(time.After(20*time.Millisecond)), "no-op writes do not wake")
 
 	for _, change := range []struct {
 		name string

@@ -44,8 +44,8 @@ func dbSchema() *memdb.DBSchema {
 // then the primary key (the ID and its NUL): "value\x00lst_01H...\x00".
 // Because of that, the entries under one value are sorted by ID, and IDs are
 // "lst_"+ULID, so by creation time. Search relies on this: each index value
-// is a posting list sorted by ID that can be walked newest first with
-// ReverseLowerBound and intersected with others by merging.
+// is a posting list sorted by ID that can be walked newest first, from any
+// cursor, with ReverseLowerBound.
 //
 // None of the string indexes sets Lowercase: tokens are already lower-cased
 // by Tokens, other values are exact codes, and Lowercase would also lower-case
@@ -71,9 +71,9 @@ func listingsTableSchema() *memdb.TableSchema {
 				Indexer:      &memdb.StringFieldIndex{Field: "SellerID"},
 			},
 			// region and hs are not in the original design: they turn the
-			// Region and HS filters into ID-sorted posting lists too, so a
-			// selective filter combined with a common word is a cheap merge
-			// instead of a scan of the word's whole posting list.
+			// Region and HS filters into ID-sorted posting lists too, so
+			// that Search can walk a selective filter's short list instead
+			// of a common word's long one.
 			indexRegion: {
 				Name:         indexRegion,
 				AllowMissing: true,

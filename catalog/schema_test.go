@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"testing"
+	"unique"
 
 	memdb "github.com/hashicorp/go-memdb"
 	"github.com/stretchr/testify/require"
@@ -33,7 +34,7 @@ var testSeed = maphash.MakeSeed()
 
 // testEntry makes an entry as newEntry would.
 func testEntry(id string, tokens ...string) *entry {
-	e := &entry{ID: id, Origin: "TH", Listing: &Listing{ID: id, Origin: "TH"}}
+	e := &entry{ID: id, Origin: "TH", origin: unique.Make("TH"), Listing: &Listing{ID: id, Origin: "TH"}}
 	e.setTokens(testSeed, tokens)
 	return e
 }

@@ -4,7 +4,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"hash/maphash"
+	"slices"
 	"strings"
+	"unique"
 
 	memdb "github.com/hashicorp/go-memdb"
 
@@ -128,15 +130,16 @@ func (ix *Index) Search(q Query) (Page, error) {
 // the query's indexed conditions, or the whole id index if it has none.
 //
 // The original design merged all the lists (leapfrogging each to the
-// smallest ID any was at). Measured on 100,000 listings that took up to
-// 15 ms for "organic coffee" in one region and 55 ms for a Thai word: every
-// list is walked entry by entry wherever the others are denser than one
-// match per few entries, and each step through memdb's tree costs up to
-// half a microsecond of cache misses on a large catalog. Testing an entry
-// for the other conditions instead (a binary search in its sorted Tokens,
-// or a string comparison) costs nothing extra once the entry is loaded, so
-// walking only the shortest list is never slower than the merge by more
-// than the merge's own seeks, and usually far faster.
+// smallest ID any was at). Measured on 100,000 listings (bench_test.go)
+// that took up to 15 ms for "organic coffee" in one region and 55 ms for
+// "น้ำพริก" (six bigram lists) under a price bound: a merge walks every list
+// entry by entry wherever the others are denser than one match per few
+// entries, and on a large catalog each step through memdb's tree costs up
+// to half a microsecond of cache misses. Testing an entry for the other
+// conditions instead (a binary search in its token hashes, a pointer
+// comparison) costs little once the entry is loaded, so walking only the
+// shortest list reads at most as many entries as the merge and usually far
+// fewer; those two queries now take 0.3 and 1 ms with a cold cache.
 func planDriver(stats *postingStats, q Query, tokens []string) postingKey {
 	conds := make([]postingKey, 0, len(tokens)+4)
 	for _, t := range tokens {
@@ -168,6 +171,9 @@ type predicate struct {
 	tokens      []string
 	tokenHashes []uint64
 	thaiRuns    []string
+	// The query's codes as handles, compared with the entries' (see entry).
+	origin, region, seller unique.Handle[string]
+	minCur, maxCur         unique.Handle[string]
 }
 
 func newPredicate(q Query, seed maphash.Seed) *predicate {
@@ -175,9 +181,13 @@ func newPredicate(q Query, seed maphash.Seed) *predicate {
 	for _, t := range p.tokens {
 		p.tokenHashes = append(p.tokenHashes, maphash.String(seed, t))
 	}
-	// Interned like the entries' fields, so that comparing them with a
-	// candidate's compares two pointers (see entry).
-	p.q.Origin, p.q.Region, p.q.SellerID = intern(q.Origin), intern(q.Region), intern(q.SellerID)
+	p.origin, p.region, p.seller = unique.Make(q.Origin), unique.Make(q.Region), unique.Make(q.SellerID)
+	if q.MinPrice != nil {
+		p.minCur = unique.Make(q.MinPrice.Currency)
+	}
+	if q.MaxPrice != nil {
+		p.maxCur = unique.Make(q.MaxPrice.Currency)
+	}
 	return p
 }
 
@@ -185,21 +195,21 @@ func newPredicate(q Query, seed maphash.Seed) *predicate {
 // the Listing itself is read only for the Thai phrase check and Filter.
 func (p *predicate) match(e *entry) bool {
 	q := &p.q
-	if q.Origin != "" && e.Origin != q.Origin ||
-		q.Region != "" && e.ShipFrom != q.Region ||
-		q.SellerID != "" && e.SellerID != q.SellerID ||
+	if q.Origin != "" && e.origin != p.origin ||
+		q.Region != "" && e.region != p.region ||
+		q.SellerID != "" && e.seller != p.seller ||
 		!strings.HasPrefix(e.HSCode, q.HS) {
 		return false
 	}
 	if q.MinPrice != nil {
-		price, ok := p.convert(e.price, q.MinPrice.Currency)
-		if !ok || price.Minor < q.MinPrice.Minor {
+		price, ok := p.price(e, q.MinPrice.Currency, p.minCur)
+		if !ok || price < q.MinPrice.Minor {
 			return false
 		}
 	}
 	if q.MaxPrice != nil {
-		price, ok := p.convert(e.price, q.MaxPrice.Currency)
-		if !ok || price.Minor > q.MaxPrice.Minor {
+		price, ok := p.price(e, q.MaxPrice.Currency, p.maxCur)
+		if !ok || price > q.MaxPrice.Minor {
 			return false
 		}
 	}
@@ -216,15 +226,17 @@ func (p *predicate) match(e *entry) bool {
 	return q.Filter == nil || q.Filter(e.Listing)
 }
 
-func (p *predicate) convert(price money.Amount, currency string) (money.Amount, bool) {
-	if price.Currency == currency {
-		return price, true
+// price is the entry's price in minor units of currency (whose handle is
+// cur), converted with q.Convert if it is in another currency.
+func (p *predicate) price(e *entry, currency string, cur unique.Handle[string]) (int64, bool) {
+	if e.currency == cur {
+		return e.priceMinor, true
 	}
 	if p.q.Convert == nil {
-		return money.Amount{}, false
+		return 0, false
 	}
-	c, ok := p.q.Convert(price, currency)
-	return c, ok && c.Currency == currency
+	c, ok := p.q.Convert(money.Amount{Minor: e.priceMinor, Currency: e.currency.Value()}, currency)
+	return c.Minor, ok && c.Currency == currency
 }
 
 // containsText reports whether s occurs verbatim in one of the listing's
@@ -255,6 +267,10 @@ const afterAll = "\xff"
 // one returned (or at most the seek bound, for the first). An entry past the
 // end that has the value is also in the range, so it either was already
 // returned or lies above the seek bound; either way its ID fails the check.
+//
+// For tokens, has tests the hash only (see newStream), so a token stream
+// may in theory return an entry without the token; Search's predicate
+// compares the strings.
 type stream struct {
 	txn   *memdb.Txn
 	index string
@@ -275,14 +291,21 @@ func newStream(txn *memdb.Txn, k postingKey, seed maphash.Seed) *stream {
 	s := &stream{txn: txn, index: index, value: value}
 	switch index {
 	case indexToken:
+		// The hash alone: it answers from the entry's hash array without
+		// reading a token string, and a (seeded, 64-bit) collision would
+		// only let the walk run on past the list's end into entries that
+		// Search's predicate, which compares the strings, then rejects.
 		h := maphash.String(seed, value)
-		s.has = func(e *entry) bool { return e.hasToken(value, h) }
+		s.has = func(e *entry) bool { _, ok := slices.BinarySearch(e.tokenHashes, h); return ok }
 	case indexOrigin:
-		s.has = func(e *entry) bool { return e.Origin == value }
+		h := unique.Make(value)
+		s.has = func(e *entry) bool { return e.origin == h }
 	case indexSeller:
-		s.has = func(e *entry) bool { return e.SellerID == value }
+		h := unique.Make(value)
+		s.has = func(e *entry) bool { return e.seller == h }
 	case indexRegion:
-		s.has = func(e *entry) bool { return e.ShipFrom == value }
+		h := unique.Make(value)
+		s.has = func(e *entry) bool { return e.region == h }
 	case indexHS:
 		// For 2 <= len(value) <= maxHSIndexed (the only HS streams Search
 		// makes) this is exactly "value is one of e.HSPrefixes".

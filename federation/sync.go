@@ -267,18 +267,13 @@ func (s *Service) syncWith(ctx context.Context, p peer.ID) error {
 			// Skip it, and go on with the others.
 			continue
 		}
-		for ours[origin] < head {
-			n, err := s.pull(ctx, p, origin, ours[origin]+1)
-			if err != nil {
-				return fmt.Errorf("pull %s from %d: %w", origin, ours[origin]+1, err)
-			}
-			if n == 0 {
-				break
-			}
-			grew = true
-			if ours, err = s.heads(ctx); err != nil {
-				return err
-			}
+		if ours[origin] >= head {
+			continue
+		}
+		n, err := s.pullOrigin(ctx, p, origin, ours[origin]+1, head)
+		grew = grew || n > 0
+		if err != nil {
+			return fmt.Errorf("pull %s from %d: %w", origin, ours[origin]+1, err)
 		}
 	}
 	s.noteSynced(p)
@@ -289,28 +284,73 @@ func (s *Service) syncWith(ctx context.Context, p peer.ID) error {
 	return nil
 }
 
-// pull fetches one range, verifies every record (origin signature by the
-// origin's member key, sequence, content) and stores the verified prefix.
-func (s *Service) pull(ctx context.Context, p peer.ID, origin string, from uint64) (int, error) {
+// pullOrigin pulls origin's records from..head from p. Fetching and
+// verifying the next range overlaps with storing and indexing the current
+// one: verification is parallel and CPU-bound, the store and index are
+// single writers, so the two keep both cores busy.
+func (s *Service) pullOrigin(ctx context.Context, p peer.ID, origin string, from, head uint64) (int, error) {
+	type chunk struct {
+		recs []catalog.RemoteRecord
+		err  error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chunks := make(chan chunk, 1)
+	go func() {
+		defer close(chunks)
+		for next := from; next <= head; {
+			recs, err := s.fetch(ctx, p, origin, next)
+			select {
+			case chunks <- chunk{recs, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || len(recs) == 0 {
+				return
+			}
+			next += uint64(len(recs))
+		}
+	}()
+	total := 0
+	for c := range chunks {
+		if len(c.recs) > 0 {
+			n, err := s.catalog().ApplyRemote(ctx, origin, c.recs)
+			if err != nil {
+				return total, err
+			}
+			total += n
+			s.metrics.records.WithLabelValues(origin).Add(float64(n))
+		}
+		if c.err != nil {
+			return total, c.err
+		}
+	}
+	return total, nil
+}
+
+// fetch asks p for one range of origin's log and verifies every record:
+// the origin's signature by the origin's member key, the sequence, the
+// content. It returns the verified prefix, and the first failure after it.
+func (s *Service) fetch(ctx context.Context, p peer.ID, origin string, from uint64) ([]catalog.RemoteRecord, error) {
 	st, err := s.current()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	member, ok := st.m.Member(origin)
 	if !ok {
-		return 0, fmt.Errorf("%w: origin %s is not a member", ErrBadRecord, origin)
+		return nil, fmt.Errorf("%w: origin %s is not a member", ErrBadRecord, origin)
 	}
 	originID, err := peer.Decode(member.PeerID)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	reply, err := s.request(ctx, p, ProtoSync, &pb.Message{Body: &pb.Message_RangeRequest{RangeRequest: &pb.RangeRequest{Origin: origin, FromSeq: from, MaxCount: MaxRangeCount}}}, false)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	rr := reply.GetRangeReply()
 	if rr == nil || rr.Origin != origin {
-		return 0, fmt.Errorf("%w: expected a range_reply for %s", ErrMalformed, origin)
+		return nil, fmt.Errorf("%w: expected a range_reply for %s", ErrMalformed, origin)
 	}
 	recs := make([]catalog.RemoteRecord, len(rr.Records))
 	errs := make([]error, len(rr.Records))
@@ -329,29 +369,13 @@ func (s *Service) pull(ctx context.Context, p peer.ID, origin string, from uint6
 		return nil
 	})
 	// Keep the verified prefix: records after a bad one would leave a gap.
-	good := len(recs)
 	for i, err := range errs {
 		if err != nil {
 			s.reject(ProtoSync, p, Reason(err), err)
-			good = i
-			break
+			return recs[:i], err
 		}
 	}
-	if good == 0 {
-		if len(errs) > 0 {
-			return 0, errs[0]
-		}
-		return 0, nil
-	}
-	n, err := s.catalog().ApplyRemote(ctx, origin, recs[:good])
-	if err != nil {
-		return 0, err
-	}
-	s.metrics.records.WithLabelValues(origin).Add(float64(n))
-	if good < len(recs) {
-		return n, errs[good]
-	}
-	return good, nil
+	return recs, nil
 }
 
 // announcer sends the node's heads to every connected member when the log
