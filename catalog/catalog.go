@@ -70,6 +70,9 @@ type Config struct {
 	// Published is called after local changes are durable and indexed, so
 	// the federation can announce the new head. It must not block.
 	Published func()
+	// ExportHolds returns the export rules that keep a listing at home
+	// (nil: publish). Nil means no export rules.
+	ExportHolds func(*Listing) []Hold
 }
 
 // Catalog is the listing service of one node: it validates sellers'
@@ -128,12 +131,19 @@ func (c *Catalog) build(seller SellerProfile, in *Input, now time.Time) (*Listin
 	}, nil
 }
 
+func (c *Catalog) holds(l *Listing) {
+	if c.cfg.ExportHolds != nil {
+		l.Held = c.cfg.ExportHolds(l)
+	}
+}
+
 // Create validates and publishes a new listing for seller.
 func (c *Catalog) Create(ctx context.Context, seller SellerProfile, in Input) (*Listing, error) {
 	l, err := c.build(seller, &in, c.cfg.Now().UTC())
 	if err != nil {
 		return nil, err
 	}
+	c.holds(l)
 	if err := c.apply(ctx, []Change{{Listing: l}}); err != nil {
 		return nil, err
 	}
@@ -217,6 +227,41 @@ func (c *Catalog) ApplyRemote(ctx context.Context, origin string, recs []RemoteR
 	return len(applied), nil
 }
 
+// Reexport re-applies the export rules to every local listing after a
+// policy change: a listing newly held is withdrawn from peers (its record
+// becomes a tombstone), one newly allowed is published. It returns how many
+// listings changed.
+func (c *Catalog) Reexport(ctx context.Context) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	all, err := c.store.Listings(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var changes []Change
+	for _, l := range all {
+		if l.Origin != c.cfg.Country {
+			continue
+		}
+		var held []Hold
+		if c.cfg.ExportHolds != nil {
+			held = c.cfg.ExportHolds(l)
+		}
+		if (len(held) > 0) == (len(l.Held) > 0) {
+			continue
+		}
+		n := *l
+		n.Held = held
+		n.Version++
+		n.UpdatedAt = c.cfg.Now().UTC()
+		changes = append(changes, Change{Listing: &n})
+	}
+	if len(changes) == 0 {
+		return 0, nil
+	}
+	return len(changes), c.apply(ctx, changes)
+}
+
 // Heads returns the last sequence number of every origin's log.
 func (c *Catalog) Heads(ctx context.Context) (map[string]uint64, error) { return c.store.Heads(ctx) }
 
@@ -266,6 +311,7 @@ func (c *Catalog) Update(ctx context.Context, seller SellerProfile, id string, p
 	l.Images, l.Attributes = in.Images, in.Attributes
 	l.UpdatedAt = c.cfg.Now().UTC()
 	l.Version++
+	c.holds(&l)
 	if err := c.apply(ctx, []Change{{Listing: &l}}); err != nil {
 		return nil, err
 	}
@@ -307,6 +353,7 @@ func (c *Catalog) Import(ctx context.Context, seller SellerProfile, rows []Row, 
 			rep.Errors = append(rep.Errors, re)
 			continue
 		}
+		c.holds(l)
 		good = append(good, l)
 	}
 	if len(good) > 0 {

@@ -15,7 +15,9 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/imtgt/imtgt-node/catalog"
+	"github.com/imtgt/imtgt-node/configs"
 	"github.com/imtgt/imtgt-node/federation"
+	"github.com/imtgt/imtgt-node/policy"
 	"github.com/imtgt/imtgt-node/store"
 )
 
@@ -40,7 +42,11 @@ func benchSeal(b *testing.B) catalog.SealFunc {
 	require.NoError(b, err)
 	key, _, err := federation.Identity(raw)
 	require.NoError(b, err)
-	return federation.RecordSealer(key, "TH", time.Now)
+	raw2, err := configs.DefaultPolicy("TH")
+	require.NoError(b, err)
+	p, err := policy.Parse("TH", raw2)
+	require.NoError(b, err)
+	return federation.RecordSealer(key, "TH", time.Now, func() *policy.Policy { return p })
 }
 
 // BenchmarkImportDurable is the whole bulk-import path of a federated

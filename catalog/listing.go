@@ -29,6 +29,16 @@ type Listing struct {
 	UpdatedAt   time.Time         `json:"updated_at"`
 	// Version increases by one on every change, starting at 1.
 	Version uint64 `json:"version"`
+	// Held, when not empty, says why this node's export rules keep the
+	// listing at home: it is searchable here but not published to peers.
+	Held []Hold `json:"held,omitempty"`
+}
+
+// Hold is an export rule that keeps a listing from being published.
+type Hold struct {
+	Rule    string `json:"rule"`
+	Source  string `json:"source"`
+	Message string `json:"message"`
 }
 
 // SellerProfile is the public part of a seller: what consumer-protection law

@@ -28,7 +28,7 @@ func buildOriginStore(b *testing.B, th identity) *store.DB {
 	b.Helper()
 	db, err := store.Open(filepath.Join(b.TempDir(), "origin.db"), store.Options{})
 	require.NoError(b, err)
-	seal := RecordSealer(th.key, "TH", time.Now)
+	seal := RecordSealer(th.key, "TH", time.Now, defaultPolicy(b, "TH"))
 	titles := []string{"ข้าวหอมมะลิ 5 กก. jasmine rice", "Kopi robusta Chumphon coffee", "ทุเรียนหมอนทอง อบแห้ง dried durian", "Dried squid Songkhla 500 g", "หมอนยางพาราแท้ latex pillow"}
 	hs := []string{"100630", "090111", "081340", "030749", "940490"}
 	now := time.Now().UTC()
@@ -63,7 +63,7 @@ func benchNode(b *testing.B, me identity, db *store.DB, raw []byte, psk []byte) 
 	})
 	require.NoError(b, err)
 	tn.cat = catalog.New(db, catalog.NewIndex(), catalog.Config{Country: me.country, Currency: "THB",
-		Seal: RecordSealer(me.key, me.country, time.Now), Published: tn.svc.Published})
+		Seal: RecordSealer(me.key, me.country, time.Now, defaultPolicy(b, me.country)), Published: tn.svc.Published})
 	require.NoError(b, tn.cat.Load(context.Background()))
 	require.NoError(b, tn.svc.Start(context.Background()))
 	return tn

@@ -18,22 +18,27 @@ import (
 )
 
 // RecordSealer returns the catalog's SealFunc: each local change becomes a
-// ListingRecord built by policy.Project and signed with the node key.
-// Records are signed in parallel: a bulk import of thousands of listings
-// would otherwise spend most of its transaction signing.
-func RecordSealer(key crypto.PrivKey, origin string, now func() time.Time) catalog.SealFunc {
+// ListingRecord built by the policy's Project and signed with the node key.
+// A listing that export rules hold at home, or that no transfer rule lets
+// leave, becomes a tombstone: peers withdraw any copy they had. Records are
+// signed in parallel: a bulk import of thousands of listings would
+// otherwise spend most of its transaction signing.
+func RecordSealer(key crypto.PrivKey, origin string, now func() time.Time, pol func() *policy.Policy) catalog.SealFunc {
 	return func(first uint64, changes []catalog.Change) ([][]byte, error) {
 		out := make([][]byte, len(changes))
 		at := now().UnixMilli()
+		p := pol()
 		seal := func(i int) error {
 			c := changes[i]
 			rec := &pb.ListingRecord{Origin: origin, Seq: first + uint64(i), CreatedUnixMs: at}
-			if c.Listing != nil {
-				pl, err := policy.ProjectListing(c.Listing, policy.AllMembers)
-				if err != nil {
-					return err
-				}
+			var pl *pb.Listing
+			if c.Listing != nil && len(c.Listing.Held) == 0 && p != nil {
+				pl, _ = p.ProjectListing(c.Listing, policy.AllMembers)
+			}
+			if pl != nil {
 				rec.Op, rec.ListingId, rec.Listing = pb.ListingRecord_OP_UPSERT, c.Listing.ID, pl
+			} else if c.Listing != nil {
+				rec.Op, rec.ListingId = pb.ListingRecord_OP_DELETE, c.Listing.ID
 			} else {
 				rec.Op, rec.ListingId = pb.ListingRecord_OP_DELETE, c.DeleteID
 			}

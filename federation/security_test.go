@@ -13,6 +13,8 @@ import (
 	"encoding/base64"
 	"io"
 	"log/slog"
+	mathrand "math/rand/v2"
+	"net"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -35,8 +37,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imtgt/imtgt-node/catalog"
+	"github.com/imtgt/imtgt-node/configs"
 	"github.com/imtgt/imtgt-node/federation/pb"
 	"github.com/imtgt/imtgt-node/membership"
+	"github.com/imtgt/imtgt-node/policy"
 	"github.com/imtgt/imtgt-node/store"
 )
 
@@ -59,13 +63,21 @@ func newIdentity(t testing.TB, country string) identity {
 	return identity{country: country, key: key, id: id, gov: gov, addr: freeAddr(t)}
 }
 
+// freeAddr picks a free loopback port below the kernel's ephemeral range,
+// so that no outgoing connection of a parallel test takes it before the
+// node listens (see testnet.FreePort, which this package cannot import).
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.NoTransports, libp2p.Transport(tcp.NewTCPTransport))
-	require.NoError(t, err)
-	addr := h.Addrs()[0].String()
-	require.NoError(t, h.Close())
-	return addr
+	for range 100 {
+		port := 20000 + mathrand.IntN(12000)
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err == nil {
+			ln.Close()
+			return "/ip4/127.0.0.1/tcp/" + strconv.Itoa(port)
+		}
+	}
+	t.Fatal("no free port")
+	return ""
 }
 
 func testManifest(t testing.TB, ids ...identity) (*membership.Manifest, []byte) {
@@ -105,7 +117,7 @@ func startNode(t testing.TB, me identity, m *membership.Manifest, raw, psk []byt
 	})
 	require.NoError(t, err)
 	tn.cat = catalog.New(db, catalog.NewIndex(), catalog.Config{Country: me.country, Currency: "THB",
-		Seal: RecordSealer(me.key, me.country, time.Now), Published: tn.svc.Published})
+		Seal: RecordSealer(me.key, me.country, time.Now, defaultPolicy(t, me.country)), Published: tn.svc.Published})
 	require.NoError(t, tn.svc.Start(context.Background()))
 	t.Cleanup(func() { tn.svc.Close() })
 	return tn
@@ -366,4 +378,18 @@ func TestPullVerifiesOriginSignatures(t *testing.T) {
 			require.Never(t, func() bool { return node.cat.Index().Count() > tt.stored }, 200*time.Millisecond, 20*time.Millisecond)
 		})
 	}
+}
+
+// defaultPolicy is the country's default policy (unsigned: the sealer
+// only projects with it).
+func defaultPolicy(tb testing.TB, country string) func() *policy.Policy {
+	tb.Helper()
+	if country != "TH" && country != "MY" && country != "ID" {
+		country = "TH"
+	}
+	raw, err := configs.DefaultPolicy(country)
+	require.NoError(tb, err)
+	p, err := policy.Parse(country, raw)
+	require.NoError(tb, err)
+	return func() *policy.Policy { return p }
 }

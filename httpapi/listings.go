@@ -9,6 +9,7 @@ import (
 	"github.com/imtgt/imtgt-node/access"
 	"github.com/imtgt/imtgt-node/catalog"
 	"github.com/imtgt/imtgt-node/money"
+	"github.com/imtgt/imtgt-node/policy"
 	"github.com/imtgt/imtgt-node/sellers"
 )
 
@@ -28,6 +29,34 @@ type listingView struct {
 	CreatedAt   time.Time             `json:"created_at"`
 	UpdatedAt   time.Time             `json:"updated_at"`
 	Version     uint64                `json:"version"`
+	// Import: may this node's buyers order it (every listing, from the
+	// installed policy at the time of the request).
+	Import *importView `json:"import,omitempty"`
+	// Export: is this node's own listing published to the federation.
+	Export *exportView `json:"export,omitempty"`
+}
+
+// view is viewListing with this node's import decision and, for its own
+// listings, the export status.
+func (s *Server) view(l *catalog.Listing, now time.Time) listingView {
+	v := viewListing(l)
+	v.Import = s.decide(l, now)
+	if l.Origin == s.cfg.Node.Country {
+		v.Export = &exportView{Published: len(l.Held) == 0, Reasons: l.Held}
+		if v.Export.Reasons == nil {
+			v.Export.Reasons = []catalog.Hold{}
+		}
+	}
+	return v
+}
+
+func (s *Server) views(ls []*catalog.Listing) []listingView {
+	now := time.Now()
+	out := make([]listingView, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, s.view(l, now))
+	}
+	return out
 }
 
 func viewListing(l *catalog.Listing) listingView {
@@ -45,13 +74,6 @@ func viewListing(l *catalog.Listing) listingView {
 	return v
 }
 
-func viewListings(ls []*catalog.Listing) []listingView {
-	out := make([]listingView, 0, len(ls))
-	for _, l := range ls {
-		out = append(out, viewListing(l))
-	}
-	return out
-}
 
 // activeSeller returns the calling seller's public profile if it may publish.
 func (s *Server) activeSeller(r *http.Request, p *access.Principal) (catalog.SellerProfile, error) {
@@ -80,7 +102,7 @@ func (s *Server) createListing(w http.ResponseWriter, r *http.Request, p *access
 		return err
 	}
 	w.Header().Set("Location", "/v1/listings/"+l.ID)
-	writeJSON(w, http.StatusCreated, viewListing(l))
+	writeJSON(w, http.StatusCreated, s.view(l, time.Now()))
 	return nil
 }
 
@@ -97,7 +119,7 @@ func (s *Server) listListings(w http.ResponseWriter, r *http.Request, p *access.
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": viewListings(page.Items), "next_cursor": page.NextCursor})
+	writeJSON(w, http.StatusOK, map[string]any{"items": s.views(page.Items), "next_cursor": page.NextCursor})
 	return nil
 }
 
@@ -119,7 +141,7 @@ func (s *Server) getListing(w http.ResponseWriter, r *http.Request, p *access.Pr
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, viewListing(l))
+	writeJSON(w, http.StatusOK, s.view(l, time.Now()))
 	return nil
 }
 
@@ -139,7 +161,7 @@ func (s *Server) updateListing(w http.ResponseWriter, r *http.Request, p *access
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, viewListing(l))
+	writeJSON(w, http.StatusOK, s.view(l, time.Now()))
 	return nil
 }
 
@@ -218,6 +240,27 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, _ *access.Princi
 		}
 		*f.dst = &a
 	}
+	if s.cfg.Policies != nil {
+		p, _ := s.cfg.Policies.Policy()
+		q.Convert = func(a money.Amount, _ string) (money.Amount, bool) { return p.ConvertAmount(a) }
+		switch v := qs.Get("orderable"); v {
+		case "":
+		case "true":
+			now := time.Now()
+			q.Filter = func(l *catalog.Listing) bool {
+				return policy.Evaluate(p, policy.Listing{Origin: l.Origin, HSCode: l.HSCode, UnitPrice: l.Price}, now).Orderable
+			}
+		case "false":
+			now := time.Now()
+			q.Filter = func(l *catalog.Listing) bool {
+				return !policy.Evaluate(p, policy.Listing{Origin: l.Origin, HSCode: l.HSCode, UnitPrice: l.Price}, now).Orderable
+			}
+		default:
+			he := errorf(http.StatusBadRequest, "bad_orderable", "orderable must be true or false")
+			he.Field = "orderable"
+			return he
+		}
+	}
 	if q.HS != "" && (len(q.HS) > 6 || strings.Trim(q.HS, "0123456789") != "") {
 		he := errorf(http.StatusBadRequest, "bad_hs", "hs must be an HS code prefix of up to 6 digits")
 		he.Field = "hs"
@@ -227,7 +270,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, _ *access.Princi
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": viewListings(page.Items), "next_cursor": page.NextCursor})
+	writeJSON(w, http.StatusOK, map[string]any{"items": s.views(page.Items), "next_cursor": page.NextCursor})
 	return nil
 }
 
@@ -237,6 +280,6 @@ func (s *Server) catalogListing(w http.ResponseWriter, r *http.Request, _ *acces
 	if !ok {
 		return errorf(http.StatusNotFound, "not_found", "listing %s not found", id)
 	}
-	writeJSON(w, http.StatusOK, viewListing(l))
+	writeJSON(w, http.StatusOK, s.view(l, time.Now()))
 	return nil
 }

@@ -67,6 +67,9 @@ type Config struct {
 	// InstallRefused is the sentinel the node wraps around a refused
 	// manifest install (answered 422).
 	InstallRefused error
+	Policies       Policies
+	// PolicyRefused is the sentinel of a refused policy install (422).
+	PolicyRefused error
 }
 
 // Server is the HTTP API of one node.
@@ -163,6 +166,10 @@ func (s *Server) routes() []route {
 
 		{Method: "GET", Pattern: "/v1/catalog/search", Roles: anyRole, handler: s.search},
 		{Method: "GET", Pattern: "/v1/catalog/listings/{id}", Roles: anyRole, handler: s.catalogListing},
+		{Method: "GET", Pattern: "/v1/catalog/listings/{id}/quote", Roles: anyRole, handler: s.quoteListing},
+
+		{Method: "GET", Pattern: "/v1/policy", Roles: anyRole, handler: s.getPolicy},
+		{Method: "POST", Pattern: "/v1/policy", Roles: op, handler: s.installPolicy},
 	}
 }
 

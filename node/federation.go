@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/imtgt/imtgt-node/federation"
@@ -193,31 +194,79 @@ func InstallManifest(ctx context.Context, dir string, raw, psk []byte) (*Install
 }
 
 func installViaAPI(ctx context.Context, dir string, cfg Config, raw, psk []byte) (*membership.Manifest, error) {
-	token, err := ReadOperatorToken(dir)
-	if err != nil {
+	body := map[string]string{"manifest": string(raw), "psk": string(psk)}
+	if err := callAPI(ctx, dir, cfg, http.MethodPost, "/v1/federation/manifest", body, nil, ErrInstall); err != nil {
 		return nil, err
 	}
-	body, _ := json.Marshal(map[string]string{"manifest": string(raw), "psk": string(psk)})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+cfg.HTTP.Addr+"/v1/federation/manifest", bytes.NewReader(body))
+	return membership.Parse(raw)
+}
+
+// callAPI calls the running node's HTTP API with the operator token from
+// dir: the path every --dir command takes while the node holds its store.
+// An error reply is returned wrapping refused, with the node's message.
+func callAPI(ctx context.Context, dir string, cfg Config, method, path string, body, out any, refused error) error {
+	token, err := ReadOperatorToken(dir)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+cfg.HTTP.Addr+path, rd)
+	if err != nil {
+		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("the node's store is in use but its API at %s does not answer: %w", cfg.HTTP.Addr, err)
+		return fmt.Errorf("the node's store is in use but its API at %s does not answer: %w", cfg.HTTP.Addr, err)
 	}
 	defer resp.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if resp.StatusCode/100 != 2 {
 		var e struct {
 			Error struct{ Message string } `json:"error"`
 		}
 		if json.Unmarshal(data, &e) == nil && e.Error.Message != "" {
-			return nil, fmt.Errorf("%w: %s", ErrInstall, e.Error.Message)
+			return fmt.Errorf("%w: %s", refused, e.Error.Message)
 		}
-		return nil, fmt.Errorf("%w: %s: %s", ErrInstall, resp.Status, data)
+		return fmt.Errorf("%w: %s: %s", refused, resp.Status, data)
 	}
-	return membership.Parse(raw)
+	if out != nil {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+// manifestOf returns the manifest installed on the node in dir (nil if
+// none), from its store, or from its API while it runs.
+func manifestOf(dir string) ([]byte, error) {
+	db, err := store.Open(StorePath(dir), store.Options{LockTimeout: 200 * time.Millisecond})
+	if errors.Is(err, store.ErrLocked) {
+		cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
+		if err != nil {
+			return nil, err
+		}
+		var out struct {
+			Manifest string `json:"manifest"`
+		}
+		if err := callAPI(context.Background(), dir, cfg, http.MethodGet, "/v1/federation/manifest", nil, &out, ErrInstall); err != nil {
+			if strings.Contains(err.Error(), "no manifest installed") {
+				return nil, nil
+			}
+			return nil, err
+		}
+		return []byte(out.Manifest), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	return db.Manifest()
 }

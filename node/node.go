@@ -28,6 +28,7 @@ import (
 	"github.com/imtgt/imtgt-node/httpapi"
 	"github.com/imtgt/imtgt-node/keys"
 	"github.com/imtgt/imtgt-node/membership"
+	"github.com/imtgt/imtgt-node/policy"
 	"github.com/imtgt/imtgt-node/refdata"
 	"github.com/imtgt/imtgt-node/sellers"
 	"github.com/imtgt/imtgt-node/store"
@@ -144,6 +145,17 @@ func Init(opts InitOptions) (*InitResult, error) {
 	if err == nil {
 		err = db.PutToken(context.Background(), hash, access.Principal{Role: access.Operator, Subject: "operator", CreatedAt: now})
 	}
+	if err == nil {
+		// The country's default policy, signed by the new agency key: a
+		// node never runs without a signed policy.
+		var raw []byte
+		if raw, err = signedDefaultPolicy(country, ks.Governance); err == nil {
+			var p *policy.Policy
+			if p, err = policy.Parse("default policy", raw); err == nil {
+				err = db.SavePolicy(raw, p.Version)
+			}
+		}
+	}
 	if cerr := db.Close(); err == nil {
 		err = cerr
 	}
@@ -203,6 +215,7 @@ type Node struct {
 	serveErr  chan error
 	closed    bool
 	mu        sync.Mutex
+	policy    atomic.Pointer[policyState]
 	// fedCatalog lets the federation service, built before the catalog
 	// (whose Published hook is the service's), reach the catalog.
 	fedCatalog atomic.Pointer[catalog.Catalog]
@@ -248,10 +261,18 @@ func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := n.openPolicy(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	n.Catalog = catalog.New(db, catalog.NewIndex(), catalog.Config{
 		Country: cfg.Node.Country, Currency: country.Currency,
-		Seal:      federation.RecordSealer(p2pKey, cfg.Node.Country, time.Now),
-		Published: n.Fed.Published,
+		Seal: federation.RecordSealer(p2pKey, cfg.Node.Country, time.Now, func() *policy.Policy {
+			p, _ := n.Policy()
+			return p
+		}),
+		Published:   n.Fed.Published,
+		ExportHolds: n.exportHolds,
 	})
 	n.fedCatalog.Store(n.Catalog)
 	start := time.Now()
@@ -306,6 +327,32 @@ func (n *Node) Peers(ctx context.Context) []federation.PeerStatus { return n.Fed
 // Manifest returns the installed manifest (httpapi.Federation).
 func (n *Node) Manifest() (*membership.Manifest, []byte) { return n.Fed.Manifest() }
 
+// openPolicy loads and verifies the installed policy. A node never runs
+// without a valid signed policy: init installs the country's default.
+func (n *Node) openPolicy() error {
+	raw, err := n.Store.Policy()
+	if err != nil {
+		return err
+	}
+	if raw == nil {
+		return fmt.Errorf("%w: no policy installed in %s (init installs the default; install one with imtgt-node policy install)", ErrPolicy, n.Store.Path())
+	}
+	_, mraw := n.Fed.Manifest()
+	key, err := agencyKey(mraw, n.Keys, n.Config.Node.Country)
+	if err != nil {
+		return err
+	}
+	p, err := policy.Parse("installed policy", raw)
+	if err != nil {
+		return err
+	}
+	if err := policy.Verify(raw, p, key); err != nil {
+		return fmt.Errorf("installed policy: %w", err)
+	}
+	n.policy.Store(&policyState{p: p, raw: raw})
+	return nil
+}
+
 // checkStoreOwner refuses a store that belongs to another node (a backup
 // restored into the wrong directory).
 func (n *Node) checkStoreOwner() error {
@@ -337,6 +384,8 @@ func (n *Node) Start(ctx context.Context) error {
 		MaxImportBytes: n.Config.HTTP.MaxImportBytes,
 		Federation:     n,
 		InstallRefused: ErrInstall,
+		Policies:       n,
+		PolicyRefused:  ErrPolicy,
 	})
 	ln, err := net.Listen("tcp", n.Config.HTTP.Addr)
 	if err != nil {

@@ -1,13 +1,17 @@
-// Package policy decides what data may leave the node, to whom and for
-// what: it holds the one egress function, Project, that builds every
-// domain record sent to a peer.
+// Package policy is a country's rules as data: a declarative, versioned
+// YAML policy signed by the issuing agency's governance key (docs/POLICY.md
+// documents the format), loaded with every rule checked (Parse), and the
+// pure functions that apply it:
 //
-// No other code path serialises a domain record onto the federation wire
-// (a test in this package checks the source tree for it). In this release
-// the rules are fixed: a listing leaves, for the purpose "catalog", as its
-// public fields and the seller's public profile (legal name, business ID,
-// region); nothing else may leave. The policy release makes these rules
-// declarative, signed and per country.
+//   - Project, the one egress function: it builds every domain record sent
+//     to a peer, keeping only the fields a transfer rule allows for that
+//     destination and purpose, and returns the evidence of what crossed;
+//   - Evaluate, the import decision for this country's buyers (bans,
+//     permits, minimum unit price), and MakeQuote, the landed cost (duty,
+//     taxes) in exact decimal arithmetic;
+//   - ExportDecision, whether a seller's listing may be published abroad.
 //
-// policy is pure: no I/O and no clock reads.
+// Every decision cites the rule's ID and source. policy does no I/O and
+// reads no clock: time is an argument. No other code path serialises a
+// domain record onto the federation wire (a test checks the source tree).
 package policy

@@ -30,47 +30,123 @@ const AllMembers = "*"
 // and purpose: it does not leave.
 var ErrNoRule = errors.New("no policy rule allows this transfer")
 
-// Project returns the wire form of record that may leave for destination
-// and purpose, or ErrNoRule. It is the only function that turns a domain
-// record into bytes for a peer.
-func Project(record any, destination string, purpose Purpose) (proto.Message, error) {
-	switch r := record.(type) {
-	case *catalog.Listing:
-		if purpose != PurposeCatalog {
-			return nil, fmt.Errorf("%w: listing for purpose %q", ErrNoRule, purpose)
-		}
-		return projectListing(r), nil
-	}
-	return nil, fmt.Errorf("%w: %T to %s for %s", ErrNoRule, record, destination, purpose)
+// Transfer says what a projection let through and why: the evidence an
+// auditor needs.
+type Transfer struct {
+	Record      string   `json:"record"`
+	Destination string   `json:"destination"`
+	Purpose     Purpose  `json:"purpose"`
+	Fields      []string `json:"fields"`
+	LegalBasis  string   `json:"legal_basis"`
+	Rules       []string `json:"rules"`
+	Version     uint64   `json:"policy_version"`
 }
 
-// ProjectListing is Project for a listing in the catalog: its public
-// fields and the seller's public profile.
-func ProjectListing(l *catalog.Listing, destination string) (*pb.Listing, error) {
-	m, err := Project(l, destination, PurposeCatalog)
+// allowed finds the transfer rules for a record kind, destination and
+// purpose: rules naming the destination, else rules for every member.
+func (p *Policy) allowed(record, destination string, purpose Purpose) (*compiledTransfer, error) {
+	c := p.compiled
+	if ct := c.transfers[transferKey{record, purpose, destination}]; ct != nil {
+		return ct, nil
+	}
+	if ct := c.transfers[transferKey{record, purpose, AllMembers}]; ct != nil {
+		return ct, nil
+	}
+	return nil, fmt.Errorf("%w: %s to %s for %s under %s policy version %d", ErrNoRule, record, destination, purpose, p.Country, p.Version)
+}
+
+// Transfer returns what may cross for a record kind, destination and
+// purpose, without building the record.
+func (p *Policy) Transfer(record, destination string, purpose Purpose) (*Transfer, error) {
+	ct, err := p.allowed(record, destination, purpose)
+	if err != nil {
+		return nil, err
+	}
+	t := &Transfer{Record: record, Destination: destination, Purpose: purpose, LegalBasis: ct.basis, Version: p.Version}
+	t.Fields = slices.Sorted(maps.Keys(ct.fields))
+	for _, r := range ct.rules {
+		t.Rules = append(t.Rules, r.ID)
+	}
+	return t, nil
+}
+
+// Project returns the wire form of record that may leave for destination
+// and purpose, holding only the fields the policy's transfer rules allow,
+// and the evidence of what crossed. It is the only function that turns a
+// domain record into bytes for a peer: a field no rule allows never leaves.
+func (p *Policy) Project(record any, destination string, purpose Purpose) (proto.Message, *Transfer, error) {
+	switch r := record.(type) {
+	case *catalog.Listing:
+		t, err := p.Transfer(KindListing, destination, purpose)
+		if err != nil {
+			return nil, nil, err
+		}
+		ct, _ := p.allowed(KindListing, destination, purpose)
+		return projectListing(r, ct.fields), t, nil
+	}
+	return nil, nil, fmt.Errorf("%w: %T to %s for %s", ErrNoRule, record, destination, purpose)
+}
+
+// ProjectListing is Project for a listing in the catalog.
+func (p *Policy) ProjectListing(l *catalog.Listing, destination string) (*pb.Listing, error) {
+	m, _, err := p.Project(l, destination, PurposeCatalog)
 	if err != nil {
 		return nil, err
 	}
 	return m.(*pb.Listing), nil
 }
 
-func projectListing(l *catalog.Listing) *pb.Listing {
-	return &pb.Listing{
-		Id: l.ID,
-		Seller: &pb.SellerProfile{
-			Id: l.Seller.ID, LegalName: l.Seller.LegalName,
-			BusinessId: l.Seller.BusinessID, Region: l.Seller.Region,
-		},
-		Title:         l.Title,
-		Description:   l.Description,
-		HsCode:        l.HSCode,
-		Price:         &pb.Money{Minor: l.Price.Minor, Currency: l.Price.Currency},
-		Quantity:      l.Quantity,
-		ShipFrom:      l.ShipFrom,
-		Images:        slices.Clone(l.Images),
-		Attributes:    maps.Clone(l.Attributes),
-		CreatedUnixMs: l.CreatedAt.UnixMilli(),
-		UpdatedUnixMs: l.UpdatedAt.UnixMilli(),
-		Version:       l.Version,
+// projectListing copies the allowed fields only. The listing ID always
+// travels: it names the record (a rule must still allow it, see validate).
+func projectListing(l *catalog.Listing, f map[string]bool) *pb.Listing {
+	out := &pb.Listing{Id: l.ID}
+	if f["seller.id"] || f["seller.legal_name"] || f["seller.business_id"] || f["seller.region"] {
+		out.Seller = &pb.SellerProfile{}
+		if f["seller.id"] {
+			out.Seller.Id = l.Seller.ID
+		}
+		if f["seller.legal_name"] {
+			out.Seller.LegalName = l.Seller.LegalName
+		}
+		if f["seller.business_id"] {
+			out.Seller.BusinessId = l.Seller.BusinessID
+		}
+		if f["seller.region"] {
+			out.Seller.Region = l.Seller.Region
+		}
 	}
+	if f["title"] {
+		out.Title = l.Title
+	}
+	if f["description"] {
+		out.Description = l.Description
+	}
+	if f["hs_code"] {
+		out.HsCode = l.HSCode
+	}
+	if f["price"] {
+		out.Price = &pb.Money{Minor: l.Price.Minor, Currency: l.Price.Currency}
+	}
+	if f["quantity"] {
+		out.Quantity = l.Quantity
+	}
+	if f["ship_from"] {
+		out.ShipFrom = l.ShipFrom
+	}
+	if f["images"] {
+		out.Images = slices.Clone(l.Images)
+	}
+	if f["attributes"] {
+		out.Attributes = maps.Clone(l.Attributes)
+	}
+	if f["created_at"] {
+		out.CreatedUnixMs = l.CreatedAt.UnixMilli()
+	}
+	if f["updated_at"] {
+		out.UpdatedUnixMs = l.UpdatedAt.UnixMilli()
+	}
+	if f["version"] {
+		out.Version = l.Version
+	}
+	return out
 }

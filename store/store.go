@@ -15,6 +15,10 @@ package store
 //	  <listing id>              catalog.Listing (local and federated)
 //	federation/
 //	  manifest                  the installed membership manifest, its exact signed YAML
+//	policy/
+//	  current                   the installed signed policy file, exact bytes
+//	  versions/
+//	    <version, 8-byte BE>    every policy ever installed (what was in force when)
 //	log/
 //	  <origin country>/         one append-only catalog log per origin
 //	    <seq, 8-byte big-endian> the origin-signed record envelope, as received
@@ -54,11 +58,14 @@ var (
 	bucketLog          = []byte("log")
 	bucketFederation   = []byte("federation")
 	keyManifest        = []byte("manifest")
+	bucketPolicy       = []byte("policy")
+	bucketVersions     = []byte("versions")
+	keyCurrent         = []byte("current")
 
 	keySchemaVersion = []byte("schema_version")
 	keyNode          = []byte("node")
 
-	allBuckets = [][]byte{bucketMeta, bucketTokens, bucketSellers, bucketSellersByBID, bucketListings, bucketLog, bucketFederation}
+	allBuckets = [][]byte{bucketMeta, bucketTokens, bucketSellers, bucketSellersByBID, bucketListings, bucketLog, bucketFederation, bucketPolicy}
 )
 
 // Errors.
@@ -229,6 +236,36 @@ func (db *DB) Manifest() ([]byte, error) {
 	var raw []byte
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketFederation).Get(keyManifest); v != nil {
+			raw = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	return raw, err
+}
+
+// --- policy ---
+
+// SavePolicy installs a policy file as current and keeps it in the history
+// under its version, in one transaction.
+func (db *DB) SavePolicy(raw []byte, version uint64) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketPolicy)
+		versions, err := b.CreateBucketIfNotExists(bucketVersions)
+		if err != nil {
+			return err
+		}
+		if err := versions.Put(seqKey(version), raw); err != nil {
+			return err
+		}
+		return b.Put(keyCurrent, raw)
+	})
+}
+
+// Policy returns the installed policy file, or nil.
+func (db *DB) Policy() ([]byte, error) {
+	var raw []byte
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketPolicy).Get(keyCurrent); v != nil {
 			raw = append([]byte(nil), v...)
 		}
 		return nil
@@ -479,6 +516,21 @@ func (db *DB) LogRange(ctx context.Context, origin string, from uint64, max, max
 		return nil
 	})
 	return out, head, err
+}
+
+// Listing reads one stored listing (for tools that run beside a stopped
+// node); false if there is none.
+func (db *DB) Listing(id string) (*catalog.Listing, bool, error) {
+	var l *catalog.Listing
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketListings).Get([]byte(id))
+		if v == nil {
+			return nil
+		}
+		l = &catalog.Listing{}
+		return json.Unmarshal(v, l)
+	})
+	return l, l != nil, err
 }
 
 // Listings implements catalog.Store.

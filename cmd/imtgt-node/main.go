@@ -67,6 +67,7 @@ node, whose catalog is searchable, and their personal data stays at home.`,
 		newRestoreCmd(),
 		newMemberCmd(),
 		newFederationCmd(),
+		newPolicyCmd(),
 		newDemoCmd(),
 		newVersionCmd(),
 	)

@@ -2,6 +2,7 @@ package testnet
 
 import (
 	"context"
+	"math/rand/v2"
 	"net"
 	"path/filepath"
 	"sort"
@@ -26,13 +27,30 @@ type Net struct {
 	PSK      []byte
 }
 
+// FreePort returns a loopback TCP port that is free right now, chosen at
+// random below the kernel's ephemeral range (32768 and up): a port the
+// kernel handed out with :0 and that the test closes again can be taken by
+// any outgoing connection of the parallel test packages before the node
+// listens on it; one chosen below that range can only be taken by another
+// test choosing the same one.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err == nil {
+			ln.Close()
+			return port
+		}
+	}
+	tb.Fatal("no free port found")
+	return 0
+}
+
 // FreeP2PAddr returns a loopback TCP multiaddr with a port free right now.
 func FreeP2PAddr(tb testing.TB) string {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(tb, err)
-	defer ln.Close()
-	return "/ip4/127.0.0.1/tcp/" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	return "/ip4/127.0.0.1/tcp/" + strconv.Itoa(FreePort(tb))
 }
 
 // InitNode initialises (but does not start) a node with a free p2p port.

@@ -1,0 +1,87 @@
+package policy_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/imtgt/imtgt-node/catalog"
+	"github.com/imtgt/imtgt-node/configs"
+	"github.com/imtgt/imtgt-node/money"
+	"github.com/imtgt/imtgt-node/policy"
+)
+
+// BenchmarkEvaluate is the import decision for one listing (it runs for
+// every search result and for orderable=true filtering). Target ≤ 2 µs.
+func BenchmarkEvaluate(b *testing.B) {
+	p := defaultPolicy(b, "ID")
+	l := policy.Listing{Origin: "MY", HSCode: "090111", UnitPrice: money.Amount{Minor: 60000, Currency: "MYR"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = policy.Evaluate(p, l, inForce)
+	}
+}
+
+// BenchmarkQuote is a landed-cost quote with duty and VAT.
+func BenchmarkQuote(b *testing.B) {
+	p := defaultPolicy(b, "ID")
+	l := policy.Listing{Origin: "MY", HSCode: "090111", UnitPrice: money.Amount{Minor: 60000, Currency: "MYR"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := policy.MakeQuote(p, l, 2, "ID-SU", inForce); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkProject is the egress projection of one listing. Target ≤ 5 µs.
+func BenchmarkProject(b *testing.B) {
+	p := defaultPolicy(b, "TH")
+	l := &catalog.Listing{ID: "lst_01JDXYZ", Origin: "TH", SellerID: "sel_1",
+		Seller: catalog.SellerProfile{ID: "sel_1", LegalName: "Songkhla Seafood Export Co., Ltd.", BusinessID: "0105537001232", Region: "TH-90"},
+		Title:  "ปลาหมึกแห้ง สงขลา (Songkhla dried squid) 500 g", Description: "Sun-dried squid from the Songkhla lagoon.",
+		HSCode: "030749", Price: money.Amount{Minor: 42000, Currency: "THB"}, Quantity: 300, ShipFrom: "TH-90",
+		Images: []string{"https://img.example/squid.jpg"}, Attributes: map[string]string{"weight": "500 g"},
+		CreatedAt: time.Now(), UpdatedAt: time.Now(), Version: 1}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := p.Project(l, policy.AllMembers, policy.PurposeCatalog); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkReannotate100k evaluates the import decision of a 100,000-
+// listing catalog: what a node does, lazily, after a policy install (the
+// decision is computed per request from the installed policy, so nothing
+// is stored to rewrite).
+func BenchmarkReannotate100k(b *testing.B) {
+	p := defaultPolicy(b, "ID")
+	hs := []string{"090111", "330499", "490199", "420222", "520852", "100630", "854340"}
+	ls := make([]policy.Listing, 100_000)
+	for i := range ls {
+		ls[i] = policy.Listing{Origin: []string{"TH", "MY"}[i%2], HSCode: hs[i%len(hs)],
+			UnitPrice: money.Amount{Minor: int64(1000 + i%100000), Currency: []string{"THB", "MYR"}[i%2]}}
+	}
+	for b.Loop() {
+		n := 0
+		for _, l := range ls {
+			if policy.Evaluate(p, l, inForce).Orderable {
+				n++
+			}
+		}
+		if n == 0 {
+			b.Fatal("nothing orderable")
+		}
+	}
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/catalog")
+}
+
+// BenchmarkParse loads and checks a default policy file.
+func BenchmarkParse(b *testing.B) {
+	raw, _ := configs.DefaultPolicy("ID")
+	for b.Loop() {
+		if _, err := policy.Parse("policy-ID.yaml", raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,300 @@
+package policy
+
+import (
+	"fmt"
+	"math/big"
+	"slices"
+	"time"
+
+	"github.com/imtgt/imtgt-node/money"
+	"github.com/imtgt/imtgt-node/refdata"
+)
+
+// Listing is what the trade rules need to know of a listing.
+type Listing struct {
+	Origin    string // the seller's country
+	HSCode    string
+	UnitPrice money.Amount
+}
+
+// Reason is why a decision came out as it did, citing the rule.
+type Reason struct {
+	Rule      string `json:"rule"`
+	Source    string `json:"source"`
+	Message   string `json:"message"`
+	Confirmed bool   `json:"confirmed"`
+}
+
+// Permit is a permit the buyer needs for an import.
+type Permit struct {
+	Rule   string `json:"rule"`
+	Permit string `json:"permit"`
+	Source string `json:"source"`
+}
+
+// Decision is the import decision for a listing, for this country's buyers.
+type Decision struct {
+	Orderable bool     `json:"orderable"`
+	Reasons   []Reason `json:"reasons"`
+	Permits   []Permit `json:"permits"`
+}
+
+// Empty, non-nil slices shared by decisions (they encode as [], and
+// appending to a zero-capacity slice copies): no allocation per decision.
+var (
+	noReasons = make([]Reason, 0)
+	noPermits = make([]Permit, 0)
+)
+
+// ruleNotInForce is the rule ID cited when the policy itself is not in force.
+const ruleNotInForce = "POLICY-NOT-IN-FORCE"
+
+// InForce reports whether the policy applies at now.
+func (p *Policy) InForce(now time.Time) bool {
+	return !now.Before(p.Effective) && now.Before(p.Expires)
+}
+
+func reason(s Sourced, msg string) Reason {
+	return Reason{Rule: s.ID, Source: s.Source, Message: msg, Confirmed: s.IsConfirmed()}
+}
+
+// hsMatches returns the rules of table whose prefix the code starts with,
+// most specific first.
+func hsMatches(table map[string][]*compiledHS, code string) []*compiledHS {
+	var out []*compiledHS
+	for n := min(len(code), 6); n >= 2; n -= 2 {
+		out = append(out, table[code[:n]]...)
+	}
+	return out
+}
+
+func hasPrefix(code string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if len(code) >= len(p) && code[:len(p)] == p {
+			return true
+		}
+	}
+	return false
+}
+
+// Evaluate decides whether this country's buyers may order a listing.
+// Domestic listings are always orderable; imports follow the import rules:
+// prohibitions, permits and the minimum unit price for foreign direct
+// sellers. It is pure: now is an argument.
+func Evaluate(p *Policy, l Listing, now time.Time) Decision {
+	d := Decision{Orderable: true, Reasons: noReasons, Permits: noPermits}
+	if l.Origin == p.Country {
+		return d
+	}
+	if !p.InForce(now) {
+		d.Orderable = false
+		d.Reasons = append(d.Reasons, Reason{Rule: ruleNotInForce, Source: p.IssuedBy,
+			Message: fmt.Sprintf("%s policy version %d is not in force (%s to %s)", p.Country, p.Version,
+				p.Effective.UTC().Format(time.DateOnly), p.Expires.UTC().Format(time.DateOnly))})
+		return d
+	}
+	c := p.compiled
+	for n := min(len(l.HSCode), 6); n >= 2; n -= 2 {
+		for _, r := range c.hs[l.HSCode[:n]] {
+			switch r.Action {
+			case ActionProhibited:
+				d.Orderable = false
+				d.Reasons = append(d.Reasons, reason(r.Sourced, r.Message))
+			case ActionPermitRequired:
+				d.Permits = append(d.Permits, Permit{Rule: r.ID, Permit: r.Permit, Source: r.Source})
+				d.Reasons = append(d.Reasons, reason(r.Sourced, r.Message))
+			}
+		}
+	}
+	if m := p.Imports.MinUnitPrice; m != nil && !hasPrefix(l.HSCode, c.minExcept) {
+		// The floor is precomputed per currency in that currency's minor
+		// units (rounded up), so the hot path is one integer comparison:
+		// for a whole number n, n < t exactly when n < ceil(t).
+		floor, ok := c.minFloor[l.UnitPrice.Currency]
+		if !ok || l.UnitPrice.Minor < floor {
+			d.Orderable = false
+			d.Reasons = append(d.Reasons, reason(m.Sourced, fmt.Sprintf("%s (unit price %s is below %s)", m.Message, l.UnitPrice, m.Price.String())))
+		}
+	}
+	return d
+}
+
+// ExportDecision decides whether this country's sellers may publish a
+// listing abroad.
+func ExportDecision(p *Policy, hsCode string, now time.Time) Decision {
+	d := Decision{Orderable: true, Reasons: []Reason{}, Permits: []Permit{}}
+	for _, r := range hsMatches(p.compiled.exports, hsCode) {
+		switch r.Action {
+		case ActionProhibited:
+			d.Orderable = false
+			d.Reasons = append(d.Reasons, reason(r.Sourced, r.Message))
+		case ActionPermitRequired:
+			d.Permits = append(d.Permits, Permit{Rule: r.ID, Permit: r.Permit, Source: r.Source})
+			d.Reasons = append(d.Reasons, reason(r.Sourced, r.Message))
+		}
+	}
+	return d
+}
+
+// convert returns an amount in the policy's currency, exactly.
+func (p *Policy) convert(a money.Amount) (*big.Rat, error) {
+	rate, ok := p.compiled.rates[a.Currency]
+	if !ok {
+		return nil, fmt.Errorf("no exchange rate for %s in %s policy version %d", a.Currency, p.Country, p.Version)
+	}
+	exp, err := money.Exponent(a.Currency)
+	if err != nil {
+		return nil, err
+	}
+	v := new(big.Rat).SetFrac(big.NewInt(a.Minor), new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(exp)), nil))
+	return v.Mul(v, rate), nil
+}
+
+// round turns an exact amount of the policy currency into minor units,
+// rounding half away from zero (the rule stated in docs/POLICY.md).
+func (p *Policy) round(v *big.Rat) money.Amount {
+	exp, _ := money.Exponent(p.Currency)
+	scaled := new(big.Rat).Mul(v, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(exp)), nil)))
+	num, den := scaled.Num(), scaled.Denom()
+	q, r := new(big.Int).QuoRem(num, den, new(big.Int))
+	// |r|*2 >= den rounds away from zero.
+	if new(big.Int).Mul(new(big.Int).Abs(r), big.NewInt(2)).Cmp(den) >= 0 {
+		if num.Sign() >= 0 {
+			q.Add(q, big.NewInt(1))
+		} else {
+			q.Sub(q, big.NewInt(1))
+		}
+	}
+	return money.Amount{Minor: q.Int64(), Currency: p.Currency}
+}
+
+func (p *Policy) rat(a money.Amount) *big.Rat {
+	v, _ := p.convert(a)
+	return v
+}
+
+// Line is one duty or tax of a quote.
+type Line struct {
+	Rule   string       `json:"rule"`
+	Name   string       `json:"name"`
+	Rate   string       `json:"rate"`
+	Base   money.Amount `json:"base"`
+	Amount money.Amount `json:"amount"`
+}
+
+// Quote is the landed cost of an order line for this country's buyers, in
+// the policy's currency.
+type Quote struct {
+	Orderable     bool     `json:"orderable"`
+	Reasons       []Reason `json:"reasons"`
+	Permits       []Permit `json:"permits"`
+	UnitPrice     money.Amount
+	ItemTotal     money.Amount
+	Duties        []Line
+	Taxes         []Line
+	LandedTotal   money.Amount
+	Notes         []Reason
+	RatesDate     string
+	RatesSource   string
+	PolicyVersion uint64
+}
+
+// ErrQuantity is returned for a quantity below 1.
+var ErrQuantity = fmt.Errorf("quantity must be 1 or more")
+
+// MakeQuote computes the landed cost of quantity units of a listing
+// delivered to region: item total converted at the policy's exchange rates,
+// duty (de minimis, special HS rates, general rate), taxes, and the total.
+// The goods' value is the item total: shipping and insurance are not in the
+// catalog, so CIF and FOB coincide here (docs/POLICY.md).
+func MakeQuote(p *Policy, l Listing, quantity int64, region string, now time.Time) (*Quote, error) {
+	if quantity < 1 {
+		return nil, ErrQuantity
+	}
+	if region != "" {
+		if err := refdata.ValidRegion(p.Country, region); err != nil {
+			return nil, err
+		}
+	}
+	d := Evaluate(p, l, now)
+	q := &Quote{Orderable: d.Orderable, Reasons: d.Reasons, Permits: d.Permits, Duties: []Line{}, Taxes: []Line{}, Notes: []Reason{},
+		RatesDate: p.Rates.Date, RatesSource: p.Rates.Source, PolicyVersion: p.Version}
+	unit, err := p.convert(l.UnitPrice)
+	if err != nil {
+		return nil, err
+	}
+	q.UnitPrice = p.round(unit)
+	q.ItemTotal = p.round(new(big.Rat).Mul(unit, new(big.Rat).SetInt64(quantity)))
+	value := p.rat(q.ItemTotal)
+	total := new(big.Rat).Set(value)
+	if l.Origin == p.Country {
+		q.LandedTotal = q.ItemTotal
+		return q, nil
+	}
+	c := p.compiled
+	duty := new(big.Rat)
+	if dd := p.Imports.Duty; dd.ID != "" {
+		switch {
+		case c.deMinimis != nil && value.Cmp(p.rat(*c.deMinimis)) <= 0:
+			q.Duties = append(q.Duties, Line{Rule: dd.ID, Name: "import duty (at or below de minimis " + dd.DeMinimis.String() + ")",
+				Rate: "0", Base: q.ItemTotal, Amount: money.Amount{Currency: p.Currency}})
+		default:
+			rule, rate, name := dd.ID, c.dutyRate, "import duty"
+			rateText := dd.Rate
+			for _, r := range hsMatches(c.hs, l.HSCode) {
+				if r.Action == ActionDutyRate {
+					rule, rate, rateText, name = r.ID, r.rate, r.Rate, "import duty ("+r.Message+")"
+					break
+				}
+			}
+			if rate == nil {
+				q.Notes = append(q.Notes, reason(dd.Sourced, "the general customs tariff applies above the de minimis value; it is not included in this quote"))
+				break
+			}
+			amt := p.round(new(big.Rat).Mul(value, rate))
+			duty = p.rat(amt)
+			q.Duties = append(q.Duties, Line{Rule: rule, Name: name, Rate: rateText, Base: q.ItemTotal, Amount: amt})
+		}
+	}
+	total.Add(total, duty)
+	for _, t := range c.taxes {
+		if hasPrefix(l.HSCode, t.ExcludeHS) {
+			if t.Note != "" {
+				q.Notes = append(q.Notes, reason(t.Sourced, t.Note))
+			}
+			continue
+		}
+		if t.min != nil && value.Cmp(p.rat(*t.min)) < 0 || t.max != nil && value.Cmp(p.rat(*t.max)) > 0 {
+			continue
+		}
+		base := new(big.Rat).Set(value)
+		if t.Base == BaseValuePlusDuty {
+			base.Add(base, duty)
+		}
+		baseAmt := p.round(base)
+		amt := p.round(new(big.Rat).Mul(base, t.rate))
+		q.Taxes = append(q.Taxes, Line{Rule: t.ID, Name: t.Name, Rate: t.Rate, Base: baseAmt, Amount: amt})
+		total.Add(total, p.rat(amt))
+	}
+	q.LandedTotal = p.round(total)
+	return q, nil
+}
+
+// Retention returns the retention rule for a record kind, if any.
+func (p *Policy) RetentionFor(record string) (RetentionRule, bool) {
+	i := slices.IndexFunc(p.Retention, func(r RetentionRule) bool { return r.Record == record })
+	if i < 0 {
+		return RetentionRule{}, false
+	}
+	return p.Retention[i], true
+}
+
+// ConvertAmount converts an amount into the policy's currency at its
+// exchange rates, rounded like quotes; false if there is no rate.
+func (p *Policy) ConvertAmount(a money.Amount) (money.Amount, bool) {
+	v, err := p.convert(a)
+	if err != nil {
+		return money.Amount{}, false
+	}
+	return p.round(v), true
+}
