@@ -74,7 +74,6 @@ func viewListing(l *catalog.Listing) listingView {
 	return v
 }
 
-
 // activeSeller returns the calling seller's public profile if it may publish.
 func (s *Server) activeSeller(r *http.Request, p *access.Principal) (catalog.SellerProfile, error) {
 	sel, err := s.cfg.Sellers.Public(r.Context(), p.Subject)
