@@ -247,6 +247,12 @@ func (d *Demo) PrintSummary(w io.Writer) {
 		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/v1/catalog/search?q=kopi'\n", dn.OperatorToken, dn.URL)
 		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/v1/catalog/search?origin=MY'\n", dn.OperatorToken, dn.URL)
 		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/v1/peers'\n", dn.OperatorToken, dn.URL)
+		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/v1/catalog/search?q=vape'      # not orderable in TH: rule TH-IMP-ECIG\n", dn.OperatorToken, dn.URL)
+		if len(d.Nodes) > 2 {
+			id := d.Nodes[2]
+			fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/v1/catalog/search?q=hamper'    # the ID node: copy the id, then\n", id.OperatorToken, id.URL)
+			fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/v1/catalog/listings/ID/quote'  # duty and VAT in IDR\n", id.OperatorToken, id.URL)
+		}
 	}
 	fmt.Fprintf(w, "\nPress Ctrl-C to stop.\n")
 }
@@ -314,6 +320,10 @@ var demoSeeds = []demoSeed{
 			listings: []map[string]any{
 				listing("Kopi Putih Pulau Pinang 3-in-1 (Penang white coffee), 15 sachets", "Classic Penang white coffee, roasted in palm-oil margarine.", "210112", "18.90", "MYR", 2000, "MY-07", nil),
 				listing("Dodol Durian Musang King 500 g", "Durian dodol made with Musang King pulp.", "170490", "32.00", "MYR", 300, "MY-07", nil),
+				// Legal to sell in Malaysia; Thailand bans its import: the
+				// TH catalog shows it as not orderable, citing the rule.
+				listing("Vape pod kit, 2 ml refillable", "Refillable pod kit with two 2 ml pods.", "854340", "49.00", "MYR", 100, "MY-07", nil),
+				listing("Kopi Putih premium gift hamper", "White coffee, kaya and biscuits in a rattan hamper.", "210112", "600.00", "MYR", 20, "MY-07", nil),
 			},
 		},
 		{

@@ -11,8 +11,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/imtgt/imtgt-node/catalog"
 	"github.com/imtgt/imtgt-node/internal/testnet"
 	"github.com/imtgt/imtgt-node/node"
+	"github.com/imtgt/imtgt-node/policy"
 )
 
 func TestInit(t *testing.T) {
@@ -135,6 +137,12 @@ func TestDemo(t *testing.T) {
 		require.Equal(t, total, dn.Node.Catalog.Index().Count(), dn.Country)
 		require.Len(t, dn.Node.Catalog.Index().CountByOrigin(), 3, dn.Country)
 	}
+	// The policy shows in the demo: TH buyers may not order the MY vape kit.
+	page, err := th.Node.Catalog.Search(catalog.Query{Text: "vape"})
+	require.NoError(t, err)
+	require.Len(t, page.Items, 1)
+	p, _ := th.Node.Policy()
+	require.False(t, policy.Evaluate(p, policy.Listing{Origin: page.Items[0].Origin, HSCode: page.Items[0].HSCode, UnitPrice: page.Items[0].Price}, time.Now()).Orderable)
 	d.PrintSummary(&out)
 	require.Contains(t, out.String(), th.URL)
 	require.Contains(t, out.String(), th.OperatorToken)

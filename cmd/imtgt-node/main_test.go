@@ -7,6 +7,10 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/require"
+
+	"github.com/imtgt/imtgt-node/httpapi"
+	"github.com/imtgt/imtgt-node/money"
+	"github.com/imtgt/imtgt-node/policy"
 )
 
 func runCLI(args ...string) (code int, stdout, stderr string) {
@@ -61,4 +65,24 @@ func TestVersion(t *testing.T) {
 	code, out, _ := runCLI("version")
 	require.Equal(t, exitOK, code)
 	require.True(t, strings.HasPrefix(out, "imtgt-node "))
+}
+
+func TestPrintExplanation(t *testing.T) {
+	q := &httpapi.QuoteView{ListingID: "lst_1", Quantity: 1, Region: "ID-SU", Orderable: true, PolicyVersion: 1,
+		UnitPrice: money.Wire{Amount: "2190000.00", Currency: "IDR"}, ItemTotal: money.Wire{Amount: "2190000.00", Currency: "IDR"},
+		Duties:      []httpapi.LineView{{Rule: "ID-DUTY", Name: "import duty", Rate: "0.075", Base: money.Wire{Amount: "2190000.00", Currency: "IDR"}, Amount: money.Wire{Amount: "164250.00", Currency: "IDR"}}},
+		Taxes:       []httpapi.LineView{{Rule: "ID-VAT", Name: "VAT", Rate: "0.11", Base: money.Wire{Amount: "2354250.00", Currency: "IDR"}, Amount: money.Wire{Amount: "258967.50", Currency: "IDR"}}},
+		LandedTotal: money.Wire{Amount: "2613217.50", Currency: "IDR"}, RatesDate: "2026-11-01", RatesSource: "sample",
+		Listing: &httpapi.ListingQuoteRef{Origin: "MY", Title: "Kopi hamper", HSCode: "210112", Price: money.Wire{Amount: "600.00", Currency: "MYR"}}}
+	var b bytes.Buffer
+	printExplanation(&b, q)
+	for _, want := range []string{"MAY order", "ID-DUTY", "164250.00 IDR", "ID-VAT", "landed total", "2613217.50 IDR", "to ID-SU"} {
+		require.Contains(t, b.String(), want)
+	}
+	q.Orderable, q.Reasons = false, []policy.Reason{{Rule: "ID-MIN-FOB", Source: "Permendag 31/2023", Message: "below USD 100", Confirmed: false}}
+	b.Reset()
+	printExplanation(&b, q)
+	require.Contains(t, b.String(), "may NOT order")
+	require.Contains(t, b.String(), "rule ID-MIN-FOB: below USD 100 [unconfirmed")
+	require.Contains(t, b.String(), "source: Permendag 31/2023")
 }

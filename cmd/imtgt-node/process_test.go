@@ -268,3 +268,50 @@ func TestProcessDemo(t *testing.T) {
 	require.NoError(t, waitExit(t, p))
 	require.Contains(t, p.stdout.String(), "Stopped.")
 }
+
+// TestProcessPolicyCLI drives policy show, sign, verify (a tampered copy
+// fails with a non-zero exit), install on a running node and explain.
+func TestProcessPolicyCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dir := filepath.Join(t.TempDir(), "id")
+	addr := freePort(t)
+	out, err := cliRun(t, "init", "--country", "ID", "--dir", dir, "--http-addr", addr, "--p2p-addr", testnet.FreeP2PAddr(t))
+	require.NoError(t, err, out)
+	shown, err := exec.Command(binary(t), "policy", "show", "--dir", dir).Output()
+	require.NoError(t, err)
+	require.Contains(t, string(shown), "ID-MIN-FOB")
+
+	file := filepath.Join(t.TempDir(), "policy-ID.yaml")
+	edited := strings.Replace(string(shown), "version: 1\n", "version: 2\n", 1)
+	edited = strings.Replace(edited, `rate: "0.11"`, `rate: "0.12"`, 1)
+	require.NoError(t, os.WriteFile(file, []byte(edited), 0o600))
+	out, err = cliRun(t, "policy", "verify", "--dir", dir, file)
+	require.Error(t, err, "an edited, unsigned-again policy must fail verify")
+	require.Contains(t, out, "changed after it was signed")
+
+	out, err = cliRun(t, "policy", "sign", "--dir", dir, file)
+	require.NoError(t, err, out)
+	out, err = cliRun(t, "policy", "verify", "--dir", dir, file)
+	require.NoError(t, err, out)
+	require.Contains(t, out, "OK: ID policy version 2")
+
+	p := startProc(t, "run", "--dir", dir)
+	waitHealthy(t, p, "http://"+addr)
+	out, err = cliRun(t, "policy", "install", "--dir", dir, file)
+	require.NoError(t, err, out)
+	require.Contains(t, out, "the running node applied it")
+	out, err = cliRun(t, "policy", "install", "--dir", dir, file)
+	require.Error(t, err)
+	require.Contains(t, out, "not newer")
+	shown, err = exec.Command(binary(t), "policy", "show", "--dir", dir).Output()
+	require.NoError(t, err)
+	require.Contains(t, string(shown), `rate: "0.12"`)
+
+	out, err = cliRun(t, "policy", "explain", "--dir", dir, "--listing", "lst_missing")
+	require.Error(t, err)
+	require.Contains(t, out, "not found")
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, waitExit(t, p))
+}
