@@ -262,6 +262,31 @@ func (c *Catalog) Reexport(ctx context.Context) (int, error) {
 	return len(changes), c.apply(ctx, changes)
 }
 
+// Exclusive runs fn holding the lock every read-modify-write of local
+// listings takes, for writers outside the catalog (an order decrementing
+// stock) that must not lose a concurrent seller edit, nor be lost by it.
+func (c *Catalog) Exclusive(fn func() error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return fn()
+}
+
+// Indexed brings the index in step with local listings another writer
+// stored (with their log records), and tells the federation.
+func (c *Catalog) Indexed(ls ...*Listing) error {
+	if err := c.index.Upsert(ls...); err != nil {
+		return err
+	}
+	if c.cfg.Published != nil {
+		c.cfg.Published()
+	}
+	return nil
+}
+
+// Seal returns the catalog's record sealer, for writers that append to
+// this node's log in their own transaction.
+func (c *Catalog) Seal() SealFunc { return c.cfg.Seal }
+
 // Heads returns the last sequence number of every origin's log.
 func (c *Catalog) Heads(ctx context.Context) (map[string]uint64, error) { return c.store.Heads(ctx) }
 

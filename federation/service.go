@@ -69,6 +69,9 @@ type Config struct {
 	// SaveManifest persists a newer manifest received from a peer, after
 	// it passed membership.CheckInstall; the service then applies it.
 	SaveManifest func(raw []byte, m *membership.Manifest) error
+	// Orders returns the order service that handles /imtgt/orders (nil
+	// until it exists).
+	Orders       func() OrderHandler
 	Logger       *slog.Logger
 	Registry     prometheus.Registerer
 	Now          func() time.Time
@@ -249,7 +252,7 @@ func (s *Service) Start(ctx context.Context) error {
 func (s *Service) startHost() error {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
-	for _, p := range []protocol.ID{ProtoHeads, ProtoAnnounce, ProtoSync, ProtoManifest} {
+	for _, p := range []protocol.ID{ProtoHeads, ProtoAnnounce, ProtoSync, ProtoManifest, ProtoOrders} {
 		limits.AddProtocolLimit(p, rcmgr.BaseLimit{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512, Memory: 64 << 20}, rcmgr.BaseLimitIncrease{})
 		limits.AddProtocolPeerLimit(p, rcmgr.BaseLimit{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: 16 << 20}, rcmgr.BaseLimitIncrease{})
 	}
@@ -285,6 +288,7 @@ func (s *Service) startHost() error {
 	h.SetStreamHandler(ProtoAnnounce, s.handle(ProtoAnnounce, s.serveAnnounce))
 	h.SetStreamHandler(ProtoSync, s.handle(ProtoSync, s.serveSync))
 	h.SetStreamHandler(ProtoManifest, s.handle(ProtoManifest, s.serveManifest))
+	h.SetStreamHandler(ProtoOrders, s.handle(ProtoOrders, s.serveOrders))
 	h.Network().Notify(&network.NotifyBundle{
 		ConnectedF: func(_ network.Network, c network.Conn) { s.trigger(c.RemotePeer()) },
 	})

@@ -42,6 +42,9 @@ func classify(err error) *httpError {
 	if errors.As(err, &he) {
 		return he
 	}
+	if he := orderError(err); he != nil {
+		return he
+	}
 	if ve, ok := validation.As(err); ok {
 		return &httpError{status: http.StatusUnprocessableEntity, apiError: apiError{Code: ve.Code, Message: ve.Error(), Field: ve.Field}}
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/imtgt/imtgt-node/access"
 	"github.com/imtgt/imtgt-node/catalog"
+	"github.com/imtgt/imtgt-node/orders"
 	"github.com/imtgt/imtgt-node/sellers"
 )
 
@@ -68,6 +69,8 @@ type Config struct {
 	// manifest install (answered 422).
 	InstallRefused error
 	Policies       Policies
+	Orders         *orders.Service
+	Marketplaces   Marketplaces
 	// PolicyRefused is the sentinel of a refused policy install (422).
 	PolicyRefused error
 }
@@ -167,6 +170,15 @@ func (s *Server) routes() []route {
 		{Method: "GET", Pattern: "/v1/catalog/search", Roles: anyRole, handler: s.search},
 		{Method: "GET", Pattern: "/v1/catalog/listings/{id}", Roles: anyRole, handler: s.catalogListing},
 		{Method: "GET", Pattern: "/v1/catalog/listings/{id}/quote", Roles: anyRole, handler: s.quoteListing},
+
+		{Method: "POST", Pattern: "/v1/marketplaces", Roles: op, handler: s.createMarketplace},
+		{Method: "GET", Pattern: "/v1/marketplaces", Roles: op, handler: s.listMarketplaces},
+		{Method: "POST", Pattern: "/v1/orders", Roles: []access.Role{access.Marketplace}, handler: s.placeOrder},
+		{Method: "GET", Pattern: "/v1/orders", Roles: []access.Role{access.Marketplace, access.Seller, access.Operator}, handler: s.listOrders},
+		{Method: "GET", Pattern: "/v1/orders/{id}", Roles: []access.Role{access.Marketplace, access.Seller, access.Operator}, handler: s.getOrder},
+		{Method: "POST", Pattern: "/v1/orders/{id}/cancel", Roles: []access.Role{access.Marketplace}, handler: s.cancelOrder},
+		{Method: "POST", Pattern: "/v1/orders/{id}/transitions", Roles: seller, handler: s.transitionOrder},
+		{Method: "GET", Pattern: "/v1/outbox", Roles: op, handler: s.outbox},
 
 		{Method: "GET", Pattern: "/v1/policy", Roles: anyRole, handler: s.getPolicy},
 		{Method: "POST", Pattern: "/v1/policy", Roles: op, handler: s.installPolicy},

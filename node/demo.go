@@ -38,12 +38,14 @@ type DemoOptions struct {
 
 // DemoNode is one node of a running demo.
 type DemoNode struct {
-	Country       string
-	Dir           string
-	URL           string
-	OperatorToken string
-	SellerTokens  map[string]string // legal name -> token
-	Node          *Node
+	Country          string
+	Dir              string
+	URL              string
+	OperatorToken    string
+	SellerTokens     map[string]string // legal name -> token
+	MarketplaceToken string
+	Node             *Node
+	sellerIDs        []struct{ id, token string }
 }
 
 // Demo is a running demo: nodes on loopback, seeded with sample data.
@@ -160,7 +162,110 @@ func StartDemo(ctx context.Context, opts DemoOptions) (*Demo, error) {
 	if err := d.waitSynced(ctx, total, out); err != nil {
 		return fail(err)
 	}
+	// 6. Cross-border orders: a Malaysian marketplace buys from Thai
+	// sellers; one seller accepts, packs and ships, and the MY node follows.
+	if err := d.orders(ctx, out); err != nil {
+		return fail(fmt.Errorf("orders: %w", err))
+	}
 	return d, nil
+}
+
+// orders places demo orders from an MY marketplace for TH listings and moves
+// one through the states.
+func (d *Demo) orders(ctx context.Context, out io.Writer) error {
+	th, my := d.Nodes[0], d.Nodes[1]
+	c := &apiClient{base: my.URL, http: &http.Client{Timeout: 10 * time.Second}}
+	var mkt struct{ ID, Token string }
+	if err := c.do(ctx, "POST", "/v1/marketplaces", my.OperatorToken, map[string]string{"name": "Pasar Utara (demo marketplace)"}, http.StatusCreated, &mkt); err != nil {
+		return err
+	}
+	my.MarketplaceToken = mkt.Token
+	var search struct {
+		Items []struct {
+			ID     string `json:"id"`
+			Title  string `json:"title"`
+			Seller struct {
+				LegalName string `json:"legal_name"`
+			} `json:"seller"`
+		} `json:"items"`
+	}
+	if err := c.do(ctx, "GET", "/v1/catalog/search?origin=TH&orderable=true&limit=3", mkt.Token, nil, http.StatusOK, &search); err != nil {
+		return err
+	}
+	var first string
+	for i, it := range search.Items {
+		body := map[string]any{
+			"buyer": map[string]any{"name": "Nurul Aina binti Hassan", "email": "nurul@example.my", "phone": "+60 12 345 6789",
+				"address": map[string]string{"line1": "12 Jalan Burma", "city": "George Town", "region": "MY-07", "postcode": "10050", "country": "MY"}},
+			"consent": map[string]bool{"cross_border_transfer": true},
+			"items":   []map[string]any{{"listing_id": it.ID, "quantity": 1 + i}},
+		}
+		var o struct {
+			ID    string `json:"id"`
+			Quote struct {
+				LandedTotal struct{ Amount, Currency string } `json:"landed_total"`
+			} `json:"quote"`
+		}
+		if err := c.doHeader(ctx, "POST", "/v1/orders", mkt.Token, map[string]string{"Idempotency-Key": "demo-" + it.ID}, body, http.StatusCreated, &o); err != nil {
+			return err
+		}
+		if first == "" {
+			first = o.ID
+		}
+		fmt.Fprintf(out, "  MY marketplace ordered %q from %s: order %s, landed %s %s\n", it.Title, it.Seller.LegalName, o.ID, o.Quote.LandedTotal.Amount, o.Quote.LandedTotal.Currency)
+	}
+	if first == "" {
+		return nil
+	}
+	// The TH seller of the first order moves it along.
+	thc := &apiClient{base: th.URL, http: &http.Client{Timeout: 10 * time.Second}}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, to := range []string{"accepted", "packed", "shipped"} {
+		for {
+			var cur struct {
+				SellerID string `json:"seller_id"`
+			}
+			err := thc.do(ctx, "GET", "/v1/orders/"+first, th.OperatorToken, nil, http.StatusOK, &cur)
+			if err == nil {
+				token := ""
+				for _, s := range th.sellerIDs {
+					if s.id == cur.SellerID {
+						token = s.token
+					}
+				}
+				body := map[string]string{"to": to}
+				if to == "shipped" {
+					body["tracking"] = "THPOST-EE123456789TH"
+				}
+				if err = thc.do(ctx, "POST", "/v1/orders/"+first+"/transitions", token, body, http.StatusOK, nil); err == nil {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("order %s: %w", first, err)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	for {
+		var o struct{ Status, Tracking string }
+		if err := c.do(ctx, "GET", "/v1/orders/"+first, mkt.Token, nil, http.StatusOK, &o); err == nil && o.Status == "shipped" {
+			fmt.Fprintf(out, "  TH seller accepted, packed and shipped order %s; the MY node shows it %s (tracking %s)\n", first, o.Status, o.Tracking)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("order %s did not reach shipped on the MY node", first)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // waitSynced polls until every node's catalog holds total listings.
@@ -236,6 +341,9 @@ func (d *Demo) PrintSummary(w io.Writer) {
 	for _, dn := range d.Nodes {
 		fmt.Fprintf(w, "%s node  %s\n", dn.Country, dn.URL)
 		fmt.Fprintf(w, "  operator token: %s\n", dn.OperatorToken)
+		if dn.MarketplaceToken != "" {
+			fmt.Fprintf(w, "  marketplace token: %s\n", dn.MarketplaceToken)
+		}
 		for _, name := range slices.Sorted(maps.Keys(dn.SellerTokens)) {
 			fmt.Fprintf(w, "  seller %-36s %s\n", name+":", dn.SellerTokens[name])
 		}
@@ -247,6 +355,7 @@ func (d *Demo) PrintSummary(w io.Writer) {
 		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/v1/catalog/search?q=kopi'\n", dn.OperatorToken, dn.URL)
 		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/v1/catalog/search?origin=MY'\n", dn.OperatorToken, dn.URL)
 		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/v1/peers'\n", dn.OperatorToken, dn.URL)
+		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/v1/orders'      # the TH side of the demo orders\n", dn.OperatorToken, dn.URL)
 		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/v1/catalog/search?q=vape'      # not orderable in TH: rule TH-IMP-ECIG\n", dn.OperatorToken, dn.URL)
 		if len(d.Nodes) > 2 {
 			id := d.Nodes[2]
@@ -379,6 +488,7 @@ func seedNode(ctx context.Context, dn *DemoNode, seed demoSeed, out io.Writer) (
 		}
 		name := s.body["legal_name"].(string)
 		dn.SellerTokens[name] = reg.Token
+		dn.sellerIDs = append(dn.sellerIDs, struct{ id, token string }{reg.ID, reg.Token})
 		for _, l := range s.listings {
 			if err := c.do(ctx, "POST", "/v1/listings", reg.Token, l, http.StatusCreated, nil); err != nil {
 				return 0, err
@@ -397,6 +507,10 @@ type apiClient struct {
 }
 
 func (c *apiClient) do(ctx context.Context, method, path, token string, body any, want int, out any) error {
+	return c.doHeader(ctx, method, path, token, nil, body, want, out)
+}
+
+func (c *apiClient) doHeader(ctx context.Context, method, path, token string, headers map[string]string, body any, want int, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -414,6 +528,9 @@ func (c *apiClient) do(ctx context.Context, method, path, token string, body any
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

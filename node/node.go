@@ -28,6 +28,7 @@ import (
 	"github.com/imtgt/imtgt-node/httpapi"
 	"github.com/imtgt/imtgt-node/keys"
 	"github.com/imtgt/imtgt-node/membership"
+	"github.com/imtgt/imtgt-node/orders"
 	"github.com/imtgt/imtgt-node/policy"
 	"github.com/imtgt/imtgt-node/refdata"
 	"github.com/imtgt/imtgt-node/sellers"
@@ -216,6 +217,9 @@ type Node struct {
 	closed    bool
 	mu        sync.Mutex
 	policy    atomic.Pointer[policyState]
+	Orders    *orders.Service
+	fedOrders atomic.Pointer[orders.Service]
+	cancel    context.CancelFunc
 	// fedCatalog lets the federation service, built before the catalog
 	// (whose Published hook is the service's), reach the catalog.
 	fedCatalog atomic.Pointer[catalog.Catalog]
@@ -275,12 +279,27 @@ func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 		ExportHolds: n.exportHolds,
 	})
 	n.fedCatalog.Store(n.Catalog)
+	n.Orders = orders.New(orders.Config{
+		Country: cfg.Node.Country, Store: db, Catalog: n.Catalog,
+		Policy: func() *policy.Policy { p, _ := n.Policy(); return p },
+		Key:    ks.Data, Seal: n.Catalog.Seal(), Sign: n.Fed.SignReceipt,
+		Logger: log, Registry: n.Metrics,
+	})
+	n.fedOrders.Store(n.Orders)
 	start := time.Now()
 	if err := n.Catalog.Load(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
 	log.Info("catalog loaded", "listings", n.Catalog.Index().Count(), "took", time.Since(start).Round(time.Millisecond))
+	// A policy installed while the node was stopped may hold or release
+	// listings: apply its export rules before serving.
+	if changed, err := n.Catalog.Reexport(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("apply export rules: %w", err)
+	} else if changed > 0 {
+		log.Info("export rules re-applied", "listings_changed", changed)
+	}
 	n.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.Metrics.MustRegister(newNodeCollector(n))
 	return n, nil
@@ -314,7 +333,13 @@ func (n *Node) openFederation(opts Options) error {
 	n.Fed, err = federation.New(federation.Config{
 		Country: n.Config.Node.Country, Key: key, ListenAddr: n.Config.P2P.Addr, PSK: psk,
 		Manifest: m, ManifestRaw: raw, Catalog: nil,
-		CatalogFunc:  func() *catalog.Catalog { return n.fedCatalog.Load() },
+		CatalogFunc: func() *catalog.Catalog { return n.fedCatalog.Load() },
+		Orders: func() federation.OrderHandler {
+			if o := n.fedOrders.Load(); o != nil {
+				return o
+			}
+			return nil
+		},
 		SaveManifest: n.saveReceivedManifest,
 		Logger:       n.log, Registry: n.Metrics, SyncInterval: opts.SyncInterval,
 	})
@@ -386,6 +411,8 @@ func (n *Node) Start(ctx context.Context) error {
 		InstallRefused: ErrInstall,
 		Policies:       n,
 		PolicyRefused:  ErrPolicy,
+		Orders:         n.Orders,
+		Marketplaces:   n.Store,
 	})
 	ln, err := net.Listen("tcp", n.Config.HTTP.Addr)
 	if err != nil {
@@ -413,7 +440,40 @@ func (n *Node) Start(ctx context.Context) error {
 	if err := n.Fed.Start(ctx); err != nil {
 		return err
 	}
+	bg, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.wg.Add(2)
+	go func() {
+		defer n.wg.Done()
+		n.Orders.Run(bg, n.Fed)
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.retentionLoop(bg)
+	}()
 	return nil
+}
+
+// retentionLoop erases buyers' personal data whose retention (the
+// installed policy's rule for buyer records) has ended, hourly.
+func (n *Node) retentionLoop(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		p, _ := n.Policy()
+		if r, ok := p.RetentionFor(policy.KindBuyer); ok {
+			if k, err := n.Orders.EraseExpired(ctx, r.Days, time.Now()); err != nil {
+				n.log.Error("retention", "err", err)
+			} else if k > 0 {
+				n.log.Info("erased buyers' personal data at the end of retention", "orders", k, "rule", r.ID)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Err is closed-over failures of the background server, for "run" to watch.
@@ -446,6 +506,9 @@ func (n *Node) Close(ctx context.Context) error {
 	}
 	n.closed = true
 	var first error
+	if n.cancel != nil {
+		n.cancel()
+	}
 	if n.httpSrv != nil {
 		if err := n.httpSrv.Shutdown(ctx); err != nil {
 			first = fmt.Errorf("http shutdown: %w", err)

@@ -143,6 +143,11 @@ func TestDemo(t *testing.T) {
 	require.Len(t, page.Items, 1)
 	p, _ := th.Node.Policy()
 	require.False(t, policy.Evaluate(p, policy.Listing{Origin: page.Items[0].Origin, HSCode: page.Items[0].HSCode, UnitPrice: page.Items[0].Price}, time.Now()).Orderable)
+	// Orders in the demo: the MY marketplace's first order reached shipped.
+	myOrders, _, err := d.Nodes[1].Node.Orders.List(ctx, nil, "", 10)
+	require.NoError(t, err)
+	require.NotEmpty(t, myOrders)
+	require.Contains(t, out.String(), "the MY node shows it shipped")
 	d.PrintSummary(&out)
 	require.Contains(t, out.String(), th.URL)
 	require.Contains(t, out.String(), th.OperatorToken)

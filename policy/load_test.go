@@ -106,6 +106,10 @@ func TestSignVerify(t *testing.T) {
 			require.ErrorContains(t, err, "changed after it was signed")
 		})
 	}
+	// Bytes after the signature block are not signed: they are refused.
+	trailer := append(append([]byte{}, signed...), []byte("exports:\n  - id: TH-X\n")...)
+	require.ErrorContains(t, policy.Verify(trailer, p, pub), "after its signature block")
+
 	other, _, _ := ed25519.GenerateKey(rand.Reader)
 	require.ErrorContains(t, policy.Verify(signed, p, other), "not TH's governance key")
 	unsigned, _ := policy.Parse("p", []byte(thFile(t)))

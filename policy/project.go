@@ -83,6 +83,16 @@ func (p *Policy) Project(record any, destination string, purpose Purpose) (proto
 		}
 		ct, _ := p.allowed(KindListing, destination, purpose)
 		return projectListing(r, ct.fields), t, nil
+	case *OrderHandoff:
+		if purpose != PurposeOrderHandoff {
+			break
+		}
+		return p.projectHandoff(r, destination)
+	case *OrderStatus:
+		if purpose != PurposeOrderStatus {
+			break
+		}
+		return p.projectStatus(r, destination)
 	}
 	return nil, nil, fmt.Errorf("%w: %T to %s for %s", ErrNoRule, record, destination, purpose)
 }

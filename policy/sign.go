@@ -47,8 +47,8 @@ func Sign(data []byte, country string, key ed25519.PrivateKey) ([]byte, error) {
 	sig := ed25519.Sign(key, SigningBytes(b))
 	pub := key.Public().(ed25519.PublicKey)
 	out := append([]byte{}, b...)
-	out = fmt.Appendf(out, "signature:\n  country: %s\n  public_key: %s\n  value: %s\n",
-		country, base64.StdEncoding.EncodeToString(pub), base64.StdEncoding.EncodeToString(sig))
+	out = append(out, signatureBlock(&Signature{Country: country, PublicKey: base64.StdEncoding.EncodeToString(pub),
+		Value: base64.StdEncoding.EncodeToString(sig)})...)
 	return out, nil
 }
 
@@ -71,5 +71,14 @@ func Verify(data []byte, p *Policy, agencyKey ed25519.PublicKey) error {
 	if !ed25519.Verify(agencyKey, SigningBytes(data), sig) {
 		return fmt.Errorf("%w: does not verify: the file was changed after it was signed", ErrSignature)
 	}
+	// Nothing may follow the signature block: bytes after it are not
+	// signed, and YAML would still read them.
+	if want := signatureBlock(p.Signature); !bytes.Equal(data[len(body(data)):], want) {
+		return fmt.Errorf("%w: the file has content after its signature block, or the block is not in the form policy sign writes", ErrSignature)
+	}
 	return nil
+}
+
+func signatureBlock(s *Signature) []byte {
+	return fmt.Appendf(nil, "signature:\n  country: %s\n  public_key: %s\n  value: %s\n", s.Country, s.PublicKey, s.Value)
 }

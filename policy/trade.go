@@ -58,19 +58,32 @@ func reason(s Sourced, msg string) Reason {
 	return Reason{Rule: s.ID, Source: s.Source, Message: msg, Confirmed: s.IsConfirmed()}
 }
 
-// hsMatches returns the rules of table whose prefix the code starts with,
-// most specific first.
+// hsMatches returns the rules of table that may apply to goods of code,
+// most specific first: rules whose prefix the code starts with, and, for a
+// listing that names only a heading (4 digits), rules of its subheadings
+// too: a seller's "8543" may be an e-cigarette (854340), so a rule for it
+// cannot be escaped by naming the heading only.
 func hsMatches(table map[string][]*compiledHS, code string) []*compiledHS {
 	var out []*compiledHS
+	if len(code) < 6 {
+		for prefix, rules := range table {
+			if len(prefix) > len(code) && prefix[:len(code)] == code {
+				out = append(out, rules...)
+			}
+		}
+	}
 	for n := min(len(code), 6); n >= 2; n -= 2 {
 		out = append(out, table[code[:n]]...)
 	}
 	return out
 }
 
+// hasPrefix reports whether code falls under one of prefixes, or (a code
+// less specific than a prefix) may.
 func hasPrefix(code string, prefixes []string) bool {
 	for _, p := range prefixes {
-		if len(code) >= len(p) && code[:len(p)] == p {
+		n := min(len(code), len(p))
+		if code[:n] == p[:n] {
 			return true
 		}
 	}
@@ -88,21 +101,32 @@ func Evaluate(p *Policy, l Listing, now time.Time) Decision {
 	}
 	if !p.InForce(now) {
 		d.Orderable = false
-		d.Reasons = append(d.Reasons, Reason{Rule: ruleNotInForce, Source: p.IssuedBy,
+		d.Reasons = append(d.Reasons, Reason{Rule: ruleNotInForce, Source: p.IssuedBy, Confirmed: true,
 			Message: fmt.Sprintf("%s policy version %d is not in force (%s to %s)", p.Country, p.Version,
 				p.Effective.UTC().Format(time.DateOnly), p.Expires.UTC().Format(time.DateOnly))})
 		return d
 	}
 	c := p.compiled
-	for n := min(len(l.HSCode), 6); n >= 2; n -= 2 {
-		for _, r := range c.hs[l.HSCode[:n]] {
-			switch r.Action {
-			case ActionProhibited:
-				d.Orderable = false
-				d.Reasons = append(d.Reasons, reason(r.Sourced, r.Message))
-			case ActionPermitRequired:
-				d.Permits = append(d.Permits, Permit{Rule: r.ID, Permit: r.Permit, Source: r.Source})
-				d.Reasons = append(d.Reasons, reason(r.Sourced, r.Message))
+	apply := func(r *compiledHS) {
+		switch r.Action {
+		case ActionProhibited:
+			d.Orderable = false
+			d.Reasons = append(d.Reasons, reason(r.Sourced, r.Message))
+		case ActionPermitRequired:
+			d.Permits = append(d.Permits, Permit{Rule: r.ID, Permit: r.Permit, Source: r.Source})
+			d.Reasons = append(d.Reasons, reason(r.Sourced, r.Message))
+		}
+	}
+	if len(l.HSCode) < 6 {
+		// A heading-only listing: rules of its subheadings may apply too
+		// (rare; listings mostly name a subheading, the fast path below).
+		for _, r := range hsMatches(c.hs, l.HSCode) {
+			apply(r)
+		}
+	} else {
+		for n := 6; n >= 2; n -= 2 {
+			for _, r := range c.hs[l.HSCode[:n]] {
+				apply(r)
 			}
 		}
 	}

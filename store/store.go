@@ -15,6 +15,17 @@ package store
 //	  <listing id>              catalog.Listing (local and federated)
 //	federation/
 //	  manifest                  the installed membership manifest, its exact signed YAML
+//	marketplaces/
+//	  <marketplace id>          store.Marketplace
+//	orders/
+//	  <order id>                orders.Order (personal fields sealed)
+//	order_keys/
+//	  <marketplace id> NUL <Idempotency-Key>   {"hash", "orders": [ids]}
+//	outbox/
+//	  <dest country>/
+//	    <seq, 8-byte BE>        orders.OutboxRow waiting for delivery
+//	inbox/
+//	  <origin> NUL <order id> NUL <kind> NUL <seq>   orders.InboxEntry (hash, receipt)
 //	policy/
 //	  current                   the installed signed policy file, exact bytes
 //	  versions/
@@ -59,13 +70,17 @@ var (
 	bucketFederation   = []byte("federation")
 	keyManifest        = []byte("manifest")
 	bucketPolicy       = []byte("policy")
+	bucketOrders       = []byte("orders")
+	bucketOrderKeys    = []byte("order_keys")
+	bucketOutbox       = []byte("outbox")
+	bucketInbox        = []byte("inbox")
 	bucketVersions     = []byte("versions")
 	keyCurrent         = []byte("current")
 
 	keySchemaVersion = []byte("schema_version")
 	keyNode          = []byte("node")
 
-	allBuckets = [][]byte{bucketMeta, bucketTokens, bucketSellers, bucketSellersByBID, bucketListings, bucketLog, bucketFederation, bucketPolicy}
+	allBuckets = [][]byte{bucketMeta, bucketTokens, bucketSellers, bucketSellersByBID, bucketListings, bucketLog, bucketFederation, bucketPolicy, bucketOrders, bucketOrderKeys, bucketOutbox, bucketInbox, bucketMarketplaces}
 )
 
 // Errors.
@@ -404,40 +419,43 @@ func logHead(b *bolt.Bucket) uint64 {
 // that concurrent single writes share a commit; many (a bulk import) are one
 // transaction of their own.
 func (db *DB) ApplyLocal(ctx context.Context, origin string, changes []catalog.Change, seal catalog.SealFunc) error {
-	apply := func(tx *bolt.Tx) error {
-		listings := tx.Bucket(bucketListings)
-		for _, c := range changes {
-			if c.Listing != nil {
-				if err := putJSON(listings, []byte(c.Listing.ID), c.Listing); err != nil {
-					return err
-				}
-			} else if err := listings.Delete([]byte(c.DeleteID)); err != nil {
-				return err
-			}
-		}
-		if seal == nil {
-			return nil
-		}
-		log, err := tx.Bucket(bucketLog).CreateBucketIfNotExists([]byte(origin))
-		if err != nil {
-			return err
-		}
-		first := logHead(log) + 1
-		recs, err := seal(first, changes)
-		if err != nil {
-			return fmt.Errorf("seal log records: %w", err)
-		}
-		for i, rec := range recs {
-			if err := log.Put(seqKey(first+uint64(i)), rec); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
+	apply := func(tx *bolt.Tx) error { return applyLocal(tx, origin, changes, seal) }
 	if len(changes) == 1 {
 		return db.bolt.Batch(apply)
 	}
 	return db.bolt.Update(apply)
+}
+
+// applyLocal writes local listing changes and their log records inside tx.
+func applyLocal(tx *bolt.Tx, origin string, changes []catalog.Change, seal catalog.SealFunc) error {
+	listings := tx.Bucket(bucketListings)
+	for _, c := range changes {
+		if c.Listing != nil {
+			if err := putJSON(listings, []byte(c.Listing.ID), c.Listing); err != nil {
+				return err
+			}
+		} else if err := listings.Delete([]byte(c.DeleteID)); err != nil {
+			return err
+		}
+	}
+	if seal == nil {
+		return nil
+	}
+	log, err := tx.Bucket(bucketLog).CreateBucketIfNotExists([]byte(origin))
+	if err != nil {
+		return err
+	}
+	first := logHead(log) + 1
+	recs, err := seal(first, changes)
+	if err != nil {
+		return fmt.Errorf("seal log records: %w", err)
+	}
+	for i, rec := range recs {
+		if err := log.Put(seqKey(first+uint64(i)), rec); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ApplyRemote implements catalog.Store.

@@ -100,6 +100,9 @@ type Message struct {
 	//	*Message_ManifestOffer
 	//	*Message_ManifestReply
 	//	*Message_Error
+	//	*Message_OrderHandoff
+	//	*Message_OrderStatus
+	//	*Message_Receipt
 	Body          isMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -240,6 +243,33 @@ func (x *Message) GetError() *Error {
 	return nil
 }
 
+func (x *Message) GetOrderHandoff() *OrderHandoff {
+	if x != nil {
+		if x, ok := x.Body.(*Message_OrderHandoff); ok {
+			return x.OrderHandoff
+		}
+	}
+	return nil
+}
+
+func (x *Message) GetOrderStatus() *OrderStatus {
+	if x != nil {
+		if x, ok := x.Body.(*Message_OrderStatus); ok {
+			return x.OrderStatus
+		}
+	}
+	return nil
+}
+
+func (x *Message) GetReceipt() []byte {
+	if x != nil {
+		if x, ok := x.Body.(*Message_Receipt); ok {
+			return x.Receipt
+		}
+	}
+	return nil
+}
+
 type isMessage_Body interface {
 	isMessage_Body()
 }
@@ -272,6 +302,20 @@ type Message_Error struct {
 	Error *Error `protobuf:"bytes,16,opt,name=error,proto3,oneof"`
 }
 
+type Message_OrderHandoff struct {
+	OrderHandoff *OrderHandoff `protobuf:"bytes,17,opt,name=order_handoff,json=orderHandoff,proto3,oneof"`
+}
+
+type Message_OrderStatus struct {
+	OrderStatus *OrderStatus `protobuf:"bytes,18,opt,name=order_status,json=orderStatus,proto3,oneof"`
+}
+
+type Message_Receipt struct {
+	// A signed Receipt envelope (domain "imtgt-receipt", payload type
+	// "/imtgt/receipt/1"): the reply to order_handoff and order_status.
+	Receipt []byte `protobuf:"bytes,19,opt,name=receipt,proto3,oneof"`
+}
+
 func (*Message_HeadsRequest) isMessage_Body() {}
 
 func (*Message_Heads) isMessage_Body() {}
@@ -285,6 +329,12 @@ func (*Message_ManifestOffer) isMessage_Body() {}
 func (*Message_ManifestReply) isMessage_Body() {}
 
 func (*Message_Error) isMessage_Body() {}
+
+func (*Message_OrderHandoff) isMessage_Body() {}
+
+func (*Message_OrderStatus) isMessage_Body() {}
+
+func (*Message_Receipt) isMessage_Body() {}
 
 // HeadsRequest asks a peer for the last sequence number it holds of each
 // origin's catalog log.
@@ -1021,11 +1071,644 @@ func (x *Money) GetCurrency() string {
 	return ""
 }
 
+// OrderHandoff carries an order from the buyer's node to the seller's node
+// (protocol /imtgt/orders/1.0.0). It is the buyer country's policy
+// projection for the purpose "order_handoff": only the fields its transfer
+// rules allow (by default the recipient's name, phone and delivery
+// address; never the buyer's e-mail or account IDs).
+type OrderHandoff struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	BuyerCountry  string                 `protobuf:"bytes,2,opt,name=buyer_country,json=buyerCountry,proto3" json:"buyer_country,omitempty"`
+	SellerId      string                 `protobuf:"bytes,3,opt,name=seller_id,json=sellerId,proto3" json:"seller_id,omitempty"`
+	Items         []*OrderItem           `protobuf:"bytes,4,rep,name=items,proto3" json:"items,omitempty"`
+	Quote         *OrderQuote            `protobuf:"bytes,5,opt,name=quote,proto3" json:"quote,omitempty"`
+	Recipient     *Recipient             `protobuf:"bytes,6,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	Consent       *Consent               `protobuf:"bytes,7,opt,name=consent,proto3" json:"consent,omitempty"`
+	CreatedUnixMs int64                  `protobuf:"varint,8,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
+	// The legal basis and rule IDs of the buyer country's policy that let
+	// the recipient's data cross.
+	LegalBasis    string   `protobuf:"bytes,9,opt,name=legal_basis,json=legalBasis,proto3" json:"legal_basis,omitempty"`
+	Rules         []string `protobuf:"bytes,10,rep,name=rules,proto3" json:"rules,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrderHandoff) Reset() {
+	*x = OrderHandoff{}
+	mi := &file_federation_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrderHandoff) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrderHandoff) ProtoMessage() {}
+
+func (x *OrderHandoff) ProtoReflect() protoreflect.Message {
+	mi := &file_federation_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrderHandoff.ProtoReflect.Descriptor instead.
+func (*OrderHandoff) Descriptor() ([]byte, []int) {
+	return file_federation_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *OrderHandoff) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *OrderHandoff) GetBuyerCountry() string {
+	if x != nil {
+		return x.BuyerCountry
+	}
+	return ""
+}
+
+func (x *OrderHandoff) GetSellerId() string {
+	if x != nil {
+		return x.SellerId
+	}
+	return ""
+}
+
+func (x *OrderHandoff) GetItems() []*OrderItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *OrderHandoff) GetQuote() *OrderQuote {
+	if x != nil {
+		return x.Quote
+	}
+	return nil
+}
+
+func (x *OrderHandoff) GetRecipient() *Recipient {
+	if x != nil {
+		return x.Recipient
+	}
+	return nil
+}
+
+func (x *OrderHandoff) GetConsent() *Consent {
+	if x != nil {
+		return x.Consent
+	}
+	return nil
+}
+
+func (x *OrderHandoff) GetCreatedUnixMs() int64 {
+	if x != nil {
+		return x.CreatedUnixMs
+	}
+	return 0
+}
+
+func (x *OrderHandoff) GetLegalBasis() string {
+	if x != nil {
+		return x.LegalBasis
+	}
+	return ""
+}
+
+func (x *OrderHandoff) GetRules() []string {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+type OrderItem struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ListingId     string                 `protobuf:"bytes,1,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
+	Quantity      int64                  `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	UnitPrice     *Money                 `protobuf:"bytes,3,opt,name=unit_price,json=unitPrice,proto3" json:"unit_price,omitempty"`
+	Title         string                 `protobuf:"bytes,4,opt,name=title,proto3" json:"title,omitempty"`
+	HsCode        string                 `protobuf:"bytes,5,opt,name=hs_code,json=hsCode,proto3" json:"hs_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrderItem) Reset() {
+	*x = OrderItem{}
+	mi := &file_federation_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrderItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrderItem) ProtoMessage() {}
+
+func (x *OrderItem) ProtoReflect() protoreflect.Message {
+	mi := &file_federation_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrderItem.ProtoReflect.Descriptor instead.
+func (*OrderItem) Descriptor() ([]byte, []int) {
+	return file_federation_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *OrderItem) GetListingId() string {
+	if x != nil {
+		return x.ListingId
+	}
+	return ""
+}
+
+func (x *OrderItem) GetQuantity() int64 {
+	if x != nil {
+		return x.Quantity
+	}
+	return 0
+}
+
+func (x *OrderItem) GetUnitPrice() *Money {
+	if x != nil {
+		return x.UnitPrice
+	}
+	return nil
+}
+
+func (x *OrderItem) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *OrderItem) GetHsCode() string {
+	if x != nil {
+		return x.HsCode
+	}
+	return ""
+}
+
+type OrderQuote struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ItemTotal     *Money                 `protobuf:"bytes,1,opt,name=item_total,json=itemTotal,proto3" json:"item_total,omitempty"`
+	DutiesTotal   *Money                 `protobuf:"bytes,2,opt,name=duties_total,json=dutiesTotal,proto3" json:"duties_total,omitempty"`
+	TaxesTotal    *Money                 `protobuf:"bytes,3,opt,name=taxes_total,json=taxesTotal,proto3" json:"taxes_total,omitempty"`
+	LandedTotal   *Money                 `protobuf:"bytes,4,opt,name=landed_total,json=landedTotal,proto3" json:"landed_total,omitempty"`
+	RatesDate     string                 `protobuf:"bytes,5,opt,name=rates_date,json=ratesDate,proto3" json:"rates_date,omitempty"`
+	PolicyVersion uint64                 `protobuf:"varint,6,opt,name=policy_version,json=policyVersion,proto3" json:"policy_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrderQuote) Reset() {
+	*x = OrderQuote{}
+	mi := &file_federation_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrderQuote) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrderQuote) ProtoMessage() {}
+
+func (x *OrderQuote) ProtoReflect() protoreflect.Message {
+	mi := &file_federation_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrderQuote.ProtoReflect.Descriptor instead.
+func (*OrderQuote) Descriptor() ([]byte, []int) {
+	return file_federation_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *OrderQuote) GetItemTotal() *Money {
+	if x != nil {
+		return x.ItemTotal
+	}
+	return nil
+}
+
+func (x *OrderQuote) GetDutiesTotal() *Money {
+	if x != nil {
+		return x.DutiesTotal
+	}
+	return nil
+}
+
+func (x *OrderQuote) GetTaxesTotal() *Money {
+	if x != nil {
+		return x.TaxesTotal
+	}
+	return nil
+}
+
+func (x *OrderQuote) GetLandedTotal() *Money {
+	if x != nil {
+		return x.LandedTotal
+	}
+	return nil
+}
+
+func (x *OrderQuote) GetRatesDate() string {
+	if x != nil {
+		return x.RatesDate
+	}
+	return ""
+}
+
+func (x *OrderQuote) GetPolicyVersion() uint64 {
+	if x != nil {
+		return x.PolicyVersion
+	}
+	return 0
+}
+
+type Recipient struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Phone         string                 `protobuf:"bytes,2,opt,name=phone,proto3" json:"phone,omitempty"`
+	Line1         string                 `protobuf:"bytes,3,opt,name=line1,proto3" json:"line1,omitempty"`
+	City          string                 `protobuf:"bytes,4,opt,name=city,proto3" json:"city,omitempty"`
+	Region        string                 `protobuf:"bytes,5,opt,name=region,proto3" json:"region,omitempty"`
+	Postcode      string                 `protobuf:"bytes,6,opt,name=postcode,proto3" json:"postcode,omitempty"`
+	Country       string                 `protobuf:"bytes,7,opt,name=country,proto3" json:"country,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Recipient) Reset() {
+	*x = Recipient{}
+	mi := &file_federation_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Recipient) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Recipient) ProtoMessage() {}
+
+func (x *Recipient) ProtoReflect() protoreflect.Message {
+	mi := &file_federation_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Recipient.ProtoReflect.Descriptor instead.
+func (*Recipient) Descriptor() ([]byte, []int) {
+	return file_federation_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Recipient) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Recipient) GetPhone() string {
+	if x != nil {
+		return x.Phone
+	}
+	return ""
+}
+
+func (x *Recipient) GetLine1() string {
+	if x != nil {
+		return x.Line1
+	}
+	return ""
+}
+
+func (x *Recipient) GetCity() string {
+	if x != nil {
+		return x.City
+	}
+	return ""
+}
+
+func (x *Recipient) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *Recipient) GetPostcode() string {
+	if x != nil {
+		return x.Postcode
+	}
+	return ""
+}
+
+func (x *Recipient) GetCountry() string {
+	if x != nil {
+		return x.Country
+	}
+	return ""
+}
+
+type Consent struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	CrossBorderTransfer bool                   `protobuf:"varint,1,opt,name=cross_border_transfer,json=crossBorderTransfer,proto3" json:"cross_border_transfer,omitempty"`
+	RecordedUnixMs      int64                  `protobuf:"varint,2,opt,name=recorded_unix_ms,json=recordedUnixMs,proto3" json:"recorded_unix_ms,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *Consent) Reset() {
+	*x = Consent{}
+	mi := &file_federation_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Consent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Consent) ProtoMessage() {}
+
+func (x *Consent) ProtoReflect() protoreflect.Message {
+	mi := &file_federation_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Consent.ProtoReflect.Descriptor instead.
+func (*Consent) Descriptor() ([]byte, []int) {
+	return file_federation_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *Consent) GetCrossBorderTransfer() bool {
+	if x != nil {
+		return x.CrossBorderTransfer
+	}
+	return false
+}
+
+func (x *Consent) GetRecordedUnixMs() int64 {
+	if x != nil {
+		return x.RecordedUnixMs
+	}
+	return 0
+}
+
+// OrderStatus is one state change of an order, sent by either side to the
+// other. seq numbers the sender's changes of this order from 1 without
+// gaps: the receiver applies seq = last+1, acknowledges a repeat, and
+// refuses a gap.
+type OrderStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	Status        string                 `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	Tracking      string                 `protobuf:"bytes,5,opt,name=tracking,proto3" json:"tracking,omitempty"`
+	UpdatedUnixMs int64                  `protobuf:"varint,6,opt,name=updated_unix_ms,json=updatedUnixMs,proto3" json:"updated_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrderStatus) Reset() {
+	*x = OrderStatus{}
+	mi := &file_federation_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrderStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrderStatus) ProtoMessage() {}
+
+func (x *OrderStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_federation_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrderStatus.ProtoReflect.Descriptor instead.
+func (*OrderStatus) Descriptor() ([]byte, []int) {
+	return file_federation_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *OrderStatus) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *OrderStatus) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *OrderStatus) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *OrderStatus) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *OrderStatus) GetTracking() string {
+	if x != nil {
+		return x.Tracking
+	}
+	return ""
+}
+
+func (x *OrderStatus) GetUpdatedUnixMs() int64 {
+	if x != nil {
+		return x.UpdatedUnixMs
+	}
+	return 0
+}
+
+// Receipt acknowledges a handoff or status message. It is signed by the
+// receiving node's key; the sender keeps it as evidence of delivery.
+type Receipt struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// "handoff" or "status".
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Seq  uint64 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	// SHA-256 of the deterministic protobuf encoding of the acknowledged
+	// OrderHandoff or OrderStatus.
+	PayloadHash []byte `protobuf:"bytes,4,opt,name=payload_hash,json=payloadHash,proto3" json:"payload_hash,omitempty"`
+	// The receiving node's country.
+	Receiver       string `protobuf:"bytes,5,opt,name=receiver,proto3" json:"receiver,omitempty"`
+	ReceivedUnixMs int64  `protobuf:"varint,6,opt,name=received_unix_ms,json=receivedUnixMs,proto3" json:"received_unix_ms,omitempty"`
+	// "received" (handoff stored), "rejected" (handoff stored as rejected,
+	// e.g. out of stock), "applied" (status applied), "refused" (status not
+	// applicable in the receiver's state; status says which it is in).
+	Result string `protobuf:"bytes,7,opt,name=result,proto3" json:"result,omitempty"`
+	Reason string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The order's status on the receiver after this message.
+	Status        string `protobuf:"bytes,9,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Receipt) Reset() {
+	*x = Receipt{}
+	mi := &file_federation_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Receipt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Receipt) ProtoMessage() {}
+
+func (x *Receipt) ProtoReflect() protoreflect.Message {
+	mi := &file_federation_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
+func (*Receipt) Descriptor() ([]byte, []int) {
+	return file_federation_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *Receipt) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *Receipt) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Receipt) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *Receipt) GetPayloadHash() []byte {
+	if x != nil {
+		return x.PayloadHash
+	}
+	return nil
+}
+
+func (x *Receipt) GetReceiver() string {
+	if x != nil {
+		return x.Receiver
+	}
+	return ""
+}
+
+func (x *Receipt) GetReceivedUnixMs() int64 {
+	if x != nil {
+		return x.ReceivedUnixMs
+	}
+	return 0
+}
+
+func (x *Receipt) GetResult() string {
+	if x != nil {
+		return x.Result
+	}
+	return ""
+}
+
+func (x *Receipt) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Receipt) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
 var File_federation_proto protoreflect.FileDescriptor
 
 const file_federation_proto_rawDesc = "" +
 	"\n" +
-	"\x10federation.proto\x12\x13imtgt.federation.v1\"\x96\x05\n" +
+	"\x10federation.proto\x12\x13imtgt.federation.v1\"\xc3\x06\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12&\n" +
 	"\x0fcreated_unix_ms\x18\x02 \x01(\x03R\rcreatedUnixMs\x12&\n" +
@@ -1042,7 +1725,10 @@ const file_federation_proto_rawDesc = "" +
 	"rangeReply\x12K\n" +
 	"\x0emanifest_offer\x18\x0e \x01(\v2\".imtgt.federation.v1.ManifestOfferH\x00R\rmanifestOffer\x12K\n" +
 	"\x0emanifest_reply\x18\x0f \x01(\v2\".imtgt.federation.v1.ManifestReplyH\x00R\rmanifestReply\x122\n" +
-	"\x05error\x18\x10 \x01(\v2\x1a.imtgt.federation.v1.ErrorH\x00R\x05errorB\x06\n" +
+	"\x05error\x18\x10 \x01(\v2\x1a.imtgt.federation.v1.ErrorH\x00R\x05error\x12H\n" +
+	"\rorder_handoff\x18\x11 \x01(\v2!.imtgt.federation.v1.OrderHandoffH\x00R\forderHandoff\x12E\n" +
+	"\forder_status\x18\x12 \x01(\v2 .imtgt.federation.v1.OrderStatusH\x00R\vorderStatus\x12\x1a\n" +
+	"\areceipt\x18\x13 \x01(\fH\x00R\areceiptB\x06\n" +
 	"\x04body\"\x0e\n" +
 	"\fHeadsRequest\"~\n" +
 	"\x05Heads\x12;\n" +
@@ -1110,7 +1796,67 @@ const file_federation_proto_rawDesc = "" +
 	"\x06region\x18\x04 \x01(\tR\x06region\"9\n" +
 	"\x05Money\x12\x14\n" +
 	"\x05minor\x18\x01 \x01(\x03R\x05minor\x12\x1a\n" +
-	"\bcurrency\x18\x02 \x01(\tR\bcurrencyB+Z)github.com/imtgt/imtgt-node/federation/pbb\x06proto3"
+	"\bcurrency\x18\x02 \x01(\tR\bcurrency\"\xad\x03\n" +
+	"\fOrderHandoff\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12#\n" +
+	"\rbuyer_country\x18\x02 \x01(\tR\fbuyerCountry\x12\x1b\n" +
+	"\tseller_id\x18\x03 \x01(\tR\bsellerId\x124\n" +
+	"\x05items\x18\x04 \x03(\v2\x1e.imtgt.federation.v1.OrderItemR\x05items\x125\n" +
+	"\x05quote\x18\x05 \x01(\v2\x1f.imtgt.federation.v1.OrderQuoteR\x05quote\x12<\n" +
+	"\trecipient\x18\x06 \x01(\v2\x1e.imtgt.federation.v1.RecipientR\trecipient\x126\n" +
+	"\aconsent\x18\a \x01(\v2\x1c.imtgt.federation.v1.ConsentR\aconsent\x12&\n" +
+	"\x0fcreated_unix_ms\x18\b \x01(\x03R\rcreatedUnixMs\x12\x1f\n" +
+	"\vlegal_basis\x18\t \x01(\tR\n" +
+	"legalBasis\x12\x14\n" +
+	"\x05rules\x18\n" +
+	" \x03(\tR\x05rules\"\xb0\x01\n" +
+	"\tOrderItem\x12\x1d\n" +
+	"\n" +
+	"listing_id\x18\x01 \x01(\tR\tlistingId\x12\x1a\n" +
+	"\bquantity\x18\x02 \x01(\x03R\bquantity\x129\n" +
+	"\n" +
+	"unit_price\x18\x03 \x01(\v2\x1a.imtgt.federation.v1.MoneyR\tunitPrice\x12\x14\n" +
+	"\x05title\x18\x04 \x01(\tR\x05title\x12\x17\n" +
+	"\ahs_code\x18\x05 \x01(\tR\x06hsCode\"\xc8\x02\n" +
+	"\n" +
+	"OrderQuote\x129\n" +
+	"\n" +
+	"item_total\x18\x01 \x01(\v2\x1a.imtgt.federation.v1.MoneyR\titemTotal\x12=\n" +
+	"\fduties_total\x18\x02 \x01(\v2\x1a.imtgt.federation.v1.MoneyR\vdutiesTotal\x12;\n" +
+	"\vtaxes_total\x18\x03 \x01(\v2\x1a.imtgt.federation.v1.MoneyR\n" +
+	"taxesTotal\x12=\n" +
+	"\flanded_total\x18\x04 \x01(\v2\x1a.imtgt.federation.v1.MoneyR\vlandedTotal\x12\x1d\n" +
+	"\n" +
+	"rates_date\x18\x05 \x01(\tR\tratesDate\x12%\n" +
+	"\x0epolicy_version\x18\x06 \x01(\x04R\rpolicyVersion\"\xad\x01\n" +
+	"\tRecipient\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05phone\x18\x02 \x01(\tR\x05phone\x12\x14\n" +
+	"\x05line1\x18\x03 \x01(\tR\x05line1\x12\x12\n" +
+	"\x04city\x18\x04 \x01(\tR\x04city\x12\x16\n" +
+	"\x06region\x18\x05 \x01(\tR\x06region\x12\x1a\n" +
+	"\bpostcode\x18\x06 \x01(\tR\bpostcode\x12\x18\n" +
+	"\acountry\x18\a \x01(\tR\acountry\"g\n" +
+	"\aConsent\x122\n" +
+	"\x15cross_border_transfer\x18\x01 \x01(\bR\x13crossBorderTransfer\x12(\n" +
+	"\x10recorded_unix_ms\x18\x02 \x01(\x03R\x0erecordedUnixMs\"\xae\x01\n" +
+	"\vOrderStatus\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x16\n" +
+	"\x06status\x18\x03 \x01(\tR\x06status\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x1a\n" +
+	"\btracking\x18\x05 \x01(\tR\btracking\x12&\n" +
+	"\x0fupdated_unix_ms\x18\x06 \x01(\x03R\rupdatedUnixMs\"\xfb\x01\n" +
+	"\aReceipt\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12!\n" +
+	"\fpayload_hash\x18\x04 \x01(\fR\vpayloadHash\x12\x1a\n" +
+	"\breceiver\x18\x05 \x01(\tR\breceiver\x12(\n" +
+	"\x10received_unix_ms\x18\x06 \x01(\x03R\x0ereceivedUnixMs\x12\x16\n" +
+	"\x06result\x18\a \x01(\tR\x06result\x12\x16\n" +
+	"\x06reason\x18\b \x01(\tR\x06reason\x12\x16\n" +
+	"\x06status\x18\t \x01(\tR\x06statusB+Z)github.com/imtgt/imtgt-node/federation/pbb\x06proto3"
 
 var (
 	file_federation_proto_rawDescOnce sync.Once
@@ -1125,7 +1871,7 @@ func file_federation_proto_rawDescGZIP() []byte {
 }
 
 var file_federation_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_federation_proto_goTypes = []any{
 	(ListingRecord_Op)(0), // 0: imtgt.federation.v1.ListingRecord.Op
 	(*Message)(nil),       // 1: imtgt.federation.v1.Message
@@ -1140,8 +1886,15 @@ var file_federation_proto_goTypes = []any{
 	(*Listing)(nil),       // 10: imtgt.federation.v1.Listing
 	(*SellerProfile)(nil), // 11: imtgt.federation.v1.SellerProfile
 	(*Money)(nil),         // 12: imtgt.federation.v1.Money
-	nil,                   // 13: imtgt.federation.v1.Heads.HeadsEntry
-	nil,                   // 14: imtgt.federation.v1.Listing.AttributesEntry
+	(*OrderHandoff)(nil),  // 13: imtgt.federation.v1.OrderHandoff
+	(*OrderItem)(nil),     // 14: imtgt.federation.v1.OrderItem
+	(*OrderQuote)(nil),    // 15: imtgt.federation.v1.OrderQuote
+	(*Recipient)(nil),     // 16: imtgt.federation.v1.Recipient
+	(*Consent)(nil),       // 17: imtgt.federation.v1.Consent
+	(*OrderStatus)(nil),   // 18: imtgt.federation.v1.OrderStatus
+	(*Receipt)(nil),       // 19: imtgt.federation.v1.Receipt
+	nil,                   // 20: imtgt.federation.v1.Heads.HeadsEntry
+	nil,                   // 21: imtgt.federation.v1.Listing.AttributesEntry
 }
 var file_federation_proto_depIdxs = []int32{
 	2,  // 0: imtgt.federation.v1.Message.heads_request:type_name -> imtgt.federation.v1.HeadsRequest
@@ -1151,17 +1904,28 @@ var file_federation_proto_depIdxs = []int32{
 	6,  // 4: imtgt.federation.v1.Message.manifest_offer:type_name -> imtgt.federation.v1.ManifestOffer
 	7,  // 5: imtgt.federation.v1.Message.manifest_reply:type_name -> imtgt.federation.v1.ManifestReply
 	8,  // 6: imtgt.federation.v1.Message.error:type_name -> imtgt.federation.v1.Error
-	13, // 7: imtgt.federation.v1.Heads.heads:type_name -> imtgt.federation.v1.Heads.HeadsEntry
-	0,  // 8: imtgt.federation.v1.ListingRecord.op:type_name -> imtgt.federation.v1.ListingRecord.Op
-	10, // 9: imtgt.federation.v1.ListingRecord.listing:type_name -> imtgt.federation.v1.Listing
-	11, // 10: imtgt.federation.v1.Listing.seller:type_name -> imtgt.federation.v1.SellerProfile
-	12, // 11: imtgt.federation.v1.Listing.price:type_name -> imtgt.federation.v1.Money
-	14, // 12: imtgt.federation.v1.Listing.attributes:type_name -> imtgt.federation.v1.Listing.AttributesEntry
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	13, // 7: imtgt.federation.v1.Message.order_handoff:type_name -> imtgt.federation.v1.OrderHandoff
+	18, // 8: imtgt.federation.v1.Message.order_status:type_name -> imtgt.federation.v1.OrderStatus
+	20, // 9: imtgt.federation.v1.Heads.heads:type_name -> imtgt.federation.v1.Heads.HeadsEntry
+	0,  // 10: imtgt.federation.v1.ListingRecord.op:type_name -> imtgt.federation.v1.ListingRecord.Op
+	10, // 11: imtgt.federation.v1.ListingRecord.listing:type_name -> imtgt.federation.v1.Listing
+	11, // 12: imtgt.federation.v1.Listing.seller:type_name -> imtgt.federation.v1.SellerProfile
+	12, // 13: imtgt.federation.v1.Listing.price:type_name -> imtgt.federation.v1.Money
+	21, // 14: imtgt.federation.v1.Listing.attributes:type_name -> imtgt.federation.v1.Listing.AttributesEntry
+	14, // 15: imtgt.federation.v1.OrderHandoff.items:type_name -> imtgt.federation.v1.OrderItem
+	15, // 16: imtgt.federation.v1.OrderHandoff.quote:type_name -> imtgt.federation.v1.OrderQuote
+	16, // 17: imtgt.federation.v1.OrderHandoff.recipient:type_name -> imtgt.federation.v1.Recipient
+	17, // 18: imtgt.federation.v1.OrderHandoff.consent:type_name -> imtgt.federation.v1.Consent
+	12, // 19: imtgt.federation.v1.OrderItem.unit_price:type_name -> imtgt.federation.v1.Money
+	12, // 20: imtgt.federation.v1.OrderQuote.item_total:type_name -> imtgt.federation.v1.Money
+	12, // 21: imtgt.federation.v1.OrderQuote.duties_total:type_name -> imtgt.federation.v1.Money
+	12, // 22: imtgt.federation.v1.OrderQuote.taxes_total:type_name -> imtgt.federation.v1.Money
+	12, // 23: imtgt.federation.v1.OrderQuote.landed_total:type_name -> imtgt.federation.v1.Money
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_federation_proto_init() }
@@ -1177,6 +1941,9 @@ func file_federation_proto_init() {
 		(*Message_ManifestOffer)(nil),
 		(*Message_ManifestReply)(nil),
 		(*Message_Error)(nil),
+		(*Message_OrderHandoff)(nil),
+		(*Message_OrderStatus)(nil),
+		(*Message_Receipt)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1184,7 +1951,7 @@ func file_federation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_federation_proto_rawDesc), len(file_federation_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

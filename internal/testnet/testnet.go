@@ -110,8 +110,19 @@ func (tn *Node) Do(method, path, token string, body any) Response {
 	return tn.DoType(method, path, token, "application/json", body)
 }
 
+// DoHeader is Do with extra request headers.
+func (tn *Node) DoHeader(method, path, token string, headers map[string]string, body any) Response {
+	tn.t.Helper()
+	return tn.do(method, path, token, "application/json", headers, body)
+}
+
 // DoType is Do with an explicit Content-Type.
 func (tn *Node) DoType(method, path, token, contentType string, body any) Response {
+	tn.t.Helper()
+	return tn.do(method, path, token, contentType, nil, body)
+}
+
+func (tn *Node) do(method, path, token, contentType string, headers map[string]string, body any) Response {
 	tn.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -132,6 +143,9 @@ func (tn *Node) DoType(method, path, token, contentType string, body any) Respon
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", contentType)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(tn.t, err)

@@ -1,0 +1,161 @@
+package federation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/core/record"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/imtgt/imtgt-node/federation/pb"
+)
+
+// ProtoOrders carries order handoffs and status changes; the reply is a
+// signed receipt.
+const ProtoOrders = protocol.ID("/imtgt/orders/1.0.0")
+
+// ReceiptDomain is the signing domain of receipts.
+const ReceiptDomain = "imtgt-receipt"
+
+var receiptCodec = []byte("/imtgt/receipt/1")
+
+// OrderHandler is the order service as the federation calls it.
+type OrderHandler interface {
+	HandleHandoff(ctx context.Context, from string, h *pb.OrderHandoff) ([]byte, error)
+	HandleStatus(ctx context.Context, from string, st *pb.OrderStatus) ([]byte, error)
+}
+
+type receiptRecord struct{ r *pb.Receipt }
+
+func (r *receiptRecord) Domain() string { return ReceiptDomain }
+func (r *receiptRecord) Codec() []byte  { return receiptCodec }
+func (r *receiptRecord) MarshalRecord() ([]byte, error) {
+	return proto.MarshalOptions{Deterministic: true}.Marshal(r.r)
+}
+func (r *receiptRecord) UnmarshalRecord(b []byte) error {
+	r.r = &pb.Receipt{}
+	return proto.Unmarshal(b, r.r)
+}
+
+// SealReceipt signs a receipt with the node key.
+func SealReceipt(key crypto.PrivKey, r *pb.Receipt) ([]byte, error) {
+	env, err := record.Seal(&receiptRecord{r: r}, key)
+	if err != nil {
+		return nil, err
+	}
+	return env.Marshal()
+}
+
+// OpenReceipt verifies a receipt envelope and returns it with its signer.
+func OpenReceipt(data []byte) (*pb.Receipt, peer.ID, error) {
+	var rr receiptRecord
+	env, err := record.ConsumeTypedEnvelope(data, &rr)
+	if err != nil {
+		if env != nil && errors.Is(err, record.ErrInvalidSignature) {
+			return nil, "", fmt.Errorf("%w: %v", ErrBadSignature, err)
+		}
+		return nil, "", fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if string(env.PayloadType) != string(receiptCodec) {
+		return nil, "", fmt.Errorf("%w: payload type %q", ErrMalformed, env.PayloadType)
+	}
+	signer, err := peer.IDFromPublicKey(env.PublicKey)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return rr.r, signer, nil
+}
+
+// SignReceipt signs a receipt with this node's key.
+func (s *Service) SignReceipt(r *pb.Receipt) ([]byte, error) { return SealReceipt(s.cfg.Key, r) }
+
+// memberPeer returns the peer ID of country's node in the manifest.
+func (s *Service) memberPeer(country string) (peer.ID, error) {
+	st, err := s.current()
+	if err != nil {
+		return "", err
+	}
+	m, ok := st.m.Member(country)
+	if !ok {
+		return "", fmt.Errorf("%s is not a member of the federation", country)
+	}
+	return peer.Decode(m.PeerID)
+}
+
+// OpenReceipt verifies a receipt signed by country's node.
+func (s *Service) OpenReceipt(data []byte, country string) (*pb.Receipt, error) {
+	want, err := s.memberPeer(country)
+	if err != nil {
+		return nil, err
+	}
+	r, signer, err := OpenReceipt(data)
+	if err != nil {
+		return nil, err
+	}
+	if signer != want {
+		s.metrics.rejected.WithLabelValues(ErrBadSignature.Error()).Inc()
+		return nil, fmt.Errorf("%w: receipt signed by %s, not by %s's node", ErrBadSignature, signer, country)
+	}
+	return r, nil
+}
+
+// DeliverOrder sends an order message to country's node and returns its
+// receipt envelope (unverified: see OpenReceipt).
+func (s *Service) DeliverOrder(ctx context.Context, country string, msg *pb.Message) ([]byte, error) {
+	if s.host == nil {
+		return nil, ErrNoManifest
+	}
+	p, err := s.memberPeer(country)
+	if err != nil {
+		return nil, err
+	}
+	reply, err := s.request(ctx, p, ProtoOrders, msg, false)
+	if err != nil {
+		return nil, err
+	}
+	if len(reply.GetReceipt()) == 0 {
+		return nil, fmt.Errorf("%w: expected a receipt", ErrMalformed)
+	}
+	return reply.GetReceipt(), nil
+}
+
+// countryOf returns the manifest country of a member peer.
+func (s *Service) countryOf(p peer.ID) (string, error) {
+	st, err := s.current()
+	if err != nil {
+		return "", err
+	}
+	m, ok := st.byPeer[p]
+	if !ok {
+		return "", ErrUnknownPeer
+	}
+	return m.Country, nil
+}
+
+func (s *Service) serveOrders(ctx context.Context, from peer.ID, msg *pb.Message) (*pb.Message, error) {
+	h := s.cfg.Orders
+	if h == nil || h() == nil {
+		return nil, errors.New("this node takes no orders yet")
+	}
+	country, err := s.countryOf(from)
+	if err != nil {
+		return nil, err
+	}
+	var receipt []byte
+	switch b := msg.Body.(type) {
+	case *pb.Message_OrderHandoff:
+		receipt, err = h().HandleHandoff(ctx, country, b.OrderHandoff)
+	case *pb.Message_OrderStatus:
+		receipt, err = h().HandleStatus(ctx, country, b.OrderStatus)
+	default:
+		return nil, fmt.Errorf("%w: expected order_handoff or order_status", ErrMalformed)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &pb.Message{Body: &pb.Message_Receipt{Receipt: receipt}}, nil
+}

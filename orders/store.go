@@ -1,0 +1,87 @@
+package orders
+
+import (
+	"context"
+	"time"
+
+	"github.com/imtgt/imtgt-node/catalog"
+)
+
+// Outbox kinds.
+const (
+	KindHandoff = "handoff"
+	KindStatus  = "status"
+)
+
+// OutboxRow is one message waiting for delivery to a peer, written in the
+// same transaction as the change it carries.
+type OutboxRow struct {
+	Dest      string    `json:"dest"` // the receiving node's country
+	Seq       uint64    `json:"seq"`  // position in the destination's queue (the store assigns it)
+	Kind      string    `json:"kind"`
+	OrderID   string    `json:"order_id"`
+	MsgSeq    uint64    `json:"msg_seq"` // the order's message number (1 for a handoff)
+	Payload   []byte    `json:"payload"` // deterministic protobuf of the OrderHandoff or OrderStatus
+	Attempts  int       `json:"attempts"`
+	NextRetry time.Time `json:"next_retry"`
+	LastError string    `json:"last_error,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// InboxEntry is what a node remembers of a message it received: the
+// payload hash, and the receipt it answered, which a repeat gets back.
+type InboxEntry struct {
+	Hash    []byte `json:"hash"`
+	Receipt []byte `json:"receipt"`
+}
+
+// InboxKey names a received message: origin country, order, kind and seq.
+func InboxKey(origin, orderID, kind string, seq uint64) string {
+	return origin + "\x00" + orderID + "\x00" + kind + "\x00" + uitoa(seq)
+}
+
+func uitoa(n uint64) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			return string(b[i:])
+		}
+	}
+}
+
+// Store is what orders need from persistent storage. Every method is one
+// durable transaction.
+type Store interface {
+	// PlaceOrders stores new orders with their outbox rows under an
+	// idempotency key of the marketplace. If the key exists with the same
+	// request hash, it returns the orders stored then and true; with
+	// another hash, ErrIdempotency.
+	PlaceOrders(ctx context.Context, marketplaceID, key string, hash []byte, orders []*Order, outbox []OutboxRow) ([]*Order, bool, error)
+	Order(ctx context.Context, id string) (*Order, error)
+	// Orders lists orders by ID after the given one that keep passes.
+	Orders(ctx context.Context, keep func(*Order) bool, after string, limit int) ([]*Order, error)
+	// UpdateOrder applies fn to an order and appends the outbox rows it
+	// returns, in one transaction.
+	UpdateOrder(ctx context.Context, id string, fn func(*Order) ([]OutboxRow, error)) (*Order, error)
+	// Outbox lists pending rows, oldest first per destination.
+	Outbox(ctx context.Context) ([]OutboxRow, error)
+	// CompleteOutbox removes a delivered row and applies fn to its order.
+	CompleteOutbox(ctx context.Context, row OutboxRow, fn func(*Order) ([]OutboxRow, error)) error
+	// RetryOutbox records a failed attempt.
+	RetryOutbox(ctx context.Context, row OutboxRow) error
+	// Inbox returns what was received under key, or nil.
+	Inbox(ctx context.Context, key string) (*InboxEntry, error)
+	// ReceiveHandoff stores a received order with its inbox entry, the
+	// listings' new stock and their catalog log records (sealed by seal
+	// for the origin country's log), in one transaction; ErrConflict if
+	// the inbox key exists.
+	ReceiveHandoff(ctx context.Context, key string, entry InboxEntry, o *Order, stock []*catalog.Listing, origin string, seal catalog.SealFunc) error
+	// ApplyReceived applies fn to an order, appends the outbox rows it
+	// returns and stores the inbox entry with the receipt it returns, in
+	// one transaction; ErrConflict if the inbox key exists.
+	ApplyReceived(ctx context.Context, key string, hash []byte, orderID string, fn func(*Order) ([]OutboxRow, []byte, error)) (*Order, []byte, error)
+}

@@ -1,0 +1,261 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/imtgt/imtgt-node/catalog"
+	"github.com/imtgt/imtgt-node/orders"
+)
+
+type orderKey struct {
+	Hash   []byte   `json:"hash"`
+	Orders []string `json:"orders"`
+}
+
+func getOrder(tx *bolt.Tx, id string) (*orders.Order, error) {
+	v := tx.Bucket(bucketOrders).Get([]byte(id))
+	if v == nil {
+		return nil, fmt.Errorf("%w: %s", orders.ErrNotFound, id)
+	}
+	var o orders.Order
+	if err := json.Unmarshal(v, &o); err != nil {
+		return nil, fmt.Errorf("order %s: %w", id, err)
+	}
+	return &o, nil
+}
+
+func putOutbox(tx *bolt.Tx, rows []orders.OutboxRow) error {
+	for _, r := range rows {
+		q, err := tx.Bucket(bucketOutbox).CreateBucketIfNotExists([]byte(r.Dest))
+		if err != nil {
+			return err
+		}
+		if r.Seq == 0 {
+			if r.Seq, err = q.NextSequence(); err != nil {
+				return err
+			}
+		}
+		if err := putJSON(q, seqKey(r.Seq), r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PlaceOrders implements orders.Store.
+func (db *DB) PlaceOrders(ctx context.Context, marketplaceID, key string, hash []byte, os []*orders.Order, outbox []orders.OutboxRow) ([]*orders.Order, bool, error) {
+	var existing []*orders.Order
+	found := false
+	err := db.bolt.Batch(func(tx *bolt.Tx) error {
+		existing, found = nil, false
+		keys := tx.Bucket(bucketOrderKeys)
+		k := []byte(marketplaceID + "\x00" + key)
+		if v := keys.Get(k); v != nil {
+			var ok orderKey
+			if err := json.Unmarshal(v, &ok); err != nil {
+				return err
+			}
+			if !bytes.Equal(ok.Hash, hash) {
+				return orders.ErrIdempotency
+			}
+			for _, id := range ok.Orders {
+				o, err := getOrder(tx, id)
+				if err != nil {
+					return err
+				}
+				existing = append(existing, o)
+			}
+			found = true
+			return nil
+		}
+		ids := make([]string, 0, len(os))
+		for _, o := range os {
+			if err := putJSON(tx.Bucket(bucketOrders), []byte(o.ID), o); err != nil {
+				return err
+			}
+			ids = append(ids, o.ID)
+		}
+		if err := putOutbox(tx, outbox); err != nil {
+			return err
+		}
+		return putJSON(keys, k, orderKey{Hash: hash, Orders: ids})
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if found {
+		return existing, true, nil
+	}
+	return os, false, nil
+}
+
+// Order implements orders.Store.
+func (db *DB) Order(ctx context.Context, id string) (*orders.Order, error) {
+	var o *orders.Order
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		o, err = getOrder(tx, id)
+		return err
+	})
+	return o, err
+}
+
+// Orders implements orders.Store.
+func (db *DB) Orders(ctx context.Context, keep func(*orders.Order) bool, after string, limit int) ([]*orders.Order, error) {
+	var out []*orders.Order
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketOrders).Cursor()
+		k, v := c.First()
+		if after != "" {
+			k, v = c.Seek([]byte(after))
+			if k != nil && string(k) == after {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil && len(out) < limit; k, v = c.Next() {
+			var o orders.Order
+			if err := json.Unmarshal(v, &o); err != nil {
+				return fmt.Errorf("order %s: %w", k, err)
+			}
+			if keep == nil || keep(&o) {
+				out = append(out, &o)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+func updateOrder(tx *bolt.Tx, id string, fn func(*orders.Order) ([]orders.OutboxRow, error)) (*orders.Order, error) {
+	o, err := getOrder(tx, id)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := fn(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := putJSON(tx.Bucket(bucketOrders), []byte(o.ID), o); err != nil {
+		return nil, err
+	}
+	return o, putOutbox(tx, rows)
+}
+
+// UpdateOrder implements orders.Store.
+func (db *DB) UpdateOrder(ctx context.Context, id string, fn func(*orders.Order) ([]orders.OutboxRow, error)) (*orders.Order, error) {
+	var o *orders.Order
+	err := db.bolt.Batch(func(tx *bolt.Tx) error {
+		var err error
+		o, err = updateOrder(tx, id, fn)
+		return err
+	})
+	return o, err
+}
+
+// Outbox implements orders.Store.
+func (db *DB) Outbox(ctx context.Context) ([]orders.OutboxRow, error) {
+	var out []orders.OutboxRow
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketOutbox).ForEachBucket(func(dest []byte) error {
+			return tx.Bucket(bucketOutbox).Bucket(dest).ForEach(func(k, v []byte) error {
+				var r orders.OutboxRow
+				if err := json.Unmarshal(v, &r); err != nil {
+					return err
+				}
+				out = append(out, r)
+				return nil
+			})
+		})
+	})
+	return out, err
+}
+
+// CompleteOutbox implements orders.Store.
+func (db *DB) CompleteOutbox(ctx context.Context, row orders.OutboxRow, fn func(*orders.Order) ([]orders.OutboxRow, error)) error {
+	return db.bolt.Batch(func(tx *bolt.Tx) error {
+		q := tx.Bucket(bucketOutbox).Bucket([]byte(row.Dest))
+		if q == nil || q.Get(seqKey(row.Seq)) == nil {
+			return nil // completed already (a retried batch)
+		}
+		if err := q.Delete(seqKey(row.Seq)); err != nil {
+			return err
+		}
+		_, err := updateOrder(tx, row.OrderID, fn)
+		return err
+	})
+}
+
+// RetryOutbox implements orders.Store.
+func (db *DB) RetryOutbox(ctx context.Context, row orders.OutboxRow) error {
+	return db.bolt.Batch(func(tx *bolt.Tx) error {
+		q := tx.Bucket(bucketOutbox).Bucket([]byte(row.Dest))
+		if q == nil || q.Get(seqKey(row.Seq)) == nil {
+			return nil
+		}
+		return putJSON(q, seqKey(row.Seq), row)
+	})
+}
+
+// Inbox implements orders.Store.
+func (db *DB) Inbox(ctx context.Context, key string) (*orders.InboxEntry, error) {
+	var e *orders.InboxEntry
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketInbox).Get([]byte(key))
+		if v == nil {
+			return nil
+		}
+		e = &orders.InboxEntry{}
+		return json.Unmarshal(v, e)
+	})
+	return e, err
+}
+
+// ReceiveHandoff implements orders.Store.
+func (db *DB) ReceiveHandoff(ctx context.Context, key string, entry orders.InboxEntry, o *orders.Order, stock []*catalog.Listing, origin string, seal catalog.SealFunc) error {
+	return db.bolt.Batch(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketInbox).Get([]byte(key)) != nil {
+			return orders.ErrConflict // raced with a concurrent delivery of the same message
+		}
+		if err := putJSON(tx.Bucket(bucketInbox), []byte(key), entry); err != nil {
+			return err
+		}
+		if err := putJSON(tx.Bucket(bucketOrders), []byte(o.ID), o); err != nil {
+			return err
+		}
+		if len(stock) == 0 {
+			return nil
+		}
+		changes := make([]catalog.Change, len(stock))
+		for i, l := range stock {
+			changes[i] = catalog.Change{Listing: l}
+		}
+		return applyLocal(tx, origin, changes, seal)
+	})
+}
+
+// ApplyReceived implements orders.Store.
+func (db *DB) ApplyReceived(ctx context.Context, key string, hash []byte, orderID string, fn func(*orders.Order) ([]orders.OutboxRow, []byte, error)) (*orders.Order, []byte, error) {
+	var o *orders.Order
+	var receipt []byte
+	err := db.bolt.Batch(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketInbox).Get([]byte(key)) != nil {
+			return orders.ErrConflict
+		}
+		var err error
+		o, err = updateOrder(tx, orderID, func(o *orders.Order) ([]orders.OutboxRow, error) {
+			rows, r, err := fn(o)
+			receipt = r
+			return rows, err
+		})
+		if err != nil {
+			return err
+		}
+		return putJSON(tx.Bucket(bucketInbox), []byte(key), orders.InboxEntry{Hash: hash, Receipt: receipt})
+	})
+	return o, receipt, err
+}
