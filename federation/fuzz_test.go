@@ -123,3 +123,25 @@ func FuzzParsePSK(f *testing.F) {
 		}
 	})
 }
+
+func FuzzOpenReceipt(f *testing.F) {
+	me := fuzzIdentity(f)
+	b, err := SealReceipt(me.key, &pb.Receipt{OrderId: "ord_1", Kind: "handoff", Seq: 1, PayloadHash: make([]byte, 32), Receiver: "TH", Result: "received", Status: "received"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte("receipt"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, signer, err := OpenReceipt(data)
+		if err != nil {
+			if Reason(err) == "other" {
+				t.Fatalf("refusal without a reason label: %v", err)
+			}
+			return
+		}
+		if r == nil || signer == "" {
+			t.Fatal("accepted a receipt without content or signer")
+		}
+	})
+}
