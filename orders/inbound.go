@@ -42,6 +42,9 @@ func (s *Service) HandleHandoff(ctx context.Context, from string, h *pb.OrderHan
 	if !strings.HasPrefix(h.OrderId, "ord_") || len(h.OrderId) > 64 || h.BuyerCountry != from {
 		return nil, fmt.Errorf("bad handoff: order id %q from %s for buyer country %q", h.OrderId, from, h.BuyerCountry)
 	}
+	if len(h.Items) == 0 || len(h.Items) > MaxItems {
+		return nil, fmt.Errorf("bad handoff: order %s has %d items (1 to %d)", h.OrderId, len(h.Items), MaxItems)
+	}
 	hash, err := PayloadHash(h)
 	if err != nil {
 		return nil, err
@@ -106,19 +109,29 @@ func (s *Service) HandleHandoff(ctx context.Context, from string, h *pb.OrderHan
 			return err
 		}
 		o.Receipt = receipt
-		return s.cfg.Store.ReceiveHandoff(ctx, key, InboxEntry{Hash: hash, Receipt: receipt}, o, changed, s.cfg.Country, s.cfg.Catalog.Seal())
+		if err := s.cfg.Store.ReceiveHandoff(ctx, key, InboxEntry{Hash: hash, Receipt: receipt}, o, changed, s.cfg.Country, s.cfg.Catalog.Seal()); err != nil {
+			return err
+		}
+		// Index the new stock before the next handoff reads it.
+		if len(changed) > 0 {
+			if err := s.cfg.Catalog.Indexed(changed...); err != nil {
+				s.log.Error("index after stock change", "order", o.ID, "err", err)
+			}
+		}
+		return nil
 	})
 	if errors.Is(err, ErrConflict) {
-		// A concurrent delivery of the same message won the race.
-		return s.repeat(ctx, key, hash, h.OrderId)
+		// A concurrent delivery of the same message won the race…
+		if rec, err := s.repeat(ctx, key, hash, h.OrderId); rec != nil || err != nil {
+			return rec, err
+		}
+		// …or another member's node sent an order ID this node holds.
+		s.metrics.conflicts.Inc()
+		s.log.Warn("refused a handoff: the order ID is taken", "order", h.OrderId, "from", from)
+		return nil, fmt.Errorf("%w: order %s exists", ErrConflict, h.OrderId)
 	}
 	if err != nil {
 		return nil, err
-	}
-	if len(changed) > 0 {
-		if err := s.cfg.Catalog.Indexed(changed...); err != nil {
-			s.log.Error("index after stock change", "order", o.ID, "err", err)
-		}
 	}
 	s.metrics.received.WithLabelValues(string(o.Status)).Inc()
 	s.log.Info("order received", "order", o.ID, "from", from, "status", o.Status)

@@ -151,6 +151,11 @@ func (s *Service) Place(ctx context.Context, marketplaceID, key string, req Plac
 	if err := req.validate(s.cfg.Country); err != nil {
 		return nil, false, err
 	}
+	// A retry gets what the first request stored, whatever the catalog,
+	// stock or policy say now.
+	if stored, ok, err := s.cfg.Store.PlacedOrders(ctx, marketplaceID, key, requestHash(&req)); err != nil || ok {
+		return stored, ok, err
+	}
 	p := s.cfg.Policy()
 	now := s.cfg.Now().UTC()
 	type group struct {

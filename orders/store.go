@@ -61,6 +61,10 @@ type Store interface {
 	// request hash, it returns the orders stored then and true; with
 	// another hash, ErrIdempotency.
 	PlaceOrders(ctx context.Context, marketplaceID, key string, hash []byte, orders []*Order, outbox []OutboxRow) ([]*Order, bool, error)
+	// PlacedOrders returns the orders stored under a marketplace's
+	// idempotency key (false if none); ErrIdempotency if the key was used
+	// with another request hash.
+	PlacedOrders(ctx context.Context, marketplaceID, key string, hash []byte) ([]*Order, bool, error)
 	Order(ctx context.Context, id string) (*Order, error)
 	// Orders lists orders by ID after the given one that keep passes.
 	Orders(ctx context.Context, keep func(*Order) bool, after string, limit int) ([]*Order, error)

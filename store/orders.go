@@ -51,7 +51,7 @@ func putOutbox(tx *bolt.Tx, rows []orders.OutboxRow) error {
 func (db *DB) PlaceOrders(ctx context.Context, marketplaceID, key string, hash []byte, os []*orders.Order, outbox []orders.OutboxRow) ([]*orders.Order, bool, error) {
 	var existing []*orders.Order
 	found := false
-	err := db.bolt.Batch(func(tx *bolt.Tx) error {
+	err := db.batch(func(tx *bolt.Tx) error {
 		existing, found = nil, false
 		keys := tx.Bucket(bucketOrderKeys)
 		k := []byte(marketplaceID + "\x00" + key)
@@ -92,6 +92,35 @@ func (db *DB) PlaceOrders(ctx context.Context, marketplaceID, key string, hash [
 		return existing, true, nil
 	}
 	return os, false, nil
+}
+
+// PlacedOrders implements orders.Store.
+func (db *DB) PlacedOrders(ctx context.Context, marketplaceID, key string, hash []byte) ([]*orders.Order, bool, error) {
+	var out []*orders.Order
+	found := false
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketOrderKeys).Get([]byte(marketplaceID + "\x00" + key))
+		if v == nil {
+			return nil
+		}
+		var ok orderKey
+		if err := json.Unmarshal(v, &ok); err != nil {
+			return err
+		}
+		if !bytes.Equal(ok.Hash, hash) {
+			return orders.ErrIdempotency
+		}
+		for _, id := range ok.Orders {
+			o, err := getOrder(tx, id)
+			if err != nil {
+				return err
+			}
+			out = append(out, o)
+		}
+		found = true
+		return nil
+	})
+	return out, found, err
 }
 
 // Order implements orders.Store.
@@ -149,7 +178,7 @@ func updateOrder(tx *bolt.Tx, id string, fn func(*orders.Order) ([]orders.Outbox
 // UpdateOrder implements orders.Store.
 func (db *DB) UpdateOrder(ctx context.Context, id string, fn func(*orders.Order) ([]orders.OutboxRow, error)) (*orders.Order, error) {
 	var o *orders.Order
-	err := db.bolt.Batch(func(tx *bolt.Tx) error {
+	err := db.batch(func(tx *bolt.Tx) error {
 		var err error
 		o, err = updateOrder(tx, id, fn)
 		return err
@@ -177,7 +206,7 @@ func (db *DB) Outbox(ctx context.Context) ([]orders.OutboxRow, error) {
 
 // CompleteOutbox implements orders.Store.
 func (db *DB) CompleteOutbox(ctx context.Context, row orders.OutboxRow, fn func(*orders.Order) ([]orders.OutboxRow, error)) error {
-	return db.bolt.Batch(func(tx *bolt.Tx) error {
+	return db.batch(func(tx *bolt.Tx) error {
 		q := tx.Bucket(bucketOutbox).Bucket([]byte(row.Dest))
 		if q == nil || q.Get(seqKey(row.Seq)) == nil {
 			return nil // completed already (a retried batch)
@@ -192,7 +221,7 @@ func (db *DB) CompleteOutbox(ctx context.Context, row orders.OutboxRow, fn func(
 
 // RetryOutbox implements orders.Store.
 func (db *DB) RetryOutbox(ctx context.Context, row orders.OutboxRow) error {
-	return db.bolt.Batch(func(tx *bolt.Tx) error {
+	return db.batch(func(tx *bolt.Tx) error {
 		q := tx.Bucket(bucketOutbox).Bucket([]byte(row.Dest))
 		if q == nil || q.Get(seqKey(row.Seq)) == nil {
 			return nil
@@ -217,9 +246,12 @@ func (db *DB) Inbox(ctx context.Context, key string) (*orders.InboxEntry, error)
 
 // ReceiveHandoff implements orders.Store.
 func (db *DB) ReceiveHandoff(ctx context.Context, key string, entry orders.InboxEntry, o *orders.Order, stock []*catalog.Listing, origin string, seal catalog.SealFunc) error {
-	return db.bolt.Batch(func(tx *bolt.Tx) error {
+	return db.batch(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketInbox).Get([]byte(key)) != nil {
 			return orders.ErrConflict // raced with a concurrent delivery of the same message
+		}
+		if tx.Bucket(bucketOrders).Get([]byte(o.ID)) != nil {
+			return orders.ErrConflict // the ID is another origin's order, or one of ours
 		}
 		if err := putJSON(tx.Bucket(bucketInbox), []byte(key), entry); err != nil {
 			return err
@@ -242,7 +274,7 @@ func (db *DB) ReceiveHandoff(ctx context.Context, key string, entry orders.Inbox
 func (db *DB) ApplyReceived(ctx context.Context, key string, hash []byte, orderID string, fn func(*orders.Order) ([]orders.OutboxRow, []byte, error)) (*orders.Order, []byte, error) {
 	var o *orders.Order
 	var receipt []byte
-	err := db.bolt.Batch(func(tx *bolt.Tx) error {
+	err := db.batch(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketInbox).Get([]byte(key)) != nil {
 			return orders.ErrConflict
 		}

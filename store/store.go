@@ -105,6 +105,7 @@ type NodeMeta struct {
 type DB struct {
 	bolt *bolt.DB
 	path string
+	gc   groupCommit
 }
 
 // Options for Open.
@@ -312,7 +313,7 @@ func (db *DB) Principal(ctx context.Context, hash string) (access.Principal, err
 
 // CreateSeller implements sellers.Store.
 func (db *DB) CreateSeller(ctx context.Context, rec *sellers.Record, tokenHash string, p access.Principal) error {
-	return db.bolt.Batch(func(tx *bolt.Tx) error {
+	return db.batch(func(tx *bolt.Tx) error {
 		byBID := tx.Bucket(bucketSellersByBID)
 		if byBID.Get([]byte(rec.BusinessID)) != nil {
 			return sellers.ErrDuplicate
@@ -421,7 +422,7 @@ func logHead(b *bolt.Bucket) uint64 {
 func (db *DB) ApplyLocal(ctx context.Context, origin string, changes []catalog.Change, seal catalog.SealFunc) error {
 	apply := func(tx *bolt.Tx) error { return applyLocal(tx, origin, changes, seal) }
 	if len(changes) == 1 {
-		return db.bolt.Batch(apply)
+		return db.batch(apply)
 	}
 	return db.bolt.Update(apply)
 }
