@@ -268,3 +268,127 @@ func BenchmarkIndexUpsert(b *testing.B) {
 	}
 	reportPercentiles(b, lat)
 }
+
+// bulkBatch is the size of one bulk Upsert: what a CSV import or one pull of
+// a federation sync hands the index.
+const bulkBatch = 1000
+
+// BenchmarkIndexUpsertBulk upserts 1,000 listings per op into an index of
+// 100,000 (its own, built from the corpus), and reports the cost per
+// listing.
+//   - new: listings with fresh, newer IDs, as an import or a sync brings
+//     them; they are deleted again, off the clock, so the index stays at
+//     100,000.
+//   - update: new versions of 1,000 existing listings, spread over the
+//     catalog (every token list gets a removal and an insertion in the
+//     middle).
+func BenchmarkIndexUpsertBulk(b *testing.B) {
+	d := benchData()
+	ix := catalog.NewIndex()
+	if err := ix.Restore(d.ls); err != nil {
+		b.Fatal(err)
+	}
+	runtime.GC()
+	b.Run("new", func(b *testing.B) {
+		next := benchListings
+		batch := make([]*catalog.Listing, bulkBatch)
+		delIDs := make([]string, bulkBatch)
+		b.ReportAllocs()
+		for b.Loop() {
+			b.StopTimer()
+			for i := range batch {
+				l := *d.ls[(next*7919)%len(d.ls)]
+				l.ID = idAt(next)
+				next++
+				batch[i], delIDs[i] = &l, l.ID
+			}
+			b.StartTimer()
+			if err := ix.Upsert(batch...); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			if err := ix.Delete(delIDs...); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+		b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*bulkBatch), "µs/listing")
+		if ix.Count() != benchListings {
+			b.Fatalf("count %d", ix.Count())
+		}
+	})
+	b.Run("update", func(b *testing.B) {
+		k := 0
+		batch := make([]*catalog.Listing, bulkBatch)
+		b.ReportAllocs()
+		for b.Loop() {
+			b.StopTimer()
+			for i := range batch {
+				l := *d.ls[(k*7919)%len(d.ls)]
+				k++
+				l.Version++
+				batch[i] = &l
+			}
+			b.StartTimer()
+			if err := ix.Upsert(batch...); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*bulkBatch), "µs/listing")
+	})
+}
+
+// BenchmarkRestore100k rebuilds an index of the 100,000-listing corpus, as
+// a node does at start-up, and reports the heap the index holds per
+// listing (the listings themselves excluded: they exist before and after).
+func BenchmarkRestore100k(b *testing.B) {
+	d := benchData()
+	var ix *catalog.Index
+	for b.Loop() {
+		b.StopTimer()
+		ix = nil
+		runtime.GC()
+		b.StartTimer()
+		ix = catalog.NewIndex()
+		if err := ix.Restore(d.ls); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	// The heap figure, from one more Restore between two full collections.
+	ix = nil
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	ix = catalog.NewIndex()
+	if err := ix.Restore(d.ls); err != nil {
+		b.Fatal(err)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(ix)
+	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(len(d.ls)), "heap-B/listing")
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/restore")
+}
+
+// BenchmarkIndexDelete withdraws one listing at a time from the full
+// catalog, anywhere in it, and puts it back off the clock.
+func BenchmarkIndexDelete(b *testing.B) {
+	d := benchData()
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		l := d.ls[(i*7919)%len(d.ls)]
+		start := time.Now()
+		if err := d.ix.Delete(l.ID); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+		b.StopTimer()
+		if err := d.ix.Upsert(l); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	reportPercentiles(b, lat)
+}

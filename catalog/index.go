@@ -4,7 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"hash/maphash"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -25,77 +25,29 @@ var ErrInvalidListing = errors.New("invalid listing")
 const maxIDLen = 128
 
 // entry is the object stored in memdb for one listing. Its exported fields
-// exist for memdb's reflection-based indexers; all fields are derived from
-// Listing once, at insert time, so that searching never re-tokenizes and
-// rarely has to touch the Listing itself.
+// exist for memdb's reflection-based indexers (Origin, for the origin
+// counts) and are the Listing's own strings.
 //
-// An entry, and the Listing it points to, is immutable once inserted: memdb
-// hands the same pointer to every reader without copying or locking, and an
-// update inserts a new entry. Callers of Upsert and Restore must therefore
-// not mutate a Listing after passing it in, nor one returned by Get, BySeller
-// or Search.
+// The indexed fields of an entry never change once it is inserted: memdb
+// hands the same pointer to every reader without copying or locking. Its
+// Listing may: an update that keeps the ID, Origin and SellerID (a new
+// price, title, quantity: nearly all of them) keeps the entry and swaps in
+// the new Listing atomically, at commit. That spares memdb the delete and
+// re-insert of every index key of the listing, which was most of the cost
+// of such an update. A reader of an older memdb snapshot may then see a
+// newer version of a listing; never a half-updated one, since Listings are
+// immutable: callers of Upsert and Restore must not mutate a Listing after
+// passing it in, nor one returned by Get, BySeller or Search.
 //
-// The code fields are interned (unique.Handle): thousands of entries then
-// share one copy of "TH" or "MYR", and Search compares a candidate's codes
-// with the query's as pointers, without reading the strings. A Search may
-// walk thousands of entries scattered over a large heap, and every string it
-// does not have to read is a cache miss saved.
+// doc, the listing's searchable form, is shared by every version of the
+// listing and only Search, under the postings lock, reads it (see doc). Get
+// and BySeller, which read memdb without that lock, use listing only.
 type entry struct {
 	ID       string
 	Origin   string
 	SellerID string
-	HSCode   string
-	ShipFrom string
-	// HSPrefixes are the prefixes of HSCode of length 2..maxHSIndexed
-	// ("09", "090", "0901", ...), so that an HS prefix filter is an exact
-	// lookup in the "hs" index.
-	HSPrefixes []string
-	// Tokens are deduplicated and ordered by tokenHashes.
-	Tokens  []string
-	Listing *Listing
-
-	// tokenHashes[i] is the hash of Tokens[i] under the index's seed, in
-	// ascending order. Search tests token membership on every entry it
-	// walks; a binary search over strings would read a dozen scattered
-	// strings on a cold cache, over hashes it reads a few adjacent words,
-	// then one string to confirm.
-	tokenHashes []uint64
-
-	// The handles behind Origin, SellerID, HSCode and ShipFrom (which are
-	// their Values), and Listing.Price split the same way. Holding the
-	// handles keeps the canonical copies alive, so later entries and
-	// queries get the same ones.
-	origin, seller, hs, region, currency unique.Handle[string]
-	priceMinor                           int64
-}
-
-// hasToken reports whether e has token tok, whose hash is h.
-func (e *entry) hasToken(tok string, h uint64) bool {
-	i, ok := slices.BinarySearch(e.tokenHashes, h)
-	for ; ok && i < len(e.tokenHashes) && e.tokenHashes[i] == h; i++ {
-		if e.Tokens[i] == tok {
-			return true
-		}
-	}
-	return false
-}
-
-// setTokens stores toks in e ordered by their hashes.
-func (e *entry) setTokens(seed maphash.Seed, toks []string) {
-	type th struct {
-		h   uint64
-		tok string
-	}
-	ths := make([]th, len(toks))
-	for i, t := range toks {
-		ths[i] = th{maphash.String(seed, t), t}
-	}
-	slices.SortFunc(ths, func(a, b th) int { return cmp.Or(cmp.Compare(a.h, b.h), strings.Compare(a.tok, b.tok)) })
-	e.Tokens = make([]string, len(ths))
-	e.tokenHashes = make([]uint64, len(ths))
-	for i, x := range ths {
-		e.Tokens[i], e.tokenHashes[i] = x.tok, x.h
-	}
+	listing  atomic.Pointer[Listing]
+	doc      *doc
 }
 
 // originCount is a row of the origin_counts table. It is replaced, never
@@ -108,37 +60,36 @@ type originCount struct {
 
 func originKey(origin string) string { return "o/" + origin }
 
-// state is one generation of the catalog: a database and the posting counts
-// that go with it. Restore replaces the whole state at once.
+// state is one generation of the catalog: a database and the inverted index
+// that goes with it. Restore replaces the whole state at once.
 type state struct {
-	db    *memdb.MemDB
-	stats *postingStats
+	db   *memdb.MemDB
+	post *postings
 }
 
-// Index is the in-memory searchable catalog. It is safe for concurrent use:
-// readers work on memdb's immutable snapshots and never block, and writers
-// are serialised.
+// Index is the in-memory searchable catalog. It is safe for concurrent use.
+// Get, BySeller, Count and CountByOrigin work on memdb's immutable snapshots
+// and never block. Search holds a read lock on the inverted index for its
+// walk (but for a query without indexed condition, which scans a memdb
+// snapshot); a writer holds that lock only to commit, once per call (see
+// postings.go). Writers are serialised.
 type Index struct {
 	st atomic.Pointer[state]
 	// changed is closed, and replaced by a new channel, after every commit
 	// that changes the catalog: see Watch.
 	changed atomic.Pointer[chan struct{}]
 	// wmu serialises writers around the load of st, and around changed.
-	// memdb already allows one write transaction at a time, but without
-	// wmu an Upsert could load the old database, Restore could swap in the
-	// new one, and the Upsert would then commit into the discarded
-	// database and be lost although it finished after Restore began.
+	// Without it an Upsert could load the old state, Restore could swap in
+	// the new one, and the Upsert would then commit into the discarded
+	// state and be lost although it finished after Restore began. It also
+	// makes each writer the only one to change the postings, which lets a
+	// writer read them without their lock while it prepares a commit.
 	wmu sync.Mutex
-	// seed keys the token hashes. It is random per Index so that a seller
-	// cannot craft a word whose hash collides with a popular one. Results
-	// stay exact even then (matches compare the strings), but a collision
-	// costs extra work.
-	seed maphash.Seed
 }
 
 // NewIndex returns an empty catalog.
 func NewIndex() *Index {
-	ix := &Index{seed: maphash.MakeSeed()}
+	ix := &Index{}
 	ix.st.Store(newState())
 	ch := make(chan struct{})
 	ix.changed.Store(&ch)
@@ -154,14 +105,12 @@ func newState() *state {
 	}
 	// Write to a snapshot of the new database rather than the database
 	// itself: memdb enables per-node watch channels only on the "primary"
-	// database, and snapshots are not primary. Those channels are what made
-	// writes slow: tracking them costs on every insert, and once a
-	// transaction touches more than 8,192 nodes of an index (a batch of a
-	// few hundred listings in the token index) go-immutable-radix falls
-	// back to comparing the whole old and new trees at commit, which took
-	// seconds per batch on 100,000 listings. The Index signals changes
-	// itself instead, with one channel per commit (see Watch).
-	return &state{db: db.Snapshot(), stats: newPostingStats()}
+	// database, and snapshots are not primary. Tracking those channels
+	// costs on every insert, and once a transaction touches more than 8,192
+	// nodes of an index go-immutable-radix falls back to comparing the whole
+	// old and new trees at commit. The Index signals changes itself instead,
+	// with one channel per commit (see Watch).
+	return &state{db: db.Snapshot(), post: newPostings()}
 }
 
 // notifyChanged wakes the watchers. Writers call it with wmu held, after
@@ -181,61 +130,141 @@ func validID(id string) bool {
 	return id != "" && len(id) <= maxIDLen && utf8.ValidString(id) && strings.IndexByte(id, 0) < 0
 }
 
-// newEntry derives the indexed form of a listing. It does the expensive part
-// of an insert (tokenizing), so callers run it before taking any lock.
-func (ix *Index) newEntry(l *Listing) (*entry, error) {
+// staged is a listing on its way into the index: its doc's fields, and its
+// tokens, not yet resolved to posting lists (that needs the postings, so it
+// happens under the writers' lock).
+type staged struct {
+	l    *Listing
+	f    docFields
+	toks tokList
+	d    *doc // Restore's doc for it
+}
+
+// tokList is a listing's tokens, as substrings of one string: two
+// allocations instead of one per token. Only the writer reads it, once.
+type tokList struct {
+	all  string
+	ends []int32
+}
+
+// stage validates and tokenizes a listing: the expensive part of an insert,
+// which writers do before taking any lock.
+func stage(l *Listing, t *tokenizer) (staged, error) {
 	if l == nil {
-		return nil, fmt.Errorf("%w: nil", ErrInvalidListing)
+		return staged{}, fmt.Errorf("%w: nil", ErrInvalidListing)
 	}
 	if !validID(l.ID) {
-		return nil, fmt.Errorf("%w: bad id %q", ErrInvalidListing, l.ID)
+		return staged{}, fmt.Errorf("%w: bad id %q", ErrInvalidListing, l.ID)
 	}
 	for _, f := range [...]struct{ name, v string }{
 		{"origin", l.Origin}, {"seller id", l.SellerID}, {"ship from", l.ShipFrom}, {"hs code", l.HSCode},
 	} {
 		// A NUL would end the value early in memdb's keys and put the
-		// entry under another value's posting list.
+		// entry under another value's posting list. Origin, region and HS
+		// code are no longer memdb keys, but they were, and the rule stays
+		// part of what Upsert accepts.
 		if strings.IndexByte(f.v, 0) >= 0 {
-			return nil, fmt.Errorf("%w: %s of %s contains NUL", ErrInvalidListing, f.name, l.ID)
+			return staged{}, fmt.Errorf("%w: %s of %s contains NUL", ErrInvalidListing, f.name, l.ID)
 		}
 	}
-	e := &entry{
-		ID:         l.ID,
-		Listing:    l,
-		origin:     unique.Make(l.Origin),
-		seller:     unique.Make(l.SellerID),
-		hs:         unique.Make(l.HSCode),
-		region:     unique.Make(l.ShipFrom),
-		currency:   unique.Make(l.Price.Currency),
-		priceMinor: l.Price.Minor,
+	s := staged{
+		l: l,
+		f: docFields{
+			listing:    l,
+			hsCode:     unique.Make(l.HSCode).Value(),
+			origin:     unique.Make(l.Origin),
+			seller:     unique.Make(l.SellerID),
+			region:     unique.Make(l.ShipFrom),
+			currency:   unique.Make(l.Price.Currency),
+			priceMinor: l.Price.Minor,
+		},
 	}
-	e.Origin, e.SellerID, e.HSCode, e.ShipFrom = e.origin.Value(), e.seller.Value(), e.hs.Value(), e.region.Value()
-	e.HSPrefixes = hsPrefixes(e.HSCode)
-	e.setTokens(ix.seed, Tokens(searchText(l)))
-	return e, nil
+	// Everything a buyer can search a listing by. Each field is tokenized
+	// on its own, so that words (and Thai runs) never join across fields.
+	t.reset()
+	t.add(l.Title)
+	t.add(l.Description)
+	t.add(l.Seller.LegalName)
+	for _, v := range l.Attributes {
+		t.add(v)
+	}
+	if len(t.ends) > 0 {
+		s.toks.all = string(t.buf)
+		s.toks.ends = make([]int32, len(t.ends))
+		for i, end := range t.ends {
+			s.toks.ends[i] = int32(end)
+		}
+	}
+	return s, nil
 }
 
-// searchText is everything a buyer can search a listing by, joined by a
-// newline so that words (and Thai runs) never join across fields.
-func searchText(l *Listing) string {
-	var b strings.Builder
-	n := len(l.Title) + len(l.Description) + len(l.Seller.LegalName) + 2
-	for _, v := range l.Attributes {
-		n += len(v) + 1
+var tokenizers = sync.Pool{New: func() any { return new(tokenizer) }}
+
+// parallelMin is the batch size from which staging is spread over the
+// CPUs: tokenizing is most of the cost of a bulk write, and it needs no
+// lock.
+const parallelMin = 256
+
+// stageAll stages ls, in parallel for a large batch. On error it returns the
+// error of the first invalid listing.
+func stageAll(ls []*Listing) ([]staged, error) {
+	out := make([]staged, len(ls))
+	workers := min(runtime.GOMAXPROCS(0), (len(ls)+parallelMin-1)/parallelMin)
+	errs := make([]error, max(workers, 1))
+	run := func(w, lo, hi int) {
+		t := tokenizers.Get().(*tokenizer)
+		defer tokenizers.Put(t)
+		for i := lo; i < hi; i++ {
+			s, err := stage(ls[i], t)
+			if err != nil {
+				errs[w] = err
+				return
+			}
+			out[i] = s
+		}
 	}
-	b.Grow(n)
-	b.WriteString(l.Title)
-	b.WriteByte('\n')
-	b.WriteString(l.Description)
-	b.WriteByte('\n')
-	b.WriteString(l.Seller.LegalName)
-	for _, v := range l.Attributes {
-		b.WriteByte('\n')
-		b.WriteString(v)
+	if workers <= 1 {
+		run(0, 0, len(ls))
+	} else {
+		var wg sync.WaitGroup
+		chunk := (len(ls) + workers - 1) / workers
+		for w := range workers {
+			wg.Go(func() { run(w, w*chunk, min(len(ls), (w+1)*chunk)) })
+		}
+		wg.Wait()
 	}
-	return b.String()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
+// lastWins drops every staged listing that a later one with the same ID
+// replaces. Order is otherwise kept.
+func lastWins(ss []staged) []staged {
+	if len(ss) < 2 || slices.IsSortedFunc(ss, func(a, b staged) int {
+		// Strictly increasing IDs, the usual case, have no duplicates.
+		return cmp.Or(strings.Compare(a.l.ID, b.l.ID), -1)
+	}) {
+		return ss
+	}
+	last := make(map[string]int, len(ss))
+	for i, s := range ss {
+		last[s.l.ID] = i
+	}
+	out := ss[:0]
+	for i, s := range ss {
+		if last[s.l.ID] == i {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// hsPrefixes returns the prefixes of an HS code that have posting lists:
+// those of length 2 to maxHSIndexed ("09", "090", "0901", ...).
 func hsPrefixes(code string) []string {
 	if len(code) < 2 {
 		return nil
@@ -252,74 +281,134 @@ func hsPrefixes(code string) []string {
 // all of them are applied or, on error, none. Later listings in ls win over
 // earlier ones with the same ID.
 func (ix *Index) Upsert(ls ...*Listing) error {
-	es := make([]*entry, len(ls))
-	for i, l := range ls {
-		e, err := ix.newEntry(l)
-		if err != nil {
-			return err
-		}
-		es[i] = e
-	}
-	if len(es) == 0 {
-		return nil // no commit, so no spurious wake-up of watchers
-	}
-	ix.wmu.Lock()
-	defer ix.wmu.Unlock()
-	st := ix.st.Load()
-	txn := st.db.Txn(true)
-	defer txn.Abort() // no-op after Commit
-	replaced, err := insertEntries(txn, es)
+	ss, err := stageAll(ls)
 	if err != nil {
 		return err
 	}
-	txn.Commit()
-	st.stats.apply(es, replaced)
-	ix.notifyChanged()
-	return nil
-}
+	if len(ss) == 0 {
+		return nil // no commit, so no spurious wake-up of watchers
+	}
+	ss = lastWins(ss)
 
-// insertEntries inserts es and returns the entries they replaced.
-func insertEntries(txn *memdb.Txn, es []*entry) ([]*entry, error) {
-	var replaced []*entry
-	for _, e := range es {
-		raw, err := txn.First(tableListings, indexID, e.ID)
+	ix.wmu.Lock()
+	defer ix.wmu.Unlock()
+	st := ix.st.Load()
+	r := newResolver(st.post, false)
+	resolve := func() {
+		for i := range ss {
+			ss[i].f.keys = r.docKeys(&ss[i])
+		}
+	}
+	// A large batch resolves its tokens on another CPU while this one
+	// stages the memdb transaction: they share nothing but ss, of which
+	// the resolver writes the keys (ss[i].f) and this one reads the
+	// listings (ss[i].l).
+	var wg sync.WaitGroup
+	if len(ss) >= parallelMin {
+		wg.Go(resolve)
+	} else {
+		resolve()
+	}
+	defer wg.Wait() // on error too: the resolver reads the postings
+
+	txn := st.db.Txn(true)
+	defer txn.Abort() // no-op after Commit
+	c := &change{r: r}
+	es := make([]*entry, len(ss))
+	olds := make([]*entry, len(ss))
+	counts := make(map[string]int, 4)
+	for i := range ss {
+		l := ss[i].l
+		raw, err := txn.First(tableListings, indexID, l.ID)
 		if err != nil {
-			return nil, fmt.Errorf("catalog: look up %s: %w", e.ID, err)
+			return fmt.Errorf("catalog: look up %s: %w", l.ID, err)
 		}
 		if raw != nil {
 			old := raw.(*entry)
-			replaced = append(replaced, old)
-			if err := addCount(txn, old.Origin, -1); err != nil {
-				return nil, err
+			olds[i] = old
+			if old.Origin == l.Origin && old.SellerID == l.SellerID {
+				// Nothing memdb indexes changes: keep the entry, and
+				// swap in the new listing at commit (see entry).
+				es[i] = old
+				c.swaps = append(c.swaps, listingSwap{old, l})
+				continue
 			}
+			counts[old.Origin]--
 		}
-		if err := txn.Insert(tableListings, e); err != nil {
-			return nil, fmt.Errorf("catalog: insert %s: %w", e.ID, err)
+		// The doc is set below, after the resolver is done: memdb does not
+		// read it, and nobody sees the entry before the commit.
+		es[i] = newEntry(l, nil)
+		if err := txn.Insert(tableListings, es[i]); err != nil {
+			return fmt.Errorf("catalog: insert %s: %w", l.ID, err)
 		}
-		if err := addCount(txn, e.Origin, 1); err != nil {
-			return nil, err
+		counts[l.Origin]++
+	}
+	if err := addCounts(txn, counts); err != nil {
+		return err
+	}
+	wg.Wait()
+
+	for i := range ss {
+		if old := olds[i]; old != nil {
+			// The listing keeps its doc.
+			es[i].doc = old.doc
+			c.update(old.doc, ss[i].f)
+		} else {
+			es[i].doc = &doc{id: ss[i].l.ID, docFields: ss[i].f}
+			c.inserted = append(c.inserted, es[i].doc)
 		}
 	}
-	return replaced, nil
+	ix.commit(st, txn, c)
+	return nil
 }
 
-func addCount(txn *memdb.Txn, origin string, delta int) error {
-	key := originKey(origin)
-	raw, err := txn.First(tableOriginCounts, indexID, key)
-	if err != nil {
-		return fmt.Errorf("catalog: origin count: %w", err)
+func newEntry(l *Listing, d *doc) *entry {
+	e := &entry{ID: l.ID, Origin: l.Origin, SellerID: l.SellerID, doc: d}
+	e.listing.Store(l)
+	return e
+}
+
+// commit makes a prepared write visible: memdb and the postings together,
+// for Search, then wakes the watchers. The caller holds wmu.
+func (ix *Index) commit(st *state, txn *memdb.Txn, c *change) {
+	st.post.mu.Lock()
+	txn.Commit()
+	for _, sw := range c.swaps {
+		sw.e.listing.Store(sw.l)
 	}
-	n := delta
-	if raw != nil {
-		n += raw.(*originCount).N
-	}
-	if n <= 0 {
-		if raw != nil {
-			return txn.Delete(tableOriginCounts, raw)
+	st.post.apply(c)
+	st.post.mu.Unlock()
+	ix.notifyChanged()
+}
+
+// addCounts adds deltas to the origin counts.
+func addCounts(txn *memdb.Txn, deltas map[string]int) error {
+	for origin, delta := range deltas {
+		if delta == 0 {
+			continue
 		}
-		return nil
+		key := originKey(origin)
+		raw, err := txn.First(tableOriginCounts, indexID, key)
+		if err != nil {
+			return fmt.Errorf("catalog: origin count: %w", err)
+		}
+		n := delta
+		if raw != nil {
+			n += raw.(*originCount).N
+		}
+		if n <= 0 {
+			if raw != nil {
+				if err := txn.Delete(tableOriginCounts, raw); err != nil {
+					return fmt.Errorf("catalog: origin count: %w", err)
+				}
+			}
+			continue
+		}
+		if err := txn.Insert(tableOriginCounts, &originCount{Key: key, Origin: origin, N: n}); err != nil {
+			return fmt.Errorf("catalog: origin count: %w", err)
+		}
 	}
-	return txn.Insert(tableOriginCounts, &originCount{Key: key, Origin: origin, N: n})
+	return nil
 }
 
 // Delete removes listings by ID in one write transaction. IDs that are not
@@ -330,28 +419,30 @@ func (ix *Index) Delete(ids ...string) error {
 	st := ix.st.Load()
 	txn := st.db.Txn(true)
 	defer txn.Abort()
-	var deleted []*entry
+	c := &change{}
+	counts := make(map[string]int, 4)
 	for _, id := range ids {
 		raw, err := txn.First(tableListings, indexID, id)
 		if err != nil {
 			return fmt.Errorf("catalog: look up %q: %w", id, err)
 		}
 		if raw == nil {
-			continue
+			continue // missing, or already deleted by this call
 		}
-		if err := txn.Delete(tableListings, raw); err != nil {
+		e := raw.(*entry)
+		if err := txn.Delete(tableListings, e); err != nil {
 			return fmt.Errorf("catalog: delete %s: %w", id, err)
 		}
-		if err := addCount(txn, raw.(*entry).Origin, -1); err != nil {
-			return err
-		}
-		deleted = append(deleted, raw.(*entry))
+		counts[e.Origin]--
+		c.deleted = append(c.deleted, e.doc)
 	}
-	txn.Commit()
-	st.stats.apply(nil, deleted)
-	if len(deleted) > 0 {
-		ix.notifyChanged()
+	if len(counts) == 0 {
+		return nil // nothing deleted: no commit, no wake-up
 	}
+	if err := addCounts(txn, counts); err != nil {
+		return err
+	}
+	ix.commit(st, txn, c)
 	return nil
 }
 
@@ -361,37 +452,69 @@ func (ix *Index) Get(id string) (*Listing, bool) {
 	if err != nil || raw == nil {
 		return nil, false
 	}
-	return raw.(*entry).Listing, true
+	return raw.(*entry).listing.Load(), true
 }
 
 // Restore replaces the whole catalog with ls, Nomad-style: it builds a fresh
-// database in one transaction, off to the side, then swaps it in atomically.
-// Readers see either the old catalog or the new one, never a mix. On error
-// the catalog is unchanged.
+// state off to the side, then swaps it in atomically. Readers see either
+// the old catalog or the new one, never a mix. On error the catalog is
+// unchanged.
+//
+// The build takes no lock, since nothing can see the new state yet, and
+// keeps both CPUs busy: the memdb transaction is filled on one goroutine
+// from the start, while the listings are tokenized (on all CPUs), sorted by
+// ID (the store returns them sorted, so this is usually a check) and put
+// into the inverted index, where every posting is then an append.
 //
 // Restore is meant for start-up, before writes begin. Writers are
 // serialised, so a concurrent Upsert or Delete is never lost into the
-// discarded database, but one that completes while Restore is building is
+// discarded state, but one that completes while Restore is building is
 // overwritten by ls: Restore wins over every write that finished before it
 // returned.
 func (ix *Index) Restore(ls []*Listing) error {
-	es := make([]*entry, len(ls))
-	for i, l := range ls {
-		e, err := ix.newEntry(l)
-		if err != nil {
-			return err
-		}
-		es[i] = e
-	}
 	next := newState()
-	txn := next.db.Txn(true)
-	defer txn.Abort()
-	replaced, err := insertEntries(txn, es) // replaced: duplicates in ls
+	docs := make([]*doc, len(ls))
+	for i, l := range ls {
+		if l != nil {
+			docs[i] = &doc{id: l.ID}
+		}
+	}
+	// The memdb goroutine inserts every listing in ls order, so that of
+	// two with the same ID the last wins, as below; it reads only the
+	// listings and writes only the entries, and the docs' fields are filled
+	// in here meanwhile. It then waits for the origin counts (nil: give up)
+	// to commit.
+	countsc := make(chan map[string]int, 1)
+	var dbErr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		txn := next.db.Txn(true)
+		defer txn.Abort()
+		for i, l := range ls {
+			if l == nil || !validID(l.ID) {
+				continue // stageAll reports it
+			}
+			if err := txn.Insert(tableListings, newEntry(l, docs[i])); err != nil {
+				dbErr = fmt.Errorf("catalog: insert %s: %w", l.ID, err)
+				break
+			}
+		}
+		counts := <-countsc
+		if counts == nil || dbErr != nil {
+			return
+		}
+		if dbErr = addCounts(txn, counts); dbErr == nil {
+			txn.Commit()
+		}
+	})
+	err := restorePostings(next.post, ls, docs, countsc)
+	wg.Wait()
 	if err != nil {
 		return err
 	}
-	txn.Commit()
-	next.stats.apply(es, replaced)
+	if dbErr != nil {
+		return dbErr
+	}
 
 	// Only the swap needs the writers' lock: building outside it keeps
 	// Upserts flowing during a long restore, and the result is the same as
@@ -400,6 +523,48 @@ func (ix *Index) Restore(ls []*Listing) error {
 	ix.st.Store(next)
 	ix.notifyChanged()
 	ix.wmu.Unlock()
+	return nil
+}
+
+// restorePostings is Restore's half of the build: it fills post, unseen by
+// readers, with ls and docs, and sends the origin counts on countsc, or nil
+// on error.
+func restorePostings(post *postings, ls []*Listing, docs []*doc, countsc chan<- map[string]int) error {
+	ss, err := stageAll(ls)
+	if err != nil {
+		countsc <- nil
+		return err
+	}
+	for i := range ss {
+		ss[i].d = docs[i]
+	}
+	idOrder := func(a, b staged) int { return strings.Compare(a.l.ID, b.l.ID) }
+	if !slices.IsSortedFunc(ss, idOrder) {
+		// Stable, so that among equal IDs the last in ls stays last.
+		slices.SortStableFunc(ss, idOrder)
+	}
+	// Keep the last of each run of equal IDs.
+	out := ss[:0]
+	for i := range ss {
+		if i+1 < len(ss) && ss[i+1].l.ID == ss[i].l.ID {
+			continue
+		}
+		out = append(out, ss[i])
+	}
+	ss = out
+
+	counts := make(map[string]int, 4)
+	r := newResolver(post, true)
+	sorted := make([]*doc, len(ss)) // docs is the memdb goroutine's
+	for i := range ss {
+		s := &ss[i]
+		s.f.keys = r.docKeys(s)
+		s.d.docFields = s.f
+		sorted[i] = s.d
+		counts[s.l.Origin]++
+	}
+	countsc <- counts
+	post.build(sorted)
 	return nil
 }
 
@@ -438,10 +603,10 @@ func (ix *Index) counts() []*originCount {
 // BySeller returns all the listings of a seller, newest first.
 func (ix *Index) BySeller(sellerID string) []*Listing {
 	txn := ix.db().Txn(false)
-	s := newStream(txn, postingKey{indexSeller, sellerID}, ix.seed)
+	s := newStream(txn, postingKey{indexSeller, sellerID})
 	var ls []*Listing
 	for s.seek(afterAll); !s.done; s.next() {
-		ls = append(ls, s.cur.Listing)
+		ls = append(ls, s.cur.listing.Load())
 	}
 	return ls
 }
@@ -452,66 +617,4 @@ func (ix *Index) BySeller(sellerID string) []*Listing {
 // caller at once instead of being missed.
 func (ix *Index) Watch(ws memdb.WatchSet) {
 	ws.Add(*ix.changed.Load())
-}
-
-// postingStats counts the entries under each value of each posting-list
-// index (each token, origin, region, seller and HS prefix). Search uses the
-// counts only to choose the shortest list to walk. They are updated just
-// after each commit, under the writers' lock, so a reader may see them a
-// moment stale: that can cost a slower plan, never a wrong result.
-//
-// The counts live beside memdb rather than in it because keeping a memdb row
-// per token would add dozens of tree inserts to every Upsert for numbers
-// that need not be exact.
-type postingStats struct {
-	mu sync.RWMutex
-	n  map[postingKey]int
-}
-
-type postingKey struct{ index, value string }
-
-func newPostingStats() *postingStats { return &postingStats{n: make(map[postingKey]int)} }
-
-// apply counts the postings of added entries in and those of removed ones
-// out. Additions go first so that an update that keeps most of its tokens
-// does not delete and re-create their map slots.
-func (s *postingStats) apply(added, removed []*entry) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, e := range added {
-		forEachPosting(e, func(k postingKey) { s.n[k]++ })
-	}
-	for _, e := range removed {
-		forEachPosting(e, func(k postingKey) {
-			if s.n[k] <= 1 {
-				delete(s.n, k)
-			} else {
-				s.n[k]--
-			}
-		})
-	}
-}
-
-// count is the number of entries under value in index.
-func (s *postingStats) count(index, value string) int {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.n[postingKey{index, value}]
-}
-
-// forEachPosting calls f with every posting list e is on, except the id
-// index's.
-func forEachPosting(e *entry, f func(postingKey)) {
-	for _, t := range e.Tokens {
-		f(postingKey{indexToken, t})
-	}
-	for _, p := range e.HSPrefixes {
-		f(postingKey{indexHS, p})
-	}
-	// Empty values are not indexed (AllowMissing), so not counted.
-	for _, kv := range [...]postingKey{{indexOrigin, e.Origin}, {indexRegion, e.ShipFrom}, {indexSeller, e.SellerID}} {
-		if kv.value != "" {
-			f(kv)
-		}
-	}
 }

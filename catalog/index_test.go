@@ -226,3 +226,88 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 	wg.Wait()
 	require.Equal(t, ix.Count(), len(ix.BySeller("sel_TH")))
 }
+
+// TestConcurrentUpdatesAndRestore is for the race detector too: updates
+// that keep a listing's memdb entry (same origin and seller: the listing is
+// swapped in place) and ones that move it, deletes and restores, against
+// Get, BySeller and both kinds of Search (a posting list walk under the
+// read lock, and the lock-free scan of a query without indexed condition).
+func TestConcurrentUpdatesAndRestore(t *testing.T) {
+	ix := catalog.NewIndex()
+	var base []*catalog.Listing
+	for n := range 100 {
+		base = append(base, listing(n, "TH", fmt.Sprintf("durian grade %d", n%5)))
+	}
+	require.NoError(t, ix.Restore(base))
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := range 300 {
+			n := i % 100
+			l := listing(n, "TH", fmt.Sprintf("durian grade %d v%d", n%5, i))
+			if i%7 == 0 {
+				l.Origin, l.SellerID = "MY", "sel_MY" // a new memdb entry
+			}
+			require.NoError(t, ix.Upsert(l))
+			if i%11 == 0 {
+				require.NoError(t, ix.Delete(idAt((n+50)%100)))
+			}
+		}
+	})
+	wg.Go(func() {
+		for range 5 {
+			require.NoError(t, ix.Restore(base))
+		}
+	})
+	for range 3 {
+		wg.Go(func() {
+			for i := range 300 {
+				id := idAt(i % 100)
+				if l, ok := ix.Get(id); ok {
+					require.Equal(t, id, l.ID)
+				}
+				for _, l := range ix.BySeller("sel_TH") {
+					require.Equal(t, "sel_TH", l.SellerID)
+				}
+				for _, q := range []catalog.Query{
+					{Text: "durian", Limit: 30},
+					{Origin: "TH", Limit: 30},
+					{MaxPrice: thb("1000"), Limit: 30}, // no indexed condition
+				} {
+					page, err := ix.Search(q)
+					require.NoError(t, err)
+					for i := 1; i < len(page.Items); i++ {
+						require.Greater(t, page.Items[i-1].ID, page.Items[i].ID)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	require.Equal(t, ix.Count(), len(ix.BySeller("sel_TH"))+len(ix.BySeller("sel_MY")))
+}
+
+func TestUpdateIsSeenEverywhere(t *testing.T) {
+	ix := catalog.NewIndex()
+	v1 := listing(1, "TH", "Jasmine rice")
+	require.NoError(t, ix.Upsert(v1, listing(2, "TH", "Durian")))
+	for _, v2 := range []*catalog.Listing{
+		listing(1, "TH", "Jasmine rice", func(l *catalog.Listing) { l.Version = 2; l.Price.Minor = 1 }),  // same entry
+		listing(1, "TH", "Hom mali rice", func(l *catalog.Listing) { l.Version = 3 }),                    // new tokens
+		listing(1, "TH", "Hom mali rice", func(l *catalog.Listing) { l.Version = 4; l.SellerID = "s9" }), // new seller
+	} {
+		require.NoError(t, ix.Upsert(v2))
+		got, ok := ix.Get(v2.ID)
+		require.True(t, ok)
+		require.Same(t, v2, got)
+		require.Contains(t, ix.BySeller(v2.SellerID), v2)
+		page, err := ix.Search(catalog.Query{Text: "rice"})
+		require.NoError(t, err)
+		require.Equal(t, []*catalog.Listing{v2}, page.Items)
+		page, err = ix.Search(catalog.Query{MaxPrice: thb("1000")})
+		require.NoError(t, err)
+		require.Len(t, page.Items, 2)
+		require.Same(t, v2, page.Items[1])
+		require.Equal(t, 2, ix.Count())
+	}
+	require.Equal(t, []string{idAt(2)}, ids(ix.BySeller("sel_TH")), "the moved listing left its old seller")
+}

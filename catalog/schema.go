@@ -12,17 +12,13 @@ const (
 
 	// indexID is the primary key index every memdb table must have.
 	indexID     = "id"
-	indexOrigin = "origin"
 	indexSeller = "seller"
-	indexRegion = "region"
-	indexHS     = "hs"
-	indexToken  = "token"
 )
 
 // maxHSIndexed is the longest HS code prefix that gets its own posting list
-// in the "hs" index. HS 2022 subheadings have 6 digits and national tariff
-// lines 8 to 10; a query prefix longer than this is still answered, by the
-// filter predicate alone.
+// in the inverted index (postings.go). HS 2022 subheadings have 6 digits
+// and national tariff lines 8 to 10; a query prefix longer than this is
+// still answered, by the filter predicate alone.
 const maxHSIndexed = 10
 
 // dbSchema returns the schema of the whole catalog database.
@@ -43,14 +39,18 @@ func dbSchema() *memdb.DBSchema {
 // Every non-unique index key is built by memdb as the index value, a NUL,
 // then the primary key (the ID and its NUL): "value\x00lst_01H...\x00".
 // Because of that, the entries under one value are sorted by ID, and IDs are
-// "lst_"+ULID, so by creation time. Search relies on this: each index value
-// is a posting list sorted by ID that can be walked newest first, from any
-// cursor, with ReverseLowerBound.
+// "lst_"+ULID, so by creation time. Search and BySeller rely on this: a
+// seller's listings are a posting list sorted by ID that can be walked
+// newest first, from any cursor, with ReverseLowerBound.
 //
-// None of the string indexes sets Lowercase: tokens are already lower-cased
-// by Tokens, other values are exact codes, and Lowercase would also lower-case
-// the ID part of the seek arguments Search builds ("token\x00<id>"), and ULIDs
-// are upper case.
+// The table used to have origin, region, hs and token indexes too. They
+// are the inverted index of postings.go now, which says why: memdb keeps
+// the indexes with one key per listing whose values are not shared by tens
+// of thousands of listings.
+//
+// The seller index does not set Lowercase: seller IDs are exact, and
+// Lowercase would also lower-case the ID part of the seek arguments Search
+// builds ("seller\x00<id>"), and ULIDs are upper case.
 func listingsTableSchema() *memdb.TableSchema {
 	return &memdb.TableSchema{
 		Name: tableListings,
@@ -60,34 +60,10 @@ func listingsTableSchema() *memdb.TableSchema {
 				Unique:  true,
 				Indexer: &memdb.StringFieldIndex{Field: "ID"},
 			},
-			indexOrigin: {
-				Name:         indexOrigin,
-				AllowMissing: true, // an empty Origin is simply not indexed
-				Indexer:      &memdb.StringFieldIndex{Field: "Origin"},
-			},
 			indexSeller: {
 				Name:         indexSeller,
-				AllowMissing: true,
+				AllowMissing: true, // an empty SellerID is simply not indexed
 				Indexer:      &memdb.StringFieldIndex{Field: "SellerID"},
-			},
-			// region and hs are not in the original design: they turn the
-			// Region and HS filters into ID-sorted posting lists too, so
-			// that Search can walk a selective filter's short list instead
-			// of a common word's long one.
-			indexRegion: {
-				Name:         indexRegion,
-				AllowMissing: true,
-				Indexer:      &memdb.StringFieldIndex{Field: "ShipFrom"},
-			},
-			indexHS: {
-				Name:         indexHS,
-				AllowMissing: true,
-				Indexer:      &memdb.StringSliceFieldIndex{Field: "HSPrefixes"},
-			},
-			indexToken: {
-				Name:         indexToken,
-				AllowMissing: true, // a listing with no words at all
-				Indexer:      &memdb.StringSliceFieldIndex{Field: "Tokens"},
 			},
 		},
 	}

@@ -3,7 +3,6 @@ package catalog
 import (
 	"encoding/base64"
 	"errors"
-	"hash/maphash"
 	"slices"
 	"strings"
 	"unique"
@@ -77,16 +76,21 @@ func decodeCursor(c string) (string, error) {
 
 // Search returns one page of the listings matching q, newest first.
 //
-// Every condition that has an index (each text token, Origin, Region,
-// SellerID, an HS prefix of 2 to maxHSIndexed characters) has an ID-sorted
-// posting list. Search walks the shortest of them backwards from the cursor
-// and tests each entry it meets against the whole query, stopping one match
-// after the page is full. A token with no postings is the shortest list of
-// all, so such a query ends at once.
+// Every condition that has an index (each text token, an HS prefix of 2 to
+// maxHSIndexed characters, Origin and Region in the inverted index;
+// SellerID in memdb) has an ID-sorted posting list. Search walks the
+// shortest of them backwards from the cursor and tests each listing it
+// meets against the whole query, stopping one match after the page is full.
+// A token with no postings means no results at all, at once.
 //
 // The work is bounded by the shortest list, not by the result: the worst
 // case is a common word combined with a price range or Filter that almost
 // nothing passes, which reads the word's whole posting list.
+//
+// Search holds the inverted index's read lock while it walks a list, and
+// calls q.Filter and q.Convert under it: they must not write to the Index
+// (that would deadlock), nor search it again. A query without an indexed
+// condition takes no lock: it scans the whole catalog, in a memdb snapshot.
 func (ix *Index) Search(q Query) (Page, error) {
 	limit := q.Limit
 	if limit <= 0 {
@@ -101,46 +105,118 @@ func (ix *Index) Search(q Query) (Page, error) {
 		}
 		start = id
 	}
-
+	pg := pager{limit: limit, start: start, page: Page{Items: make([]*Listing, 0, min(limit, 32))}}
+	p := newPredicate(q) // tokenizing needs no lock
 	st := ix.st.Load()
-	p := newPredicate(q, ix.seed)
-	s := newStream(st.db.Txn(false), planDriver(st.stats, q, p.tokens), ix.seed)
-	page := Page{Items: make([]*Listing, 0, min(limit, 32))}
-	s.seek(start)
-	if !s.done && s.cur.ID == start {
-		s.next() // the cursor is the last item of the previous page
-	}
-	var last *entry
-	for ; !s.done; s.next() {
-		if !p.match(s.cur) {
-			continue
+
+	if !p.indexed() {
+		// Every listing is a candidate, and only its Listing is needed to
+		// test it (see matchListing): walk memdb's id index in a snapshot,
+		// as memdb is made for, rather than hold the lock for a scan of the
+		// whole catalog.
+		s := newStream(st.db.Txn(false), postingKey{indexID, ""})
+		for s.seek(start); !s.done; s.next() {
+			if l := s.cur.listing.Load(); p.matchListing(l) && !pg.add(l.ID, l) {
+				break
+			}
 		}
-		if len(page.Items) == limit {
-			// One more match than the page holds: there is a next page.
-			page.NextCursor = encodeCursor(last.ID)
+		return pg.page, nil
+	}
+
+	post := st.post
+	post.mu.RLock()
+	defer post.mu.RUnlock()
+	if !p.resolve(post) {
+		return pg.page, nil // a token no listing has
+	}
+	next := driver(st, planDriver(post, q, p.tokens), start)
+	for d := next(); d != nil; d = next() {
+		if p.match(d) && !pg.add(d.id, d.listing) {
 			break
 		}
-		page.Items = append(page.Items, s.cur.Listing)
-		last = s.cur
 	}
-	return page, nil
+	return pg.page, nil
+}
+
+// pager collects the matches of a walk into a page.
+type pager struct {
+	limit int
+	start string // the cursor's ID, or afterAll
+	last  string // the ID of the last item
+	page  Page
+}
+
+// add adds a match, in descending ID order, and reports whether the walk
+// should go on.
+func (pg *pager) add(id string, l *Listing) bool {
+	if id == pg.start {
+		return true // the cursor is the last item of the previous page
+	}
+	if len(pg.page.Items) == pg.limit {
+		// One more match than the page holds: there is a next page.
+		pg.page.NextCursor = encodeCursor(pg.last)
+		return false
+	}
+	pg.page.Items = append(pg.page.Items, l)
+	pg.last = id
+	return true
+}
+
+// driver returns an iterator over the posting list k, newest first from
+// the greatest ID <= start; it returns nil at the end. The caller holds the
+// postings' read lock.
+func driver(st *state, k postingKey, start string) func() *doc {
+	if kd, ok := kindOf(k.index); ok {
+		var docs []*doc
+		if n, ok := st.post.lookup(kd, k.value); ok {
+			docs = st.post.lists[n].docs
+		}
+		// The first doc with an ID > start, minus one.
+		i, found := slices.BinarySearchFunc(docs, start, func(d *doc, id string) int { return strings.Compare(d.id, id) })
+		if !found {
+			i--
+		}
+		return func() *doc {
+			if i < 0 {
+				return nil
+			}
+			d := docs[i]
+			i--
+			return d
+		}
+	}
+	// A seller's list, in memdb. The snapshot is taken under the postings'
+	// read lock, so it is the same commit as the docs it points to.
+	s := newStream(st.db.Txn(false), k)
+	s.seek(start)
+	first := true
+	return func() *doc {
+		if !first {
+			s.next()
+		}
+		first = false
+		if s.done {
+			return nil
+		}
+		return s.cur.doc
+	}
 }
 
 // planDriver chooses the posting list Search walks: the shortest one among
 // the query's indexed conditions, or the whole id index if it has none.
+// Lengths are exact: the inverted index's lists know theirs, and it counts
+// the sellers'. The caller holds the postings' read lock.
 //
 // The original design merged all the lists (leapfrogging each to the
 // smallest ID any was at). Measured on 100,000 listings (bench_test.go)
 // that took up to 15 ms for "organic coffee" in one region and 55 ms for
 // "น้ำพริก" (six bigram lists) under a price bound: a merge walks every list
 // entry by entry wherever the others are denser than one match per few
-// entries, and on a large catalog each step through memdb's tree costs up
-// to half a microsecond of cache misses. Testing an entry for the other
-// conditions instead (a binary search in its token hashes, a pointer
-// comparison) costs little once the entry is loaded, so walking only the
-// shortest list reads at most as many entries as the merge and usually far
-// fewer; those two queries now take 0.3 and 1 ms with a cold cache.
-func planDriver(stats *postingStats, q Query, tokens []string) postingKey {
+// entries. Testing a candidate for the other conditions instead (a binary
+// search in its posting numbers, a pointer comparison) costs little once
+// it is loaded, so walking only the shortest list reads at most as many
+// entries as the merge and usually far fewer.
+func planDriver(post *postings, q Query, tokens []string) postingKey {
 	conds := make([]postingKey, 0, len(tokens)+4)
 	for _, t := range tokens {
 		conds = append(conds, postingKey{indexToken, t})
@@ -155,32 +231,40 @@ func planDriver(stats *postingStats, q Query, tokens []string) postingKey {
 	}
 	best, bestN := postingKey{indexID, ""}, -1
 	for _, c := range conds {
-		if n := stats.count(c.index, c.value); bestN < 0 || n < bestN {
+		if n := post.length(c); bestN < 0 || n < bestN {
 			best, bestN = c, n
 		}
 	}
 	return best
 }
 
-// predicate is the whole query as a test on one entry. Search checks it on
-// every entry of the list it walks, including the condition that list
+// length is the number of docs on the posting list k.
+func (p *postings) length(k postingKey) int {
+	if kd, ok := kindOf(k.index); ok {
+		if n, ok := p.lookup(kd, k.value); ok {
+			return len(p.lists[n].docs)
+		}
+		return 0
+	}
+	return p.sellers[k.value] // the seller index, the only other one
+}
+
+// predicate is the whole query as a test on one doc. Search checks it on
+// every doc of the list it walks, including the condition that list
 // already ensures: that is cheap, and keeps results correct whichever list
 // the planner chose.
 type predicate struct {
-	q           Query
-	tokens      []string
-	tokenHashes []uint64
-	thaiRuns    []string
-	// The query's codes as handles, compared with the entries' (see entry).
+	q        Query
+	tokens   []string
+	keys     []uint32 // the tokens' posting list numbers (see resolve)
+	thaiRuns []string
+	// The query's codes as handles, compared with the docs' (see docFields).
 	origin, region, seller unique.Handle[string]
 	minCur, maxCur         unique.Handle[string]
 }
 
-func newPredicate(q Query, seed maphash.Seed) *predicate {
+func newPredicate(q Query) *predicate {
 	p := &predicate{q: q, tokens: Tokens(q.Text), thaiRuns: thaiRuns(q.Text)}
-	for _, t := range p.tokens {
-		p.tokenHashes = append(p.tokenHashes, maphash.String(seed, t))
-	}
 	p.origin, p.region, p.seller = unique.Make(q.Origin), unique.Make(q.Region), unique.Make(q.SellerID)
 	if q.MinPrice != nil {
 		p.minCur = unique.Make(q.MinPrice.Currency)
@@ -191,52 +275,109 @@ func newPredicate(q Query, seed maphash.Seed) *predicate {
 	return p
 }
 
+// resolve looks up the posting list numbers of the query's tokens. It
+// returns false if a token has none: then nothing matches. The caller holds
+// the postings' read lock, and keeps it as long as it uses p: a list number
+// is reused once its list empties.
+func (p *predicate) resolve(post *postings) bool {
+	p.keys = make([]uint32, len(p.tokens))
+	for i, t := range p.tokens {
+		n, ok := post.lookup(kindToken, t)
+		if !ok {
+			return false
+		}
+		p.keys[i] = n
+	}
+	return true
+}
+
 // match tests the cheap conditions first: most candidates fail on one, and
 // the Listing itself is read only for the Thai phrase check and Filter.
-func (p *predicate) match(e *entry) bool {
+func (p *predicate) match(d *doc) bool {
 	q := &p.q
-	if q.Origin != "" && e.origin != p.origin ||
-		q.Region != "" && e.region != p.region ||
-		q.SellerID != "" && e.seller != p.seller ||
-		!strings.HasPrefix(e.HSCode, q.HS) {
+	if q.Origin != "" && d.origin != p.origin ||
+		q.Region != "" && d.region != p.region ||
+		q.SellerID != "" && d.seller != p.seller ||
+		!strings.HasPrefix(d.hsCode, q.HS) {
 		return false
 	}
 	if q.MinPrice != nil {
-		price, ok := p.price(e, q.MinPrice.Currency, p.minCur)
+		price, ok := p.price(d, q.MinPrice.Currency, p.minCur)
 		if !ok || price < q.MinPrice.Minor {
 			return false
 		}
 	}
 	if q.MaxPrice != nil {
-		price, ok := p.price(e, q.MaxPrice.Currency, p.maxCur)
+		price, ok := p.price(d, q.MaxPrice.Currency, p.maxCur)
 		if !ok || price > q.MaxPrice.Minor {
 			return false
 		}
 	}
-	for i, t := range p.tokens {
-		if !e.hasToken(t, p.tokenHashes[i]) {
+	for _, k := range p.keys {
+		if !d.hasKey(k) {
 			return false
 		}
 	}
 	for _, run := range p.thaiRuns {
-		if !containsText(e.Listing, run) {
+		if !containsText(d.listing, run) {
 			return false
 		}
 	}
-	return q.Filter == nil || q.Filter(e.Listing)
+	return q.Filter == nil || q.Filter(d.listing)
 }
 
-// price is the entry's price in minor units of currency (whose handle is
+// price is the doc's price in minor units of currency (whose handle is
 // cur), converted with q.Convert if it is in another currency.
-func (p *predicate) price(e *entry, currency string, cur unique.Handle[string]) (int64, bool) {
-	if e.currency == cur {
-		return e.priceMinor, true
+func (p *predicate) price(d *doc, currency string, cur unique.Handle[string]) (int64, bool) {
+	if d.currency == cur {
+		return d.priceMinor, true
+	}
+	return p.convert(money.Amount{Minor: d.priceMinor, Currency: d.currency.Value()}, currency)
+}
+
+// convert returns a price in minor units of currency, converted with
+// q.Convert if it is in another currency.
+func (p *predicate) convert(a money.Amount, currency string) (int64, bool) {
+	if a.Currency == currency {
+		return a.Minor, true
 	}
 	if p.q.Convert == nil {
 		return 0, false
 	}
-	c, ok := p.q.Convert(money.Amount{Minor: e.priceMinor, Currency: e.currency.Value()}, currency)
+	c, ok := p.q.Convert(a, currency)
 	return c.Minor, ok && c.Currency == currency
+}
+
+// indexed reports whether the query has a condition with a posting list:
+// then planDriver picks one, and otherwise it falls back on the id index.
+func (p *predicate) indexed() bool {
+	q := &p.q
+	return len(p.tokens) > 0 || q.Origin != "" || q.Region != "" || q.SellerID != "" ||
+		len(q.HS) >= 2 && len(q.HS) <= maxHSIndexed
+}
+
+// matchListing is match for a query that is not indexed: it has no tokens
+// (so no Thai runs either), no Origin, Region or SellerID, and any HS
+// prefix is too short or too long for a list; the rest needs only the
+// immutable Listing, so it is safe without the postings' lock.
+func (p *predicate) matchListing(l *Listing) bool {
+	q := &p.q
+	if !strings.HasPrefix(l.HSCode, q.HS) {
+		return false
+	}
+	if q.MinPrice != nil {
+		price, ok := p.convert(l.Price, q.MinPrice.Currency)
+		if !ok || price < q.MinPrice.Minor {
+			return false
+		}
+	}
+	if q.MaxPrice != nil {
+		price, ok := p.convert(l.Price, q.MaxPrice.Currency)
+		if !ok || price > q.MaxPrice.Minor {
+			return false
+		}
+	}
+	return q.Filter == nil || q.Filter(l)
 }
 
 // containsText reports whether s occurs verbatim in one of the listing's
@@ -257,8 +398,11 @@ func containsText(l *Listing, s string) bool {
 // byte 0xFF never occurs in valid UTF-8.
 const afterAll = "\xff"
 
-// stream walks one posting list (the entries under one value of one index)
-// by descending ID.
+// stream walks one of memdb's posting lists (the entries of one seller, or
+// all of them in the id index) by descending ID.
+//
+// A stream reads only the entries' own fields, never their docs: BySeller,
+// and Search over the id index, use it without the postings' lock.
 //
 // memdb's iterators return objects, not keys, and ReverseLowerBound does not
 // stop at the end of the value's key range: it goes on into the previous
@@ -267,10 +411,6 @@ const afterAll = "\xff"
 // one returned (or at most the seek bound, for the first). An entry past the
 // end that has the value is also in the range, so it either was already
 // returned or lies above the seek bound; either way its ID fails the check.
-//
-// For tokens, has tests the hash only (see newStream), so a token stream
-// may in theory return an entry without the token; Search's predicate
-// compares the strings.
 type stream struct {
 	txn   *memdb.Txn
 	index string
@@ -284,32 +424,13 @@ type stream struct {
 	inclusive bool
 }
 
-// newStream returns an unpositioned stream over the posting list k; seed is
-// the index's token hash seed.
-func newStream(txn *memdb.Txn, k postingKey, seed maphash.Seed) *stream {
+// newStream returns an unpositioned stream over memdb's posting list k.
+func newStream(txn *memdb.Txn, k postingKey) *stream {
 	index, value := k.index, k.value
 	s := &stream{txn: txn, index: index, value: value}
 	switch index {
-	case indexToken:
-		// The hash alone: it answers from the entry's hash array without
-		// reading a token string, and a (seeded, 64-bit) collision would
-		// only let the walk run on past the list's end into entries that
-		// Search's predicate, which compares the strings, then rejects.
-		h := maphash.String(seed, value)
-		s.has = func(e *entry) bool { _, ok := slices.BinarySearch(e.tokenHashes, h); return ok }
-	case indexOrigin:
-		h := unique.Make(value)
-		s.has = func(e *entry) bool { return e.origin == h }
 	case indexSeller:
-		h := unique.Make(value)
-		s.has = func(e *entry) bool { return e.seller == h }
-	case indexRegion:
-		h := unique.Make(value)
-		s.has = func(e *entry) bool { return e.region == h }
-	case indexHS:
-		// For 2 <= len(value) <= maxHSIndexed (the only HS streams Search
-		// makes) this is exactly "value is one of e.HSPrefixes".
-		s.has = func(e *entry) bool { return strings.HasPrefix(e.HSCode, value) }
+		s.has = func(e *entry) bool { return e.SellerID == value }
 	default:
 		s.has = func(*entry) bool { return true }
 	}

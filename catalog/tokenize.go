@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // maxTokenRunes caps the length of a word token. Product words are short;
@@ -30,50 +31,133 @@ const maxTokenRunes = 32
 // Text is not Unicode-normalised (that needs golang.org/x/text): a word
 // typed with a combining accent does not match its precomposed form.
 func Tokens(text string) []string {
-	var (
-		toks   []string
-		seg    []rune // current segment, lower-cased
-		inThai bool   // seg is a Thai run
-	)
-	flush := func() {
-		switch {
-		case len(seg) == 0:
-		case inThai && len(seg) == 1:
-			toks = append(toks, string(seg))
-		case inThai:
-			for i := 0; i+1 < len(seg); i++ {
-				toks = append(toks, string(seg[i:i+2]))
-			}
-		case len(seg) == 1 && unicode.Is(unicode.Latin, seg[0]):
-			// dropped: one Latin letter
-		default:
-			if len(seg) > maxTokenRunes {
-				seg = seg[:maxTokenRunes]
-			}
-			toks = append(toks, string(seg))
-		}
-		seg = seg[:0]
+	var t tokenizer
+	t.add(text)
+	toks := t.strings()
+	slices.Sort(toks)
+	return slices.Compact(toks)
+}
+
+// tokenizer is the implementation of Tokens, built for indexing many
+// listings: it appends the tokens of every text it is given, in order and
+// not deduplicated, to one byte buffer, and its buffers are reused from one
+// listing to the next. The index turns a listing's tokens into posting list
+// numbers and sorts and deduplicates those, so the strings are garbage at
+// once: one allocation for all of them, instead of one per token (some
+// thirty a listing), keeps that garbage small.
+type tokenizer struct {
+	buf  []byte // the tokens' bytes, one after the other
+	ends []int  // ends[i] is where token i ends in buf
+	seg  []rune // the current segment, lower-cased
+	thai bool   // seg is a Thai run
+}
+
+// reset forgets the tokens collected so far, keeping the buffers.
+func (t *tokenizer) reset() { t.buf, t.ends = t.buf[:0], t.ends[:0] }
+
+// strings returns the tokens collected so far, in order, as substrings of
+// one new string (one allocation for all of them).
+func (t *tokenizer) strings() []string {
+	if len(t.ends) == 0 {
+		return nil
 	}
-	for _, r := range text {
+	all := string(t.buf)
+	toks := make([]string, len(t.ends))
+	start := 0
+	for i, end := range t.ends {
+		toks[i] = all[start:end]
+		start = end
+	}
+	return toks
+}
+
+// add appends the tokens of text. Separate calls never join words: the end
+// of text ends the current segment.
+func (t *tokenizer) add(text string) {
+	for i := 0; i < len(text); {
+		r := rune(text[i])
+		if r < utf8.RuneSelf {
+			i++
+			// ASCII, most of the text in practice: inline the tests.
+			switch {
+			case 'a' <= r && r <= 'z' || '0' <= r && r <= '9':
+			case 'A' <= r && r <= 'Z':
+				r += 'a' - 'A'
+			default:
+				t.flush()
+				continue
+			}
+			if len(t.seg) > 0 && t.thai {
+				t.flush()
+			}
+			if len(t.seg) == 0 {
+				t.thai = false
+			}
+			t.seg = append(t.seg, r)
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(text[i:])
+		i += n
+		if r >= thaiFirst && r <= thaiLast {
+			// The Thai block, a third of the catalog's text: a table says
+			// which runes are word runes, which are all Thai script,
+			// without case, and never Inherited.
+			if !thaiWord[r-thaiFirst] {
+				t.flush()
+				continue
+			}
+			if len(t.seg) > 0 && !t.thai {
+				t.flush()
+			}
+			if len(t.seg) == 0 {
+				t.thai = true
+			}
+			t.seg = append(t.seg, r)
+			continue
+		}
 		if !isWordRune(r) {
-			flush()
+			t.flush()
 			continue
 		}
 		r = unicode.ToLower(r)
 		thai := isThai(r)
 		// A script-neutral combining mark (U+0300...) belongs to whatever
 		// precedes it; only a change of script starts a new segment.
-		if len(seg) > 0 && thai != inThai && !unicode.Is(unicode.Inherited, r) {
-			flush()
+		if len(t.seg) > 0 && thai != t.thai && !unicode.Is(unicode.Inherited, r) {
+			t.flush()
 		}
-		if len(seg) == 0 {
-			inThai = thai
+		if len(t.seg) == 0 {
+			t.thai = thai
 		}
-		seg = append(seg, r)
+		t.seg = append(t.seg, r)
 	}
-	flush()
-	slices.Sort(toks)
-	return slices.Compact(toks)
+	t.flush()
+}
+
+// flush turns the current segment into tokens.
+func (t *tokenizer) flush() {
+	seg := t.seg
+	switch {
+	case len(seg) == 0:
+	case t.thai && len(seg) == 1:
+		t.emit(seg)
+	case t.thai:
+		for i := 0; i+1 < len(seg); i++ {
+			t.emit(seg[i : i+2])
+		}
+	case len(seg) == 1 && unicode.Is(unicode.Latin, seg[0]):
+		// dropped: one Latin letter
+	default:
+		t.emit(seg[:min(len(seg), maxTokenRunes)])
+	}
+	t.seg = seg[:0]
+}
+
+func (t *tokenizer) emit(rs []rune) {
+	for _, r := range rs {
+		t.buf = utf8.AppendRune(t.buf, r)
+	}
+	t.ends = append(t.ends, len(t.buf))
 }
 
 // isWordRune reports whether r is part of a word: a letter, number or mark.
@@ -84,6 +168,20 @@ func isWordRune(r rune) bool {
 	}
 	return unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.IsMark(r)
 }
+
+// The Thai Unicode block, and which of its runes are word runes. Every
+// word rune of the block is of the Thai script.
+const thaiFirst, thaiLast = 0x0E00, 0x0E7F
+
+var thaiWord = func() (t [thaiLast - thaiFirst + 1]bool) {
+	for r := rune(thaiFirst); r <= thaiLast; r++ {
+		t[r-thaiFirst] = isWordRune(r) && isThai(r) && unicode.ToLower(r) == r && !unicode.Is(unicode.Inherited, r)
+		if isWordRune(r) && !t[r-thaiFirst] {
+			panic("catalog: a word rune of the Thai block that is not plain Thai")
+		}
+	}
+	return t
+}()
 
 func isThai(r rune) bool {
 	return r >= 0x0E00 && r <= 0x0E7F && unicode.Is(unicode.Thai, r)

@@ -89,3 +89,84 @@ func FuzzTokens(f *testing.F) {
 		}
 	})
 }
+
+// referenceTokens is the first, straightforward implementation of Tokens
+// (one string per token, a rune loop for every byte). The tokenizer the
+// index uses was rewritten for speed; it must say exactly the same.
+func referenceTokens(text string) []string {
+	var (
+		toks   []string
+		seg    []rune
+		inThai bool
+	)
+	isThai := func(r rune) bool { return r >= 0x0E00 && r <= 0x0E7F && unicode.Is(unicode.Thai, r) }
+	flush := func() {
+		switch {
+		case len(seg) == 0:
+		case inThai && len(seg) == 1:
+			toks = append(toks, string(seg))
+		case inThai:
+			for i := 0; i+1 < len(seg); i++ {
+				toks = append(toks, string(seg[i:i+2]))
+			}
+		case len(seg) == 1 && unicode.Is(unicode.Latin, seg[0]):
+		default:
+			if len(seg) > 32 {
+				seg = seg[:32]
+			}
+			toks = append(toks, string(seg))
+		}
+		seg = seg[:0]
+	}
+	for _, r := range text {
+		if !(unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.IsMark(r)) {
+			flush()
+			continue
+		}
+		r = unicode.ToLower(r)
+		thai := isThai(r)
+		if len(seg) > 0 && thai != inThai && !unicode.Is(unicode.Inherited, r) {
+			flush()
+		}
+		if len(seg) == 0 {
+			inThai = thai
+		}
+		seg = append(seg, r)
+	}
+	flush()
+	slices.Sort(toks)
+	return slices.Compact(toks)
+}
+
+var tokenizerSeeds = []string{
+	"", "Kopi Luwak Asli", "ข้าวหอมมะลิ 5 กก.", "ÉCLAIR ǅemal İstanbul", "a\u0301b", "\u0e49\u0e49x", "\xff\xfe",
+	"ทุเรียนหมอนทอง Durian", "茶 ½ ²", "ᾼ ﬃ", "Teh100g", "ข้าว100g Rice", "teaชา", "kopi\xffluwak",
+	"A cup of tea, kid's size", "x\u0301\u0e49ก", "ก\u0301a", strings.Repeat("Ab", 40), strings.Repeat("ก", 40),
+	"KOPI-luwak_asli/500ML", "İIıi", "Σίσυφος ΣΊΣΥΦΟΣ", "\u0e01\u0e31\u0e4d\u0e48",
+}
+
+func TestTokensMatchReference(t *testing.T) {
+	for _, s := range tokenizerSeeds {
+		want := referenceTokens(s)
+		got := catalog.Tokens(s)
+		if len(want) == 0 {
+			require.Empty(t, got, "%q", s)
+			continue
+		}
+		require.Equal(t, want, got, "%q", s)
+	}
+}
+
+func FuzzTokensMatchReference(f *testing.F) {
+	for _, s := range tokenizerSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, got := referenceTokens(s), catalog.Tokens(s)
+		if len(want) == 0 {
+			require.Empty(t, got)
+			return
+		}
+		require.Equal(t, want, got)
+	})
+}
