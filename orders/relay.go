@@ -32,12 +32,18 @@ const (
 
 // Run delivers the outbox until ctx ends: every due row, concurrently
 // across orders, in order within an order (a row waits while an earlier
-// row of its order is pending). A row leaves the outbox only with a valid
-// receipt signed by the receiving node, in the same transaction as the
-// effect of that receipt on the order.
+// row of its order is pending or in flight). A row leaves the outbox only
+// with a valid receipt signed by the receiving node, in the same
+// transaction as the effect of that receipt on the order. Deliveries run
+// on their own: a member that does not answer (a 10 s timeout) delays
+// only the rows bound for it. Run returns once its deliveries have ended.
 func (s *Service) Run(ctx context.Context, t Transport) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	inflight := map[string]string{} // order ID -> destination, guarded by mu
+	var mu sync.Mutex
 	for {
-		next := s.pass(ctx, t)
+		next := s.pass(ctx, t, &wg, &mu, inflight)
 		wait := relayIdle
 		if !next.IsZero() {
 			wait = min(wait, max(time.Until(next), time.Millisecond))
@@ -51,9 +57,9 @@ func (s *Service) Run(ctx context.Context, t Transport) {
 	}
 }
 
-// pass delivers what is due and returns when the earliest waiting row is
-// due next (zero if none waits).
-func (s *Service) pass(ctx context.Context, t Transport) time.Time {
+// pass starts the deliveries that are due and returns when the earliest
+// waiting row is due next (zero if none waits).
+func (s *Service) pass(ctx context.Context, t Transport, wg *sync.WaitGroup, mu *sync.Mutex, inflight map[string]string) time.Time {
 	rows, err := s.cfg.Store.Outbox(ctx)
 	if err != nil {
 		s.log.Error("read outbox", "err", err)
@@ -68,14 +74,21 @@ func (s *Service) pass(ctx context.Context, t Transport) time.Time {
 	})
 	now := s.cfg.Now()
 	var next time.Time
-	var due []OutboxRow
-	blocked := map[string]bool{} // orders with an earlier row still pending
+	blocked := map[string]bool{} // orders with an earlier row pending
+	mu.Lock()
+	defer mu.Unlock()
 	perDest := map[string]int{}
+	for _, dest := range inflight {
+		perDest[dest]++
+	}
 	for _, r := range rows {
 		if blocked[r.OrderID] {
 			continue
 		}
 		blocked[r.OrderID] = true
+		if _, busy := inflight[r.OrderID]; busy {
+			continue
+		}
 		if r.NextRetry.After(now) {
 			if next.IsZero() || r.NextRetry.Before(next) {
 				next = r.NextRetry
@@ -83,35 +96,41 @@ func (s *Service) pass(ctx context.Context, t Transport) time.Time {
 			continue
 		}
 		if perDest[r.Dest] >= relayBatch {
-			next = now
-			continue
+			continue // a completion wakes the relay
 		}
 		perDest[r.Dest]++
-		due = append(due, r)
-	}
-	var wg sync.WaitGroup
-	for _, r := range due {
+		inflight[r.OrderID] = r.Dest
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.deliver(ctx, t, r); err != nil {
-				s.metrics.attempts.WithLabelValues("retry").Inc()
-				r.Attempts++
-				r.LastError = err.Error()
-				backoff := min(relayMaxBackoff, 200*time.Millisecond<<min(r.Attempts, 8))
-				r.NextRetry = s.cfg.Now().Add(backoff/2 + rand.N(backoff/2+1))
-				if err := s.cfg.Store.RetryOutbox(ctx, r); err != nil {
-					s.log.Error("record outbox retry", "order", r.OrderID, "err", err)
-				}
-				s.log.Debug("order delivery failed; will retry", "order", r.OrderID, "dest", r.Dest, "attempts", r.Attempts, "err", err)
-				return
-			}
-			s.metrics.attempts.WithLabelValues("ok").Inc()
-			s.Wake() // a later row of the same order may be due now
+			s.attempt(ctx, t, r)
+			mu.Lock()
+			delete(inflight, r.OrderID)
+			mu.Unlock()
+			s.Wake() // a later row of the same order, or a waiting row, may go now
 		}()
 	}
-	wg.Wait()
 	return next
+}
+
+// attempt delivers one row, recording a failure for a later retry.
+func (s *Service) attempt(ctx context.Context, t Transport, r OutboxRow) {
+	if err := s.deliver(ctx, t, r); err != nil {
+		if ctx.Err() != nil {
+			return // shutting down: the row stays for the next start
+		}
+		s.metrics.attempts.WithLabelValues("retry").Inc()
+		r.Attempts++
+		r.LastError = err.Error()
+		backoff := min(relayMaxBackoff, 200*time.Millisecond<<min(r.Attempts, 8))
+		r.NextRetry = s.cfg.Now().Add(backoff/2 + rand.N(backoff/2+1))
+		if err := s.cfg.Store.RetryOutbox(ctx, r); err != nil {
+			s.log.Error("record outbox retry", "order", r.OrderID, "err", err)
+		}
+		s.log.Debug("order delivery failed; will retry", "order", r.OrderID, "dest", r.Dest, "attempts", r.Attempts, "err", err)
+		return
+	}
+	s.metrics.attempts.WithLabelValues("ok").Inc()
 }
 
 // deliver sends one row and, on a valid receipt, completes it.
