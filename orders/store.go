@@ -16,12 +16,15 @@ const (
 // OutboxRow is one message waiting for delivery to a peer, written in the
 // same transaction as the change it carries.
 type OutboxRow struct {
-	Dest      string    `json:"dest"` // the receiving node's country
-	Seq       uint64    `json:"seq"`  // position in the destination's queue (the store assigns it)
-	Kind      string    `json:"kind"`
-	OrderID   string    `json:"order_id"`
-	MsgSeq    uint64    `json:"msg_seq"` // the order's message number (1 for a handoff)
-	Payload   []byte    `json:"payload"` // deterministic protobuf of the OrderHandoff or OrderStatus
+	Dest    string `json:"dest"` // the receiving node's country
+	Seq     uint64 `json:"seq"`  // position in the destination's queue (the store assigns it)
+	Kind    string `json:"kind"`
+	OrderID string `json:"order_id"`
+	MsgSeq  uint64 `json:"msg_seq"` // the order's message number (1 for a handoff)
+	// Payload is the deterministic protobuf of the OrderHandoff or
+	// OrderStatus. The store keeps it apart from the row: the relay reads
+	// every row's metadata on each pass, the payload only to send it.
+	Payload   []byte    `json:"-"`
 	Attempts  int       `json:"attempts"`
 	NextRetry time.Time `json:"next_retry"`
 	LastError string    `json:"last_error,omitempty"`
@@ -71,8 +74,11 @@ type Store interface {
 	// UpdateOrder applies fn to an order and appends the outbox rows it
 	// returns, in one transaction.
 	UpdateOrder(ctx context.Context, id string, fn func(*Order) ([]OutboxRow, error)) (*Order, error)
-	// Outbox lists pending rows, oldest first per destination.
+	// Outbox lists pending rows, oldest first per destination, without
+	// their payloads.
 	Outbox(ctx context.Context) ([]OutboxRow, error)
+	// OutboxPayload returns a pending row's payload (nil if the row is gone).
+	OutboxPayload(ctx context.Context, dest string, seq uint64) ([]byte, error)
 	// CompleteOutbox removes a delivered row and applies fn to its order.
 	CompleteOutbox(ctx context.Context, row OutboxRow, fn func(*Order) ([]OutboxRow, error)) error
 	// RetryOutbox records a failed attempt.

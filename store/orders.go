@@ -29,14 +29,34 @@ func getOrder(tx *bolt.Tx, id string) (*orders.Order, error) {
 	return &o, nil
 }
 
+// Outbox rows live in outbox/<dest>/<seq> as JSON without their payload,
+// and the payloads in outbox_payloads/<dest>/<seq> as raw bytes: the relay
+// scans the rows on every pass, so they stay small.
+var bucketOutboxPayloads = []byte("outbox_payloads")
+
+func outboxBuckets(tx *bolt.Tx, dest string) (rows, payloads *bolt.Bucket, err error) {
+	if rows, err = tx.Bucket(bucketOutbox).CreateBucketIfNotExists([]byte(dest)); err != nil {
+		return nil, nil, err
+	}
+	p, err := tx.CreateBucketIfNotExists(bucketOutboxPayloads)
+	if err != nil {
+		return nil, nil, err
+	}
+	payloads, err = p.CreateBucketIfNotExists([]byte(dest))
+	return rows, payloads, err
+}
+
 func putOutbox(tx *bolt.Tx, rows []orders.OutboxRow) error {
 	for _, r := range rows {
-		q, err := tx.Bucket(bucketOutbox).CreateBucketIfNotExists([]byte(r.Dest))
+		q, payloads, err := outboxBuckets(tx, r.Dest)
 		if err != nil {
 			return err
 		}
 		if r.Seq == 0 {
 			if r.Seq, err = q.NextSequence(); err != nil {
+				return err
+			}
+			if err := payloads.Put(seqKey(r.Seq), r.Payload); err != nil {
 				return err
 			}
 		}
@@ -45,6 +65,22 @@ func putOutbox(tx *bolt.Tx, rows []orders.OutboxRow) error {
 		}
 	}
 	return nil
+}
+
+// OutboxPayload implements orders.Store.
+func (db *DB) OutboxPayload(ctx context.Context, dest string, seq uint64) ([]byte, error) {
+	var out []byte
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		p := tx.Bucket(bucketOutboxPayloads)
+		if p == nil || p.Bucket([]byte(dest)) == nil {
+			return nil
+		}
+		if v := p.Bucket([]byte(dest)).Get(seqKey(seq)); v != nil {
+			out = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // PlaceOrders implements orders.Store.
@@ -213,6 +249,11 @@ func (db *DB) CompleteOutbox(ctx context.Context, row orders.OutboxRow, fn func(
 		}
 		if err := q.Delete(seqKey(row.Seq)); err != nil {
 			return err
+		}
+		if p := tx.Bucket(bucketOutboxPayloads); p != nil && p.Bucket([]byte(row.Dest)) != nil {
+			if err := p.Bucket([]byte(row.Dest)).Delete(seqKey(row.Seq)); err != nil {
+				return err
+			}
 		}
 		_, err := updateOrder(tx, row.OrderID, fn)
 		return err

@@ -23,7 +23,10 @@ package store
 //	  <marketplace id> NUL <Idempotency-Key>   {"hash", "orders": [ids]}
 //	outbox/
 //	  <dest country>/
-//	    <seq, 8-byte BE>        orders.OutboxRow waiting for delivery
+//	    <seq, 8-byte BE>        orders.OutboxRow waiting for delivery (no payload)
+//	outbox_payloads/
+//	  <dest country>/
+//	    <seq, 8-byte BE>        the row's payload, deterministic protobuf
 //	inbox/
 //	  <origin> NUL <order id> NUL <kind> NUL <seq>   orders.InboxEntry (hash, receipt)
 //	policy/
