@@ -234,32 +234,45 @@ func (c *Catalog) ApplyRemote(ctx context.Context, origin string, recs []RemoteR
 func (c *Catalog) Reexport(ctx context.Context) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	all, err := c.store.Listings(ctx)
-	if err != nil {
-		return 0, err
-	}
 	var changes []Change
-	for _, l := range all {
-		if l.Origin != c.cfg.Country {
-			continue
+	// The index holds every local listing: walk it rather than decode the
+	// whole store again (this runs at every start and policy install).
+	for cursor := ""; ; {
+		page, err := c.index.Search(Query{Origin: c.cfg.Country, Limit: MaxLimit, Cursor: cursor})
+		if err != nil {
+			return 0, err
 		}
-		var held []Hold
-		if c.cfg.ExportHolds != nil {
-			held = c.cfg.ExportHolds(l)
+		for _, l := range page.Items {
+			if ch, ok := c.rehold(l); ok {
+				changes = append(changes, ch)
+			}
 		}
-		if (len(held) > 0) == (len(l.Held) > 0) {
-			continue
+		if page.NextCursor == "" {
+			break
 		}
-		n := *l
-		n.Held = held
-		n.Version++
-		n.UpdatedAt = c.cfg.Now().UTC()
-		changes = append(changes, Change{Listing: &n})
+		cursor = page.NextCursor
 	}
 	if len(changes) == 0 {
 		return 0, nil
 	}
 	return len(changes), c.apply(ctx, changes)
+}
+
+// rehold returns the change that brings a listing's export hold in line
+// with the current rules, if it needs one.
+func (c *Catalog) rehold(l *Listing) (Change, bool) {
+	var held []Hold
+	if c.cfg.ExportHolds != nil {
+		held = c.cfg.ExportHolds(l)
+	}
+	if (len(held) > 0) == (len(l.Held) > 0) {
+		return Change{}, false
+	}
+	n := *l
+	n.Held = held
+	n.Version++
+	n.UpdatedAt = c.cfg.Now().UTC()
+	return Change{Listing: &n}, true
 }
 
 // Exclusive runs fn holding the lock every read-modify-write of local

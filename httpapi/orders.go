@@ -113,7 +113,9 @@ func wire(a money.Amount) money.Wire {
 	return a.ToWire()
 }
 
-func (s *Server) viewOrder(o *orders.Order, personal bool) (orderView, error) {
+// viewOrder builds an order's JSON view. Callers have checked mayView:
+// the caller may see the personal data this side holds.
+func (s *Server) viewOrder(o *orders.Order) (orderView, error) {
 	v := orderView{ID: o.ID, Status: o.Status, Side: o.Side, MarketplaceID: o.MarketplaceID, BuyerCountry: o.BuyerCountry,
 		SellerCountry: o.SellerCountry, SellerID: o.SellerID, Consent: o.Consent, LegalBasis: o.LegalBasis, TransferRules: o.TransferRules,
 		Reason: o.Reason, Tracking: o.Tracking, History: o.History, Delivered: len(o.Receipt) > 0, PersonalErased: o.ErasedAt,
@@ -127,7 +129,7 @@ func (s *Server) viewOrder(o *orders.Order, personal bool) (orderView, error) {
 	for _, l := range q.Lines {
 		v.Quote.Lines = append(v.Quote.Lines, quoteLineView{Kind: l.Kind, Rule: l.Rule, Name: l.Name, Rate: l.Rate, Amount: wire(l.Amount)})
 	}
-	if personal && len(o.Sealed) > 0 {
+	if len(o.Sealed) > 0 {
 		opened, err := s.cfg.Orders.Open(o)
 		if err != nil {
 			return v, err
@@ -170,15 +172,10 @@ func (s *Server) placeOrder(w http.ResponseWriter, r *http.Request, p *access.Pr
 	if err != nil {
 		return err
 	}
-	views := make([]orderView, 0, len(os))
-	for _, o := range os {
-		v, err := s.viewOrder(o, true)
-		if err != nil {
-			return err
-		}
-		views = append(views, v)
+	views, err := s.viewOrders(os)
+	if err != nil {
+		return err
 	}
-	status := http.StatusCreated
 	if replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
@@ -186,7 +183,7 @@ func (s *Server) placeOrder(w http.ResponseWriter, r *http.Request, p *access.Pr
 	// every order of the split in "orders".
 	out := map[string]any{"id": views[0].ID, "status": views[0].Status, "seller_country": views[0].SellerCountry,
 		"items": views[0].Items, "quote": views[0].Quote, "orders": views}
-	writeJSON(w, status, out)
+	writeJSON(w, http.StatusCreated, out)
 	return nil
 }
 
@@ -198,12 +195,7 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request, p *access.Prin
 	if !mayView(p, o) {
 		return errorf(http.StatusNotFound, "not_found", "order %s not found", o.ID)
 	}
-	v, err := s.viewOrder(o, true)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, v)
-	return nil
+	return s.writeOrder(w, o)
 }
 
 func (s *Server) listOrders(w http.ResponseWriter, r *http.Request, p *access.Principal) error {
@@ -218,13 +210,9 @@ func (s *Server) listOrders(w http.ResponseWriter, r *http.Request, p *access.Pr
 	if err != nil {
 		return err
 	}
-	views := make([]orderView, 0, len(os))
-	for _, o := range os {
-		v, err := s.viewOrder(o, true)
-		if err != nil {
-			return err
-		}
-		views = append(views, v)
+	views, err := s.viewOrders(os)
+	if err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": views, "next_cursor": next})
 	return nil
@@ -243,12 +231,7 @@ func (s *Server) cancelOrder(w http.ResponseWriter, r *http.Request, p *access.P
 	if err != nil {
 		return err
 	}
-	v, err := s.viewOrder(o, true)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, v)
-	return nil
+	return s.writeOrder(w, o)
 }
 
 func (s *Server) transitionOrder(w http.ResponseWriter, r *http.Request, p *access.Principal) error {
@@ -273,12 +256,7 @@ func (s *Server) transitionOrder(w http.ResponseWriter, r *http.Request, p *acce
 	if err != nil {
 		return err
 	}
-	v, err := s.viewOrder(o, true)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, v)
-	return nil
+	return s.writeOrder(w, o)
 }
 
 func (s *Server) outbox(w http.ResponseWriter, r *http.Request, _ *access.Principal) error {
@@ -310,5 +288,26 @@ func orderError(err error) *httpError {
 	case errors.Is(err, orders.ErrNotFound):
 		return errorf(http.StatusNotFound, "not_found", "%s", err.Error())
 	}
+	return nil
+}
+
+func (s *Server) viewOrders(os []*orders.Order) ([]orderView, error) {
+	views := make([]orderView, 0, len(os))
+	for _, o := range os {
+		v, err := s.viewOrder(o)
+		if err != nil {
+			return nil, err
+		}
+		views = append(views, v)
+	}
+	return views, nil
+}
+
+func (s *Server) writeOrder(w http.ResponseWriter, o *orders.Order) error {
+	v, err := s.viewOrder(o)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }

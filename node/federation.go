@@ -153,44 +153,37 @@ type InstallResult struct {
 // runs, the manifest goes through its API and is applied at once;
 // otherwise it is checked and written into the stopped node's store.
 func InstallManifest(ctx context.Context, dir string, raw, psk []byte) (*InstallResult, error) {
-	cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
-	if err != nil {
-		return nil, err
-	}
 	if _, err := federation.ParsePSK(psk); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInstall, err)
 	}
-	db, err := store.Open(StorePath(dir), store.Options{LockTimeout: 200 * time.Millisecond})
-	if errors.Is(err, store.ErrLocked) {
-		m, err := installViaAPI(ctx, dir, cfg, raw, psk)
+	res := &InstallResult{}
+	err := onNode(dir, func(cfg Config) (err error) {
+		res.Manifest, err = installViaAPI(ctx, dir, cfg, raw, psk)
+		res.Running = true
+		return err
+	}, func(cfg Config, db *store.DB) error {
+		ks, err := keys.Load(filepath.Join(dir, KeysDir))
 		if err != nil {
-			return nil, err
+			return err
 		}
-		return &InstallResult{Manifest: m, Running: true}, nil
-	}
+		current, err := db.Manifest()
+		if err != nil {
+			return err
+		}
+		m, err := checkManifestFor(current, raw, ks, cfg.Node.Country, time.Now())
+		if err != nil {
+			return err
+		}
+		if err := writePSK(dir, psk); err != nil {
+			return err
+		}
+		res.Manifest = m
+		return db.SaveManifest(raw)
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
-	ks, err := keys.Load(filepath.Join(dir, KeysDir))
-	if err != nil {
-		return nil, err
-	}
-	current, err := db.Manifest()
-	if err != nil {
-		return nil, err
-	}
-	m, err := checkManifestFor(current, raw, ks, cfg.Node.Country, time.Now())
-	if err != nil {
-		return nil, err
-	}
-	if err := writePSK(dir, psk); err != nil {
-		return nil, err
-	}
-	if err := db.SaveManifest(raw); err != nil {
-		return nil, err
-	}
-	return &InstallResult{Manifest: m}, nil
+	return res, nil
 }
 
 func installViaAPI(ctx context.Context, dir string, cfg Config, raw, psk []byte) (*membership.Manifest, error) {
@@ -244,29 +237,45 @@ func callAPI(ctx context.Context, dir string, cfg Config, method, path string, b
 	return nil
 }
 
+// onNode runs a --dir command against the node in dir: offline with the
+// stopped node's store, or online through the running node's HTTP API when
+// the node holds the store's lock. Every --dir command that touches the
+// store goes through here, so they all work with the node up or down.
+func onNode(dir string, online func(Config) error, offline func(Config, *store.DB) error) error {
+	cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(StorePath(dir), store.Options{LockTimeout: 200 * time.Millisecond})
+	if errors.Is(err, store.ErrLocked) {
+		return online(cfg)
+	}
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return offline(cfg, db)
+}
+
 // manifestOf returns the manifest installed on the node in dir (nil if
 // none), from its store, or from its API while it runs.
 func manifestOf(dir string) ([]byte, error) {
-	db, err := store.Open(StorePath(dir), store.Options{LockTimeout: 200 * time.Millisecond})
-	if errors.Is(err, store.ErrLocked) {
-		cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
-		if err != nil {
-			return nil, err
-		}
+	var raw []byte
+	err := onNode(dir, func(cfg Config) error {
 		var out struct {
 			Manifest string `json:"manifest"`
 		}
 		if err := callAPI(context.Background(), dir, cfg, http.MethodGet, "/v1/federation/manifest", nil, &out, ErrInstall); err != nil {
 			if strings.Contains(err.Error(), "no manifest installed") {
-				return nil, nil
+				return nil
 			}
-			return nil, err
+			return err
 		}
-		return []byte(out.Manifest), nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
-	return db.Manifest()
+		raw = []byte(out.Manifest)
+		return nil
+	}, func(_ Config, db *store.DB) (err error) {
+		raw, err = db.Manifest()
+		return err
+	})
+	return raw, err
 }

@@ -129,54 +129,47 @@ type PolicyInstallResult struct {
 // InstallPolicyFile is "imtgt-node policy install": through the running
 // node's API if it runs, else straight into the stopped node's store.
 func InstallPolicyFile(ctx context.Context, dir, name string, raw []byte) (*PolicyInstallResult, error) {
-	cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
-	if err != nil {
-		return nil, err
-	}
-	db, err := store.Open(StorePath(dir), store.Options{LockTimeout: 200 * time.Millisecond})
-	if errors.Is(err, store.ErrLocked) {
+	res := &PolicyInstallResult{}
+	err := onNode(dir, func(cfg Config) error {
 		var out struct{ Version uint64 }
 		if err := callAPI(ctx, dir, cfg, "POST", "/v1/policy", map[string]string{"policy": string(raw)}, &out, ErrPolicy); err != nil {
-			return nil, err
+			return err
 		}
 		p, err := policy.Parse(name, raw)
+		res.Policy, res.Running = p, true
+		return err
+	}, func(cfg Config, db *store.DB) error {
+		ks, err := keys.Load(filepath.Join(dir, KeysDir))
 		if err != nil {
-			return nil, err
+			return err
 		}
-		return &PolicyInstallResult{Policy: p, Running: true}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
-	ks, err := keys.Load(filepath.Join(dir, KeysDir))
-	if err != nil {
-		return nil, err
-	}
-	mraw, err := db.Manifest()
-	if err != nil {
-		return nil, err
-	}
-	key, err := agencyKey(mraw, ks, cfg.Node.Country)
-	if err != nil {
-		return nil, err
-	}
-	var cur *policy.Policy
-	if craw, err := db.Policy(); err != nil {
-		return nil, err
-	} else if craw != nil {
-		if cur, err = policy.Parse("installed policy", craw); err != nil {
-			return nil, err
+		mraw, err := db.Manifest()
+		if err != nil {
+			return err
 		}
-	}
-	p, err := checkPolicy(name, raw, cur, key, cfg.Node.Country)
+		key, err := agencyKey(mraw, ks, cfg.Node.Country)
+		if err != nil {
+			return err
+		}
+		var cur *policy.Policy
+		if craw, err := db.Policy(); err != nil {
+			return err
+		} else if craw != nil {
+			if cur, err = policy.Parse("installed policy", craw); err != nil {
+				return err
+			}
+		}
+		p, err := checkPolicy(name, raw, cur, key, cfg.Node.Country)
+		if err != nil {
+			return err
+		}
+		res.Policy = p
+		return db.SavePolicy(raw, p.Version)
+	})
 	if err != nil {
 		return nil, err
 	}
-	if err := db.SavePolicy(raw, p.Version); err != nil {
-		return nil, err
-	}
-	return &PolicyInstallResult{Policy: p}, nil
+	return res, nil
 }
 
 // VerifyPolicyFile is "imtgt-node policy verify": the file parses and is
@@ -210,25 +203,21 @@ func VerifyPolicyFile(dir, name string, raw []byte) (*policy.Policy, error) {
 
 // ShowPolicy returns the signed policy installed on the node in dir.
 func ShowPolicy(ctx context.Context, dir string) ([]byte, error) {
-	cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
-	if err != nil {
-		return nil, err
-	}
-	db, err := store.Open(StorePath(dir), store.Options{LockTimeout: 200 * time.Millisecond})
-	if errors.Is(err, store.ErrLocked) {
+	var raw []byte
+	err := onNode(dir, func(cfg Config) error {
 		var out struct {
 			Policy string `json:"policy"`
 		}
 		if err := callAPI(ctx, dir, cfg, "GET", "/v1/policy", nil, &out, ErrPolicy); err != nil {
-			return nil, err
+			return err
 		}
-		return []byte(out.Policy), nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
-	return db.Policy()
+		raw = []byte(out.Policy)
+		return nil
+	}, func(_ Config, db *store.DB) (err error) {
+		raw, err = db.Policy()
+		return err
+	})
+	return raw, err
 }
 
 // ErrNoListing is returned by ExplainListing for an unknown listing.
@@ -238,37 +227,32 @@ var ErrNoListing = errors.New("no such listing in the catalog")
 // quote of a listing for this node's buyers, from the running node's API,
 // or computed beside a stopped node from its store.
 func ExplainListing(ctx context.Context, dir, id string, quantity int64, region string) (*httpapi.QuoteView, error) {
-	cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
-	if err != nil {
-		return nil, err
-	}
-	db, err := store.Open(StorePath(dir), store.Options{LockTimeout: 200 * time.Millisecond})
-	if errors.Is(err, store.ErrLocked) {
-		var q httpapi.QuoteView
+	var q *httpapi.QuoteView
+	err := onNode(dir, func(cfg Config) error {
+		q = &httpapi.QuoteView{}
 		path := fmt.Sprintf("/v1/catalog/listings/%s/quote?quantity=%d&region=%s", url.PathEscape(id), quantity, url.QueryEscape(region))
-		if err := callAPI(ctx, dir, cfg, "GET", path, nil, &q, ErrNoListing); err != nil {
-			return nil, err
+		return callAPI(ctx, dir, cfg, "GET", path, nil, q, ErrNoListing)
+	}, func(_ Config, db *store.DB) error {
+		raw, err := db.Policy()
+		if err != nil {
+			return err
 		}
-		return &q, nil
-	}
+		p, err := policy.Parse("installed policy", raw)
+		if err != nil {
+			return err
+		}
+		l, ok, err := db.Listing(id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w: %s", ErrNoListing, id)
+		}
+		q, err = httpapi.Quote(p, l, quantity, region, time.Now())
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
-	raw, err := db.Policy()
-	if err != nil {
-		return nil, err
-	}
-	p, err := policy.Parse("installed policy", raw)
-	if err != nil {
-		return nil, err
-	}
-	l, ok, err := db.Listing(id)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrNoListing, id)
-	}
-	return httpapi.Quote(p, l, quantity, region, time.Now())
+	return q, nil
 }

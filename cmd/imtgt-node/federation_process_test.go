@@ -90,17 +90,12 @@ func (n *fedNode) manifestVersion(t *testing.T) float64 {
 	return res["summary"].(map[string]any)["version"].(float64)
 }
 
-func TestProcessFederationOnboardingAndCrashCatchUp(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs three node processes")
-	}
-	start := time.Now()
+// initCLINodes is steps 1-2 of the onboarding as operators do it: each
+// country's node is initialised with the CLI, and its member descriptor
+// printed by "imtgt-node member" is written to CC.member.json under root.
+func initCLINodes(t *testing.T, root string, countries ...string) (map[string]*fedNode, []string) {
+	t.Helper()
 	bin := binary(t)
-	root := t.TempDir()
-	expires := time.Now().Add(30 * 24 * time.Hour).UTC().Format(time.RFC3339)
-
-	// 1-2. Each operator initialises a node and prints its member descriptor.
-	countries := []string{"TH", "MY", "ID"}
 	nodes := map[string]*fedNode{}
 	var memberFiles []string
 	for _, cc := range countries {
@@ -114,6 +109,7 @@ func TestProcessFederationOnboardingAndCrashCatchUp(t *testing.T) {
 		n.token = strings.TrimSpace(string(tok))
 		nodes[cc] = n
 
+		// Only stdout is the descriptor: cliRun mixes in stderr.
 		cmd := exec.Command(bin, "member", "--dir", n.dir)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
@@ -124,6 +120,20 @@ func TestProcessFederationOnboardingAndCrashCatchUp(t *testing.T) {
 		require.NoError(t, os.WriteFile(mf, desc, 0o644))
 		memberFiles = append(memberFiles, mf)
 	}
+	return nodes, memberFiles
+}
+
+func TestProcessFederationOnboardingAndCrashCatchUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs three node processes")
+	}
+	start := time.Now()
+	root := t.TempDir()
+	expires := time.Now().Add(30 * 24 * time.Hour).UTC().Format(time.RFC3339)
+
+	countries := []string{"TH", "MY", "ID"}
+	// 1-2. Each operator initialises a node and prints its member descriptor.
+	nodes, memberFiles := initCLINodes(t, root, countries...)
 	th, my, id := nodes["TH"], nodes["MY"], nodes["ID"]
 
 	// 3. One agency creates the manifest and the federation key.

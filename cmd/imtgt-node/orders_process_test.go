@@ -11,9 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -30,30 +28,9 @@ import (
 // and waits until each sees the other two.
 func onboardOrderNodes(t *testing.T) map[string]*fedNode {
 	t.Helper()
-	bin := binary(t)
 	root := t.TempDir()
 	countries := []string{"TH", "MY", "ID"}
-	nodes := map[string]*fedNode{}
-	var memberFiles []string
-	for _, cc := range countries {
-		n := &fedNode{cc: cc, dir: filepath.Join(root, strings.ToLower(cc))}
-		httpAddr := freePort(t)
-		n.url = "http://" + httpAddr
-		out, err := cliRun(t, "init", "--country", cc, "--dir", n.dir, "--http-addr", httpAddr, "--p2p-addr", testnet.FreeP2PAddr(t))
-		require.NoError(t, err, out)
-		tok, err := os.ReadFile(filepath.Join(n.dir, "operator.token"))
-		require.NoError(t, err)
-		n.token = strings.TrimSpace(string(tok))
-		nodes[cc] = n
-		cmd := exec.Command(bin, "member", "--dir", n.dir)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		desc, err := cmd.Output()
-		require.NoError(t, err, stderr.String())
-		mf := filepath.Join(root, strings.ToLower(cc)+".member.json")
-		require.NoError(t, os.WriteFile(mf, desc, 0o644))
-		memberFiles = append(memberFiles, mf)
-	}
+	nodes, memberFiles := initCLINodes(t, root, countries...)
 	fedDir := filepath.Join(root, "fed")
 	require.NoError(t, os.Mkdir(fedDir, 0o755))
 	fed := filepath.Join(fedDir, "fed.yaml")
