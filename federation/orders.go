@@ -27,7 +27,13 @@ var receiptCodec = []byte("/imtgt/receipt/1")
 type OrderHandler interface {
 	HandleHandoff(ctx context.Context, from string, h *pb.OrderHandoff) ([]byte, error)
 	HandleStatus(ctx context.Context, from string, st *pb.OrderStatus) ([]byte, error)
+	// HandleHandoffs handles a batch of handoffs as one group: one
+	// receipt or error per handoff, in order.
+	HandleHandoffs(ctx context.Context, from string, hs []*pb.OrderHandoff) ([][]byte, []error)
 }
+
+// MaxBatch is the most handoffs one order_batch message may carry.
+const MaxBatch = 64
 
 type receiptRecord struct{ r *pb.Receipt }
 
@@ -123,6 +129,42 @@ func (s *Service) DeliverOrder(ctx context.Context, country string, msg *pb.Mess
 	return reply.GetReceipt(), nil
 }
 
+// DeliverOrders sends a batch of handoffs to country's node in one
+// message and returns, per handoff, its receipt envelope (unverified: see
+// OpenReceipt) or the reason the receiver refused it.
+func (s *Service) DeliverOrders(ctx context.Context, country string, hs []*pb.OrderHandoff) ([][]byte, []error, error) {
+	if s.host == nil {
+		return nil, nil, ErrNoManifest
+	}
+	if len(hs) == 0 || len(hs) > MaxBatch {
+		return nil, nil, fmt.Errorf("a batch holds 1 to %d handoffs, not %d", MaxBatch, len(hs))
+	}
+	p, err := s.memberPeer(country)
+	if err != nil {
+		return nil, nil, err
+	}
+	reply, err := s.request(ctx, p, ProtoOrders, &pb.Message{Body: &pb.Message_OrderBatch{OrderBatch: &pb.OrderBatch{Handoffs: hs}}}, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	results := reply.GetReceiptBatch().GetResults()
+	if len(results) != len(hs) {
+		return nil, nil, fmt.Errorf("%w: %d results for %d handoffs", ErrMalformed, len(results), len(hs))
+	}
+	receipts, errs := make([][]byte, len(hs)), make([]error, len(hs))
+	for i, r := range results {
+		switch {
+		case r.Error != "":
+			errs[i] = fmt.Errorf("peer refused: %s", r.Error)
+		case len(r.Receipt) == 0:
+			errs[i] = fmt.Errorf("%w: expected a receipt", ErrMalformed)
+		default:
+			receipts[i] = r.Receipt
+		}
+	}
+	return receipts, errs, nil
+}
+
 // countryOf returns the manifest country of a member peer.
 func (s *Service) countryOf(p peer.ID) (string, error) {
 	st, err := s.current()
@@ -151,8 +193,22 @@ func (s *Service) serveOrders(ctx context.Context, from peer.ID, msg *pb.Message
 		receipt, err = h().HandleHandoff(ctx, country, b.OrderHandoff)
 	case *pb.Message_OrderStatus:
 		receipt, err = h().HandleStatus(ctx, country, b.OrderStatus)
+	case *pb.Message_OrderBatch:
+		hs := b.OrderBatch.GetHandoffs()
+		if len(hs) == 0 || len(hs) > MaxBatch {
+			return nil, fmt.Errorf("%w: a batch holds 1 to %d handoffs, not %d", ErrMalformed, MaxBatch, len(hs))
+		}
+		receipts, errs := h().HandleHandoffs(ctx, country, hs)
+		out := &pb.ReceiptBatch{Results: make([]*pb.BatchResult, len(hs))}
+		for i := range hs {
+			out.Results[i] = &pb.BatchResult{Receipt: receipts[i]}
+			if errs[i] != nil {
+				out.Results[i] = &pb.BatchResult{Error: errs[i].Error()}
+			}
+		}
+		return &pb.Message{Body: &pb.Message_ReceiptBatch{ReceiptBatch: out}}, nil
 	default:
-		return nil, fmt.Errorf("%w: expected order_handoff or order_status", ErrMalformed)
+		return nil, fmt.Errorf("%w: expected order_handoff, order_status or order_batch", ErrMalformed)
 	}
 	if err != nil {
 		return nil, err

@@ -571,3 +571,62 @@ func TestOrderFaultIdempotentRetryAfterSellOut(t *testing.T) {
 	require.Equal(t, oid, r.JSON["id"])
 	require.Len(t, on.sellerOrders(t), 1, "nothing new reached the seller")
 }
+
+// A batch of handoffs in one order_batch message is handled as one group:
+// each handoff still gets its own decision and receipt, stock is taken in
+// batch order, and the listing's stock change is one catalog record for
+// the whole batch.
+func TestOrderBatchOneGroup(t *testing.T) {
+	on := newOrderNet(t, 5)
+	ctx := context.Background()
+	heads, err := on.th.Catalog.Heads(ctx)
+	require.NoError(t, err)
+
+	a, b, c := on.handoff(t, 2), on.handoff(t, 2), on.handoff(t, 2)
+	conflicting := proto.Clone(a).(*pb.OrderHandoff)
+	conflicting.Items[0].Quantity = 1
+	malformed := on.handoff(t, 1)
+	malformed.OrderId = "not-an-order"
+	batch := []*pb.OrderHandoff{a, b, c, proto.Clone(a).(*pb.OrderHandoff), conflicting, malformed}
+
+	receipts, errs, err := on.my.Fed.DeliverOrders(ctx, "TH", batch)
+	require.NoError(t, err)
+	require.Len(t, receipts, len(batch))
+	results := map[string]string{}
+	for i, want := range []string{orders.ResultReceived, orders.ResultReceived, orders.ResultRejected} {
+		require.NoError(t, errs[i], "handoff %d", i)
+		rc, err := on.my.Fed.OpenReceipt(receipts[i], "TH")
+		require.NoError(t, err)
+		require.Equal(t, batch[i].OrderId, rc.OrderId)
+		require.Equal(t, want, rc.Result, "handoff %d: %s", i, rc.Reason)
+		results[rc.OrderId] = rc.Result
+	}
+	rc, err := on.my.Fed.OpenReceipt(receipts[2], "TH")
+	require.NoError(t, err)
+	require.Contains(t, rc.Reason, "out of stock: listing "+on.listing+" has 1, the order asks 2")
+	require.NoError(t, errs[3])
+	require.Equal(t, receipts[0], receipts[3], "the same handoff twice in a batch gets one receipt")
+	require.ErrorContains(t, errs[4], "same order ID with different content")
+	require.ErrorContains(t, errs[5], `bad handoff: order id "not-an-order"`)
+	require.Nil(t, receipts[4])
+	require.Nil(t, receipts[5])
+
+	require.EqualValues(t, 1, on.thStock(t))
+	require.Len(t, on.sellerOrders(t), 3, "one order per distinct handoff")
+	after, err := on.th.Catalog.Heads(ctx)
+	require.NoError(t, err)
+	require.Equal(t, heads["TH"]+1, after["TH"], "one stock record for the batch, not one per order")
+
+	// Delivered again, every handoff gets its original answer.
+	again, errs2, err := on.my.Fed.DeliverOrders(ctx, "TH", batch[:3])
+	require.NoError(t, err)
+	for i := range 3 {
+		require.NoError(t, errs2[i])
+		require.Equal(t, receipts[i], again[i], "handoff %d", i)
+	}
+	require.EqualValues(t, 1, on.thStock(t))
+
+	// A batch over the limit is refused as a whole.
+	_, _, err = on.my.Fed.DeliverOrders(ctx, "TH", make([]*pb.OrderHandoff, federation.MaxBatch+1))
+	require.ErrorContains(t, err, "1 to 64 handoffs")
+}

@@ -9,7 +9,7 @@
 // /imtgt/orders/1.0.0 protocol, with backoff, until the seller's node
 // returns a receipt signed by its node key.
 //
-// On the seller's node (Service.HandleHandoff) the inbox key (origin,
+// On the seller's node (Service.HandleHandoffs, a batch as one group) the inbox key (origin,
 // order ID, kind, seq, payload hash) is written in the same transaction as
 // the order and the stock decrement; a repeated delivery gets the original
 // receipt back, the same ID with other content is refused. The seller's

@@ -3,8 +3,9 @@ package orders
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,6 +20,9 @@ type Transport interface {
 	// DeliverOrder sends msg to the node of country and returns the
 	// receipt envelope it answered.
 	DeliverOrder(ctx context.Context, country string, msg *pb.Message) ([]byte, error)
+	// DeliverOrders sends handoffs to the node of country in one message
+	// and returns, per handoff, its receipt envelope or why it was refused.
+	DeliverOrders(ctx context.Context, country string, hs []*pb.OrderHandoff) ([][]byte, []error, error)
 	// OpenReceipt verifies a receipt envelope signed by country's node.
 	OpenReceipt(data []byte, country string) (*pb.Receipt, error)
 }
@@ -42,13 +46,16 @@ const (
 // next batch waits for it, so the receiver's and this node's commits
 // group (measured: streaming rows one by one instead cost a third of the
 // throughput). Run returns once its deliveries have ended.
+//
+// The relay keeps the pending rows in memory and reads from the store
+// only the rows written since its last pass: rescanning a backlog of
+// thousands of rows on every pass cost more CPU than the deliveries.
 func (s *Service) Run(ctx context.Context, t Transport) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	var mu sync.Mutex
-	busy := map[string]bool{} // destinations with a batch in flight, guarded by mu
+	st := &relayState{seen: map[string]uint64{}, rows: map[string]map[uint64]*OutboxRow{}, busy: map[string]bool{}}
 	for {
-		next := s.pass(ctx, t, &wg, &mu, busy)
+		next := s.pass(ctx, t, &wg, st)
 		wait := relayIdle
 		if !next.IsZero() {
 			wait = min(wait, max(time.Until(next), time.Millisecond))
@@ -62,76 +69,118 @@ func (s *Service) Run(ctx context.Context, t Transport) {
 	}
 }
 
-// pass starts a batch for every destination that has due rows and no
-// batch in flight, and returns when the earliest waiting row is due next
-// (zero if none waits).
-func (s *Service) pass(ctx context.Context, t Transport, wg *sync.WaitGroup, mu *sync.Mutex, busy map[string]bool) time.Time {
-	rows, err := s.cfg.Store.Outbox(ctx)
+// relayState is the relay's view of the outbox. The store is the truth:
+// rows enter this view when read from it and leave when delivered.
+type relayState struct {
+	mu   sync.Mutex
+	seen map[string]uint64                // highest seq read per destination
+	rows map[string]map[uint64]*OutboxRow // pending rows per destination and seq
+	busy map[string]bool                  // destinations with a batch in flight
+}
+
+// pass reads the rows written since the last pass, starts a batch for
+// every destination that has due rows and no batch in flight, and returns
+// when the earliest waiting row is due next (zero if none waits).
+func (s *Service) pass(ctx context.Context, t Transport, wg *sync.WaitGroup, st *relayState) time.Time {
+	st.mu.Lock()
+	after := maps.Clone(st.seen)
+	st.mu.Unlock()
+	fresh, err := s.cfg.Store.OutboxAfter(ctx, after)
 	if err != nil {
 		s.log.Error("read outbox", "err", err)
 		return time.Now().Add(time.Second)
 	}
-	s.metrics.pending.Set(float64(len(rows)))
-	sort.Slice(rows, func(i, j int) bool {
-		if rows[i].Dest != rows[j].Dest {
-			return rows[i].Dest < rows[j].Dest
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for i := range fresh {
+		r := &fresh[i]
+		if st.rows[r.Dest] == nil {
+			st.rows[r.Dest] = map[uint64]*OutboxRow{}
 		}
-		return rows[i].Seq < rows[j].Seq
-	})
+		st.rows[r.Dest][r.Seq] = r
+		st.seen[r.Dest] = max(st.seen[r.Dest], r.Seq)
+	}
+	pending := 0
 	now := s.cfg.Now()
 	var next time.Time
-	blocked := map[string]bool{} // orders with an earlier row pending
-	batches := map[string][]OutboxRow{}
-	mu.Lock()
-	defer mu.Unlock()
-	for _, r := range rows {
-		if blocked[r.OrderID] {
-			continue
+	for dest, rows := range st.rows {
+		pending += len(rows)
+		if st.busy[dest] || len(rows) == 0 {
+			continue // a busy destination's batch end wakes the relay
 		}
-		blocked[r.OrderID] = true
-		if busy[r.Dest] {
-			continue // its batch's end wakes the relay
-		}
-		if r.NextRetry.After(now) {
-			if next.IsZero() || r.NextRetry.Before(next) {
-				next = r.NextRetry
+		seqs := slices.Sorted(maps.Keys(rows))
+		blocked := map[string]bool{} // orders with an earlier row pending
+		var batch []OutboxRow
+		for _, seq := range seqs {
+			r := rows[seq]
+			if blocked[r.OrderID] {
+				continue
 			}
+			blocked[r.OrderID] = true
+			if r.NextRetry.After(now) {
+				if next.IsZero() || r.NextRetry.Before(next) {
+					next = r.NextRetry
+				}
+				continue
+			}
+			if len(batch) >= relayBatch {
+				next = now
+				break
+			}
+			batch = append(batch, *r)
+		}
+		if len(batch) == 0 {
 			continue
 		}
-		if len(batches[r.Dest]) >= relayBatch {
-			next = now
-			continue
-		}
-		batches[r.Dest] = append(batches[r.Dest], r)
-	}
-	for dest, batch := range batches {
-		busy[dest] = true
+		st.busy[dest] = true
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			record := func(r OutboxRow, done bool, retry *OutboxRow) {
+				st.mu.Lock()
+				defer st.mu.Unlock()
+				switch {
+				case done:
+					delete(st.rows[r.Dest], r.Seq)
+				case retry != nil:
+					st.rows[r.Dest][r.Seq] = retry
+				}
+			}
+			var handoffs []OutboxRow
 			var bwg sync.WaitGroup
 			for _, r := range batch {
+				if r.Kind == KindHandoff {
+					handoffs = append(handoffs, r)
+					continue
+				}
 				bwg.Add(1)
 				go func() {
 					defer bwg.Done()
-					s.attempt(ctx, t, r)
+					done, retry := s.attempt(ctx, r, func(ctx context.Context, r OutboxRow) error { return s.deliver(ctx, t, r) })
+					record(r, done, retry)
 				}()
 			}
+			if len(handoffs) > 0 {
+				s.deliverHandoffs(ctx, t, handoffs, record)
+			}
 			bwg.Wait()
-			mu.Lock()
-			delete(busy, dest)
-			mu.Unlock()
+			st.mu.Lock()
+			delete(st.busy, dest)
+			st.mu.Unlock()
 			s.Wake() // later rows of these orders, or more rows, may go now
 		}()
 	}
+	s.metrics.pending.Set(float64(pending))
 	return next
 }
 
-// attempt delivers one row, recording a failure for a later retry.
-func (s *Service) attempt(ctx context.Context, t Transport, r OutboxRow) {
-	if err := s.deliver(ctx, t, r); err != nil {
+// attempt delivers one row: done when it left the outbox, else the row
+// as it waits for its retry (nil when shutting down: the row stays for
+// the next start as it was).
+func (s *Service) attempt(ctx context.Context, r OutboxRow, deliver func(context.Context, OutboxRow) error) (done bool, retry *OutboxRow) {
+	if err := deliver(ctx, r); err != nil {
 		if ctx.Err() != nil {
-			return // shutting down: the row stays for the next start
+			return false, nil
 		}
 		s.metrics.attempts.WithLabelValues("retry").Inc()
 		r.Attempts++
@@ -142,37 +191,41 @@ func (s *Service) attempt(ctx context.Context, t Transport, r OutboxRow) {
 			s.log.Error("record outbox retry", "order", r.OrderID, "err", err)
 		}
 		s.log.Debug("order delivery failed; will retry", "order", r.OrderID, "dest", r.Dest, "attempts", r.Attempts, "err", err)
-		return
+		return false, &r
 	}
 	s.metrics.attempts.WithLabelValues("ok").Inc()
+	return true, nil
+}
+
+// message decodes a row's payload: the message it carries and the body
+// whose hash its receipt must acknowledge (nil if the row is gone).
+func (s *Service) message(ctx context.Context, r OutboxRow) (*pb.Message, proto.Message, error) {
+	payload, err := s.cfg.Store.OutboxPayload(ctx, r.Dest, r.Seq)
+	if err != nil || payload == nil {
+		return nil, nil, err // nil, nil: completed meanwhile
+	}
+	switch r.Kind {
+	case KindHandoff:
+		var h pb.OrderHandoff
+		if err := proto.Unmarshal(payload, &h); err != nil {
+			return nil, nil, err
+		}
+		return &pb.Message{Body: &pb.Message_OrderHandoff{OrderHandoff: &h}}, &h, nil
+	case KindStatus:
+		var st pb.OrderStatus
+		if err := proto.Unmarshal(payload, &st); err != nil {
+			return nil, nil, err
+		}
+		return &pb.Message{Body: &pb.Message_OrderStatus{OrderStatus: &st}}, &st, nil
+	}
+	return nil, nil, fmt.Errorf("outbox row of unknown kind %q", r.Kind)
 }
 
 // deliver sends one row and, on a valid receipt, completes it.
 func (s *Service) deliver(ctx context.Context, t Transport, r OutboxRow) error {
-	payload, err := s.cfg.Store.OutboxPayload(ctx, r.Dest, r.Seq)
-	if err != nil {
+	msg, body, err := s.message(ctx, r)
+	if err != nil || msg == nil {
 		return err
-	}
-	if payload == nil {
-		return nil // completed meanwhile
-	}
-	r.Payload = payload
-	msg := &pb.Message{}
-	switch r.Kind {
-	case KindHandoff:
-		var h pb.OrderHandoff
-		if err := proto.Unmarshal(r.Payload, &h); err != nil {
-			return err
-		}
-		msg.Body = &pb.Message_OrderHandoff{OrderHandoff: &h}
-	case KindStatus:
-		var st pb.OrderStatus
-		if err := proto.Unmarshal(r.Payload, &st); err != nil {
-			return err
-		}
-		msg.Body = &pb.Message_OrderStatus{OrderStatus: &st}
-	default:
-		return fmt.Errorf("outbox row of unknown kind %q", r.Kind)
 	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -180,13 +233,59 @@ func (s *Service) deliver(ctx context.Context, t Transport, r OutboxRow) error {
 	if err != nil {
 		return err
 	}
+	return s.complete(ctx, t, r, body, raw)
+}
+
+// deliverHandoffs sends a destination's handoff rows in one message and
+// completes each that got a valid receipt; record learns each row's fate.
+func (s *Service) deliverHandoffs(ctx context.Context, t Transport, rows []OutboxRow, record func(OutboxRow, bool, *OutboxRow)) {
+	var send []OutboxRow
+	var hs []*pb.OrderHandoff
+	for _, r := range rows {
+		msg, _, err := s.message(ctx, r)
+		switch {
+		case err != nil:
+			done, retry := s.attempt(ctx, r, func(context.Context, OutboxRow) error { return err })
+			record(r, done, retry)
+		case msg == nil:
+			record(r, true, nil) // completed meanwhile
+		default:
+			send = append(send, r)
+			hs = append(hs, msg.GetOrderHandoff())
+		}
+	}
+	if len(send) == 0 {
+		return
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	receipts, errs, err := t.DeliverOrders(dctx, send[0].Dest, hs)
+	cancel()
+	var wg sync.WaitGroup
+	for i, r := range send {
+		wg.Add(1)
+		go func() { // completions group into shared commits
+			defer wg.Done()
+			done, retry := s.attempt(ctx, r, func(ctx context.Context, r OutboxRow) error {
+				switch {
+				case err != nil:
+					return err
+				case errs[i] != nil:
+					return errs[i]
+				}
+				return s.complete(ctx, t, r, hs[i], receipts[i])
+			})
+			record(r, done, retry)
+		}()
+	}
+	wg.Wait()
+}
+
+// complete checks a row's receipt and, if it acknowledges exactly this
+// message, removes the row and applies the receipt to the order.
+func (s *Service) complete(ctx context.Context, t Transport, r OutboxRow, body proto.Message, raw []byte) error {
 	rc, err := t.OpenReceipt(raw, r.Dest)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadReceipt, err)
-	}
-	var body proto.Message = msg.GetOrderHandoff()
-	if r.Kind == KindStatus {
-		body = msg.GetOrderStatus()
 	}
 	hash, err := PayloadHash(body)
 	if err != nil {

@@ -2,6 +2,7 @@ package orders
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/imtgt/imtgt-node/catalog"
@@ -56,6 +57,20 @@ func uitoa(n uint64) string {
 	}
 }
 
+// ReceivedHandoff is one handoff as the seller's node stores it.
+type ReceivedHandoff struct {
+	Key   string
+	Entry InboxEntry
+	Order *Order
+}
+
+// ConflictError says which handoff of a group met an inbox key or order
+// ID that exists. It matches ErrConflict.
+type ConflictError struct{ Index int }
+
+func (e *ConflictError) Error() string        { return fmt.Sprintf("handoff %d: %v", e.Index, ErrConflict) }
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
 // Store is what orders need from persistent storage. Every method is one
 // durable transaction.
 type Store interface {
@@ -77,6 +92,9 @@ type Store interface {
 	// Outbox lists pending rows, oldest first per destination, without
 	// their payloads.
 	Outbox(ctx context.Context) ([]OutboxRow, error)
+	// OutboxAfter lists, per destination, the pending rows after the
+	// given sequence number (all rows of a destination not in after).
+	OutboxAfter(ctx context.Context, after map[string]uint64) ([]OutboxRow, error)
 	// OutboxPayload returns a pending row's payload (nil if the row is gone).
 	OutboxPayload(ctx context.Context, dest string, seq uint64) ([]byte, error)
 	// CompleteOutbox removes a delivered row and applies fn to its order.
@@ -85,11 +103,12 @@ type Store interface {
 	RetryOutbox(ctx context.Context, row OutboxRow) error
 	// Inbox returns what was received under key, or nil.
 	Inbox(ctx context.Context, key string) (*InboxEntry, error)
-	// ReceiveHandoff stores a received order with its inbox entry, the
-	// listings' new stock and their catalog log records (sealed by seal
-	// for the origin country's log), in one transaction; ErrConflict if
-	// the inbox key exists.
-	ReceiveHandoff(ctx context.Context, key string, entry InboxEntry, o *Order, stock []*catalog.Listing, origin string, seal catalog.SealFunc) error
+	// ReceiveHandoffs stores received orders with their inbox entries,
+	// the listings' new stock and their catalog log records (sealed by
+	// seal for the origin country's log), in one transaction. If an inbox
+	// key or order ID exists it stores nothing and returns a
+	// *ConflictError naming the first such handoff.
+	ReceiveHandoffs(ctx context.Context, hs []ReceivedHandoff, stock []*catalog.Listing, origin string, seal catalog.SealFunc) error
 	// ApplyReceived applies fn to an order, appends the outbox rows it
 	// returns and stores the inbox entry with the receipt it returns, in
 	// one transaction; ErrConflict if the inbox key exists.

@@ -224,17 +224,25 @@ func (db *DB) UpdateOrder(ctx context.Context, id string, fn func(*orders.Order)
 
 // Outbox implements orders.Store.
 func (db *DB) Outbox(ctx context.Context) ([]orders.OutboxRow, error) {
+	return db.OutboxAfter(ctx, nil)
+}
+
+// OutboxAfter implements orders.Store. A destination's sequence numbers
+// grow in commit order (bbolt has one writer), so a reader that has seen
+// up to seq N has seen every row at or below N that will ever exist.
+func (db *DB) OutboxAfter(ctx context.Context, after map[string]uint64) ([]orders.OutboxRow, error) {
 	var out []orders.OutboxRow
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketOutbox).ForEachBucket(func(dest []byte) error {
-			return tx.Bucket(bucketOutbox).Bucket(dest).ForEach(func(k, v []byte) error {
+			c := tx.Bucket(bucketOutbox).Bucket(dest).Cursor()
+			for k, v := c.Seek(seqKey(after[string(dest)] + 1)); k != nil; k, v = c.Next() {
 				var r orders.OutboxRow
 				if err := json.Unmarshal(v, &r); err != nil {
 					return err
 				}
 				out = append(out, r)
-				return nil
-			})
+			}
+			return nil
 		})
 	})
 	return out, err
@@ -285,20 +293,21 @@ func (db *DB) Inbox(ctx context.Context, key string) (*orders.InboxEntry, error)
 	return e, err
 }
 
-// ReceiveHandoff implements orders.Store.
-func (db *DB) ReceiveHandoff(ctx context.Context, key string, entry orders.InboxEntry, o *orders.Order, stock []*catalog.Listing, origin string, seal catalog.SealFunc) error {
+// ReceiveHandoffs implements orders.Store.
+func (db *DB) ReceiveHandoffs(ctx context.Context, hs []orders.ReceivedHandoff, stock []*catalog.Listing, origin string, seal catalog.SealFunc) error {
 	return db.batch(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketInbox).Get([]byte(key)) != nil {
-			return orders.ErrConflict // raced with a concurrent delivery of the same message
-		}
-		if tx.Bucket(bucketOrders).Get([]byte(o.ID)) != nil {
-			return orders.ErrConflict // the ID is another origin's order, or one of ours
-		}
-		if err := putJSON(tx.Bucket(bucketInbox), []byte(key), entry); err != nil {
-			return err
-		}
-		if err := putJSON(tx.Bucket(bucketOrders), []byte(o.ID), o); err != nil {
-			return err
+		for i, h := range hs {
+			// A concurrent delivery of the same message, or an ID that is
+			// another origin's order or one of ours.
+			if tx.Bucket(bucketInbox).Get([]byte(h.Key)) != nil || tx.Bucket(bucketOrders).Get([]byte(h.Order.ID)) != nil {
+				return &orders.ConflictError{Index: i}
+			}
+			if err := putJSON(tx.Bucket(bucketInbox), []byte(h.Key), h.Entry); err != nil {
+				return err
+			}
+			if err := putJSON(tx.Bucket(bucketOrders), []byte(h.Order.ID), h.Order); err != nil {
+				return err
+			}
 		}
 		if len(stock) == 0 {
 			return nil

@@ -72,7 +72,7 @@ func (x ListingRecord_Op) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ListingRecord_Op.Descriptor instead.
 func (ListingRecord_Op) EnumDescriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{8, 0}
+	return file_federation_proto_rawDescGZIP(), []int{11, 0}
 }
 
 // Message is the payload of every application message. It travels inside a
@@ -103,6 +103,8 @@ type Message struct {
 	//	*Message_OrderHandoff
 	//	*Message_OrderStatus
 	//	*Message_Receipt
+	//	*Message_OrderBatch
+	//	*Message_ReceiptBatch
 	Body          isMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -270,6 +272,24 @@ func (x *Message) GetReceipt() []byte {
 	return nil
 }
 
+func (x *Message) GetOrderBatch() *OrderBatch {
+	if x != nil {
+		if x, ok := x.Body.(*Message_OrderBatch); ok {
+			return x.OrderBatch
+		}
+	}
+	return nil
+}
+
+func (x *Message) GetReceiptBatch() *ReceiptBatch {
+	if x != nil {
+		if x, ok := x.Body.(*Message_ReceiptBatch); ok {
+			return x.ReceiptBatch
+		}
+	}
+	return nil
+}
+
 type isMessage_Body interface {
 	isMessage_Body()
 }
@@ -316,6 +336,16 @@ type Message_Receipt struct {
 	Receipt []byte `protobuf:"bytes,19,opt,name=receipt,proto3,oneof"`
 }
 
+type Message_OrderBatch struct {
+	// Several handoffs to one node in one message: the relay's batch. The
+	// reply is a receipt_batch with one result per handoff, in order.
+	OrderBatch *OrderBatch `protobuf:"bytes,20,opt,name=order_batch,json=orderBatch,proto3,oneof"`
+}
+
+type Message_ReceiptBatch struct {
+	ReceiptBatch *ReceiptBatch `protobuf:"bytes,21,opt,name=receipt_batch,json=receiptBatch,proto3,oneof"`
+}
+
 func (*Message_HeadsRequest) isMessage_Body() {}
 
 func (*Message_Heads) isMessage_Body() {}
@@ -336,6 +366,157 @@ func (*Message_OrderStatus) isMessage_Body() {}
 
 func (*Message_Receipt) isMessage_Body() {}
 
+func (*Message_OrderBatch) isMessage_Body() {}
+
+func (*Message_ReceiptBatch) isMessage_Body() {}
+
+// OrderBatch carries up to 64 handoffs from one buyer's node. Each is
+// handled as if it came alone (its own inbox key, order and receipt); the
+// receiver stores them in one transaction.
+type OrderBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Handoffs      []*OrderHandoff        `protobuf:"bytes,1,rep,name=handoffs,proto3" json:"handoffs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrderBatch) Reset() {
+	*x = OrderBatch{}
+	mi := &file_federation_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrderBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrderBatch) ProtoMessage() {}
+
+func (x *OrderBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_federation_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrderBatch.ProtoReflect.Descriptor instead.
+func (*OrderBatch) Descriptor() ([]byte, []int) {
+	return file_federation_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *OrderBatch) GetHandoffs() []*OrderHandoff {
+	if x != nil {
+		return x.Handoffs
+	}
+	return nil
+}
+
+// ReceiptBatch answers an OrderBatch: results[i] answers handoffs[i].
+type ReceiptBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*BatchResult         `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiptBatch) Reset() {
+	*x = ReceiptBatch{}
+	mi := &file_federation_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiptBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiptBatch) ProtoMessage() {}
+
+func (x *ReceiptBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_federation_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiptBatch.ProtoReflect.Descriptor instead.
+func (*ReceiptBatch) Descriptor() ([]byte, []int) {
+	return file_federation_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ReceiptBatch) GetResults() []*BatchResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// BatchResult is a signed Receipt envelope, or why there is none (the
+// handoff was refused: a conflict or a malformed order); the sender keeps
+// a refused handoff in its outbox and retries it.
+type BatchResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Receipt       []byte                 `protobuf:"bytes,1,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	Error         string                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchResult) Reset() {
+	*x = BatchResult{}
+	mi := &file_federation_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchResult) ProtoMessage() {}
+
+func (x *BatchResult) ProtoReflect() protoreflect.Message {
+	mi := &file_federation_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchResult.ProtoReflect.Descriptor instead.
+func (*BatchResult) Descriptor() ([]byte, []int) {
+	return file_federation_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *BatchResult) GetReceipt() []byte {
+	if x != nil {
+		return x.Receipt
+	}
+	return nil
+}
+
+func (x *BatchResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 // HeadsRequest asks a peer for the last sequence number it holds of each
 // origin's catalog log.
 type HeadsRequest struct {
@@ -346,7 +527,7 @@ type HeadsRequest struct {
 
 func (x *HeadsRequest) Reset() {
 	*x = HeadsRequest{}
-	mi := &file_federation_proto_msgTypes[1]
+	mi := &file_federation_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -358,7 +539,7 @@ func (x *HeadsRequest) String() string {
 func (*HeadsRequest) ProtoMessage() {}
 
 func (x *HeadsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[1]
+	mi := &file_federation_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -371,7 +552,7 @@ func (x *HeadsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeadsRequest.ProtoReflect.Descriptor instead.
 func (*HeadsRequest) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{1}
+	return file_federation_proto_rawDescGZIP(), []int{4}
 }
 
 // Heads maps an origin country code (ISO 3166-1 alpha-2) to the highest
@@ -386,7 +567,7 @@ type Heads struct {
 
 func (x *Heads) Reset() {
 	*x = Heads{}
-	mi := &file_federation_proto_msgTypes[2]
+	mi := &file_federation_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -398,7 +579,7 @@ func (x *Heads) String() string {
 func (*Heads) ProtoMessage() {}
 
 func (x *Heads) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[2]
+	mi := &file_federation_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -411,7 +592,7 @@ func (x *Heads) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heads.ProtoReflect.Descriptor instead.
 func (*Heads) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{2}
+	return file_federation_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Heads) GetHeads() map[string]uint64 {
@@ -434,7 +615,7 @@ type RangeRequest struct {
 
 func (x *RangeRequest) Reset() {
 	*x = RangeRequest{}
-	mi := &file_federation_proto_msgTypes[3]
+	mi := &file_federation_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -446,7 +627,7 @@ func (x *RangeRequest) String() string {
 func (*RangeRequest) ProtoMessage() {}
 
 func (x *RangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[3]
+	mi := &file_federation_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -459,7 +640,7 @@ func (x *RangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeRequest.ProtoReflect.Descriptor instead.
 func (*RangeRequest) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{3}
+	return file_federation_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RangeRequest) GetOrigin() string {
@@ -500,7 +681,7 @@ type RangeReply struct {
 
 func (x *RangeReply) Reset() {
 	*x = RangeReply{}
-	mi := &file_federation_proto_msgTypes[4]
+	mi := &file_federation_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -512,7 +693,7 @@ func (x *RangeReply) String() string {
 func (*RangeReply) ProtoMessage() {}
 
 func (x *RangeReply) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[4]
+	mi := &file_federation_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -525,7 +706,7 @@ func (x *RangeReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeReply.ProtoReflect.Descriptor instead.
 func (*RangeReply) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{4}
+	return file_federation_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RangeReply) GetOrigin() string {
@@ -560,7 +741,7 @@ type ManifestOffer struct {
 
 func (x *ManifestOffer) Reset() {
 	*x = ManifestOffer{}
-	mi := &file_federation_proto_msgTypes[5]
+	mi := &file_federation_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -572,7 +753,7 @@ func (x *ManifestOffer) String() string {
 func (*ManifestOffer) ProtoMessage() {}
 
 func (x *ManifestOffer) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[5]
+	mi := &file_federation_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -585,7 +766,7 @@ func (x *ManifestOffer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestOffer.ProtoReflect.Descriptor instead.
 func (*ManifestOffer) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{5}
+	return file_federation_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ManifestOffer) GetVersion() uint64 {
@@ -617,7 +798,7 @@ type ManifestReply struct {
 
 func (x *ManifestReply) Reset() {
 	*x = ManifestReply{}
-	mi := &file_federation_proto_msgTypes[6]
+	mi := &file_federation_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -629,7 +810,7 @@ func (x *ManifestReply) String() string {
 func (*ManifestReply) ProtoMessage() {}
 
 func (x *ManifestReply) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[6]
+	mi := &file_federation_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -642,7 +823,7 @@ func (x *ManifestReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestReply.ProtoReflect.Descriptor instead.
 func (*ManifestReply) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{6}
+	return file_federation_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ManifestReply) GetAccepted() bool {
@@ -675,7 +856,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_federation_proto_msgTypes[7]
+	mi := &file_federation_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -687,7 +868,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[7]
+	mi := &file_federation_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -700,7 +881,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{7}
+	return file_federation_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Error) GetCode() string {
@@ -737,7 +918,7 @@ type ListingRecord struct {
 
 func (x *ListingRecord) Reset() {
 	*x = ListingRecord{}
-	mi := &file_federation_proto_msgTypes[8]
+	mi := &file_federation_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -749,7 +930,7 @@ func (x *ListingRecord) String() string {
 func (*ListingRecord) ProtoMessage() {}
 
 func (x *ListingRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[8]
+	mi := &file_federation_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -762,7 +943,7 @@ func (x *ListingRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListingRecord.ProtoReflect.Descriptor instead.
 func (*ListingRecord) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{8}
+	return file_federation_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListingRecord) GetOrigin() string {
@@ -830,7 +1011,7 @@ type Listing struct {
 
 func (x *Listing) Reset() {
 	*x = Listing{}
-	mi := &file_federation_proto_msgTypes[9]
+	mi := &file_federation_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -842,7 +1023,7 @@ func (x *Listing) String() string {
 func (*Listing) ProtoMessage() {}
 
 func (x *Listing) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[9]
+	mi := &file_federation_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -855,7 +1036,7 @@ func (x *Listing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Listing.ProtoReflect.Descriptor instead.
 func (*Listing) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{9}
+	return file_federation_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Listing) GetId() string {
@@ -962,7 +1143,7 @@ type SellerProfile struct {
 
 func (x *SellerProfile) Reset() {
 	*x = SellerProfile{}
-	mi := &file_federation_proto_msgTypes[10]
+	mi := &file_federation_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -974,7 +1155,7 @@ func (x *SellerProfile) String() string {
 func (*SellerProfile) ProtoMessage() {}
 
 func (x *SellerProfile) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[10]
+	mi := &file_federation_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -987,7 +1168,7 @@ func (x *SellerProfile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SellerProfile.ProtoReflect.Descriptor instead.
 func (*SellerProfile) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{10}
+	return file_federation_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SellerProfile) GetId() string {
@@ -1029,7 +1210,7 @@ type Money struct {
 
 func (x *Money) Reset() {
 	*x = Money{}
-	mi := &file_federation_proto_msgTypes[11]
+	mi := &file_federation_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1041,7 +1222,7 @@ func (x *Money) String() string {
 func (*Money) ProtoMessage() {}
 
 func (x *Money) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[11]
+	mi := &file_federation_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1054,7 +1235,7 @@ func (x *Money) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Money.ProtoReflect.Descriptor instead.
 func (*Money) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{11}
+	return file_federation_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Money) GetMinor() int64 {
@@ -1096,7 +1277,7 @@ type OrderHandoff struct {
 
 func (x *OrderHandoff) Reset() {
 	*x = OrderHandoff{}
-	mi := &file_federation_proto_msgTypes[12]
+	mi := &file_federation_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1108,7 +1289,7 @@ func (x *OrderHandoff) String() string {
 func (*OrderHandoff) ProtoMessage() {}
 
 func (x *OrderHandoff) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[12]
+	mi := &file_federation_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1121,7 +1302,7 @@ func (x *OrderHandoff) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderHandoff.ProtoReflect.Descriptor instead.
 func (*OrderHandoff) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{12}
+	return file_federation_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *OrderHandoff) GetOrderId() string {
@@ -1207,7 +1388,7 @@ type OrderItem struct {
 
 func (x *OrderItem) Reset() {
 	*x = OrderItem{}
-	mi := &file_federation_proto_msgTypes[13]
+	mi := &file_federation_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1219,7 +1400,7 @@ func (x *OrderItem) String() string {
 func (*OrderItem) ProtoMessage() {}
 
 func (x *OrderItem) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[13]
+	mi := &file_federation_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1232,7 +1413,7 @@ func (x *OrderItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderItem.ProtoReflect.Descriptor instead.
 func (*OrderItem) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{13}
+	return file_federation_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *OrderItem) GetListingId() string {
@@ -1284,7 +1465,7 @@ type OrderQuote struct {
 
 func (x *OrderQuote) Reset() {
 	*x = OrderQuote{}
-	mi := &file_federation_proto_msgTypes[14]
+	mi := &file_federation_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1296,7 +1477,7 @@ func (x *OrderQuote) String() string {
 func (*OrderQuote) ProtoMessage() {}
 
 func (x *OrderQuote) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[14]
+	mi := &file_federation_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1309,7 +1490,7 @@ func (x *OrderQuote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderQuote.ProtoReflect.Descriptor instead.
 func (*OrderQuote) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{14}
+	return file_federation_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *OrderQuote) GetItemTotal() *Money {
@@ -1369,7 +1550,7 @@ type Recipient struct {
 
 func (x *Recipient) Reset() {
 	*x = Recipient{}
-	mi := &file_federation_proto_msgTypes[15]
+	mi := &file_federation_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1381,7 +1562,7 @@ func (x *Recipient) String() string {
 func (*Recipient) ProtoMessage() {}
 
 func (x *Recipient) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[15]
+	mi := &file_federation_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1394,7 +1575,7 @@ func (x *Recipient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Recipient.ProtoReflect.Descriptor instead.
 func (*Recipient) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{15}
+	return file_federation_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Recipient) GetName() string {
@@ -1456,7 +1637,7 @@ type Consent struct {
 
 func (x *Consent) Reset() {
 	*x = Consent{}
-	mi := &file_federation_proto_msgTypes[16]
+	mi := &file_federation_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1468,7 +1649,7 @@ func (x *Consent) String() string {
 func (*Consent) ProtoMessage() {}
 
 func (x *Consent) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[16]
+	mi := &file_federation_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1481,7 +1662,7 @@ func (x *Consent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Consent.ProtoReflect.Descriptor instead.
 func (*Consent) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{16}
+	return file_federation_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Consent) GetCrossBorderTransfer() bool {
@@ -1516,7 +1697,7 @@ type OrderStatus struct {
 
 func (x *OrderStatus) Reset() {
 	*x = OrderStatus{}
-	mi := &file_federation_proto_msgTypes[17]
+	mi := &file_federation_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1528,7 +1709,7 @@ func (x *OrderStatus) String() string {
 func (*OrderStatus) ProtoMessage() {}
 
 func (x *OrderStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[17]
+	mi := &file_federation_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1541,7 +1722,7 @@ func (x *OrderStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderStatus.ProtoReflect.Descriptor instead.
 func (*OrderStatus) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{17}
+	return file_federation_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *OrderStatus) GetOrderId() string {
@@ -1613,7 +1794,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_federation_proto_msgTypes[18]
+	mi := &file_federation_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1625,7 +1806,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[18]
+	mi := &file_federation_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1638,7 +1819,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{18}
+	return file_federation_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Receipt) GetOrderId() string {
@@ -1708,7 +1889,7 @@ var File_federation_proto protoreflect.FileDescriptor
 
 const file_federation_proto_rawDesc = "" +
 	"\n" +
-	"\x10federation.proto\x12\x13imtgt.federation.v1\"\xc3\x06\n" +
+	"\x10federation.proto\x12\x13imtgt.federation.v1\"\xd1\a\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12&\n" +
 	"\x0fcreated_unix_ms\x18\x02 \x01(\x03R\rcreatedUnixMs\x12&\n" +
@@ -1728,8 +1909,19 @@ const file_federation_proto_rawDesc = "" +
 	"\x05error\x18\x10 \x01(\v2\x1a.imtgt.federation.v1.ErrorH\x00R\x05error\x12H\n" +
 	"\rorder_handoff\x18\x11 \x01(\v2!.imtgt.federation.v1.OrderHandoffH\x00R\forderHandoff\x12E\n" +
 	"\forder_status\x18\x12 \x01(\v2 .imtgt.federation.v1.OrderStatusH\x00R\vorderStatus\x12\x1a\n" +
-	"\areceipt\x18\x13 \x01(\fH\x00R\areceiptB\x06\n" +
-	"\x04body\"\x0e\n" +
+	"\areceipt\x18\x13 \x01(\fH\x00R\areceipt\x12B\n" +
+	"\vorder_batch\x18\x14 \x01(\v2\x1f.imtgt.federation.v1.OrderBatchH\x00R\n" +
+	"orderBatch\x12H\n" +
+	"\rreceipt_batch\x18\x15 \x01(\v2!.imtgt.federation.v1.ReceiptBatchH\x00R\freceiptBatchB\x06\n" +
+	"\x04body\"K\n" +
+	"\n" +
+	"OrderBatch\x12=\n" +
+	"\bhandoffs\x18\x01 \x03(\v2!.imtgt.federation.v1.OrderHandoffR\bhandoffs\"J\n" +
+	"\fReceiptBatch\x12:\n" +
+	"\aresults\x18\x01 \x03(\v2 .imtgt.federation.v1.BatchResultR\aresults\"=\n" +
+	"\vBatchResult\x12\x18\n" +
+	"\areceipt\x18\x01 \x01(\fR\areceipt\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\"\x0e\n" +
 	"\fHeadsRequest\"~\n" +
 	"\x05Heads\x12;\n" +
 	"\x05heads\x18\x01 \x03(\v2%.imtgt.federation.v1.Heads.HeadsEntryR\x05heads\x1a8\n" +
@@ -1871,61 +2063,68 @@ func file_federation_proto_rawDescGZIP() []byte {
 }
 
 var file_federation_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_federation_proto_goTypes = []any{
 	(ListingRecord_Op)(0), // 0: imtgt.federation.v1.ListingRecord.Op
 	(*Message)(nil),       // 1: imtgt.federation.v1.Message
-	(*HeadsRequest)(nil),  // 2: imtgt.federation.v1.HeadsRequest
-	(*Heads)(nil),         // 3: imtgt.federation.v1.Heads
-	(*RangeRequest)(nil),  // 4: imtgt.federation.v1.RangeRequest
-	(*RangeReply)(nil),    // 5: imtgt.federation.v1.RangeReply
-	(*ManifestOffer)(nil), // 6: imtgt.federation.v1.ManifestOffer
-	(*ManifestReply)(nil), // 7: imtgt.federation.v1.ManifestReply
-	(*Error)(nil),         // 8: imtgt.federation.v1.Error
-	(*ListingRecord)(nil), // 9: imtgt.federation.v1.ListingRecord
-	(*Listing)(nil),       // 10: imtgt.federation.v1.Listing
-	(*SellerProfile)(nil), // 11: imtgt.federation.v1.SellerProfile
-	(*Money)(nil),         // 12: imtgt.federation.v1.Money
-	(*OrderHandoff)(nil),  // 13: imtgt.federation.v1.OrderHandoff
-	(*OrderItem)(nil),     // 14: imtgt.federation.v1.OrderItem
-	(*OrderQuote)(nil),    // 15: imtgt.federation.v1.OrderQuote
-	(*Recipient)(nil),     // 16: imtgt.federation.v1.Recipient
-	(*Consent)(nil),       // 17: imtgt.federation.v1.Consent
-	(*OrderStatus)(nil),   // 18: imtgt.federation.v1.OrderStatus
-	(*Receipt)(nil),       // 19: imtgt.federation.v1.Receipt
-	nil,                   // 20: imtgt.federation.v1.Heads.HeadsEntry
-	nil,                   // 21: imtgt.federation.v1.Listing.AttributesEntry
+	(*OrderBatch)(nil),    // 2: imtgt.federation.v1.OrderBatch
+	(*ReceiptBatch)(nil),  // 3: imtgt.federation.v1.ReceiptBatch
+	(*BatchResult)(nil),   // 4: imtgt.federation.v1.BatchResult
+	(*HeadsRequest)(nil),  // 5: imtgt.federation.v1.HeadsRequest
+	(*Heads)(nil),         // 6: imtgt.federation.v1.Heads
+	(*RangeRequest)(nil),  // 7: imtgt.federation.v1.RangeRequest
+	(*RangeReply)(nil),    // 8: imtgt.federation.v1.RangeReply
+	(*ManifestOffer)(nil), // 9: imtgt.federation.v1.ManifestOffer
+	(*ManifestReply)(nil), // 10: imtgt.federation.v1.ManifestReply
+	(*Error)(nil),         // 11: imtgt.federation.v1.Error
+	(*ListingRecord)(nil), // 12: imtgt.federation.v1.ListingRecord
+	(*Listing)(nil),       // 13: imtgt.federation.v1.Listing
+	(*SellerProfile)(nil), // 14: imtgt.federation.v1.SellerProfile
+	(*Money)(nil),         // 15: imtgt.federation.v1.Money
+	(*OrderHandoff)(nil),  // 16: imtgt.federation.v1.OrderHandoff
+	(*OrderItem)(nil),     // 17: imtgt.federation.v1.OrderItem
+	(*OrderQuote)(nil),    // 18: imtgt.federation.v1.OrderQuote
+	(*Recipient)(nil),     // 19: imtgt.federation.v1.Recipient
+	(*Consent)(nil),       // 20: imtgt.federation.v1.Consent
+	(*OrderStatus)(nil),   // 21: imtgt.federation.v1.OrderStatus
+	(*Receipt)(nil),       // 22: imtgt.federation.v1.Receipt
+	nil,                   // 23: imtgt.federation.v1.Heads.HeadsEntry
+	nil,                   // 24: imtgt.federation.v1.Listing.AttributesEntry
 }
 var file_federation_proto_depIdxs = []int32{
-	2,  // 0: imtgt.federation.v1.Message.heads_request:type_name -> imtgt.federation.v1.HeadsRequest
-	3,  // 1: imtgt.federation.v1.Message.heads:type_name -> imtgt.federation.v1.Heads
-	4,  // 2: imtgt.federation.v1.Message.range_request:type_name -> imtgt.federation.v1.RangeRequest
-	5,  // 3: imtgt.federation.v1.Message.range_reply:type_name -> imtgt.federation.v1.RangeReply
-	6,  // 4: imtgt.federation.v1.Message.manifest_offer:type_name -> imtgt.federation.v1.ManifestOffer
-	7,  // 5: imtgt.federation.v1.Message.manifest_reply:type_name -> imtgt.federation.v1.ManifestReply
-	8,  // 6: imtgt.federation.v1.Message.error:type_name -> imtgt.federation.v1.Error
-	13, // 7: imtgt.federation.v1.Message.order_handoff:type_name -> imtgt.federation.v1.OrderHandoff
-	18, // 8: imtgt.federation.v1.Message.order_status:type_name -> imtgt.federation.v1.OrderStatus
-	20, // 9: imtgt.federation.v1.Heads.heads:type_name -> imtgt.federation.v1.Heads.HeadsEntry
-	0,  // 10: imtgt.federation.v1.ListingRecord.op:type_name -> imtgt.federation.v1.ListingRecord.Op
-	10, // 11: imtgt.federation.v1.ListingRecord.listing:type_name -> imtgt.federation.v1.Listing
-	11, // 12: imtgt.federation.v1.Listing.seller:type_name -> imtgt.federation.v1.SellerProfile
-	12, // 13: imtgt.federation.v1.Listing.price:type_name -> imtgt.federation.v1.Money
-	21, // 14: imtgt.federation.v1.Listing.attributes:type_name -> imtgt.federation.v1.Listing.AttributesEntry
-	14, // 15: imtgt.federation.v1.OrderHandoff.items:type_name -> imtgt.federation.v1.OrderItem
-	15, // 16: imtgt.federation.v1.OrderHandoff.quote:type_name -> imtgt.federation.v1.OrderQuote
-	16, // 17: imtgt.federation.v1.OrderHandoff.recipient:type_name -> imtgt.federation.v1.Recipient
-	17, // 18: imtgt.federation.v1.OrderHandoff.consent:type_name -> imtgt.federation.v1.Consent
-	12, // 19: imtgt.federation.v1.OrderItem.unit_price:type_name -> imtgt.federation.v1.Money
-	12, // 20: imtgt.federation.v1.OrderQuote.item_total:type_name -> imtgt.federation.v1.Money
-	12, // 21: imtgt.federation.v1.OrderQuote.duties_total:type_name -> imtgt.federation.v1.Money
-	12, // 22: imtgt.federation.v1.OrderQuote.taxes_total:type_name -> imtgt.federation.v1.Money
-	12, // 23: imtgt.federation.v1.OrderQuote.landed_total:type_name -> imtgt.federation.v1.Money
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	5,  // 0: imtgt.federation.v1.Message.heads_request:type_name -> imtgt.federation.v1.HeadsRequest
+	6,  // 1: imtgt.federation.v1.Message.heads:type_name -> imtgt.federation.v1.Heads
+	7,  // 2: imtgt.federation.v1.Message.range_request:type_name -> imtgt.federation.v1.RangeRequest
+	8,  // 3: imtgt.federation.v1.Message.range_reply:type_name -> imtgt.federation.v1.RangeReply
+	9,  // 4: imtgt.federation.v1.Message.manifest_offer:type_name -> imtgt.federation.v1.ManifestOffer
+	10, // 5: imtgt.federation.v1.Message.manifest_reply:type_name -> imtgt.federation.v1.ManifestReply
+	11, // 6: imtgt.federation.v1.Message.error:type_name -> imtgt.federation.v1.Error
+	16, // 7: imtgt.federation.v1.Message.order_handoff:type_name -> imtgt.federation.v1.OrderHandoff
+	21, // 8: imtgt.federation.v1.Message.order_status:type_name -> imtgt.federation.v1.OrderStatus
+	2,  // 9: imtgt.federation.v1.Message.order_batch:type_name -> imtgt.federation.v1.OrderBatch
+	3,  // 10: imtgt.federation.v1.Message.receipt_batch:type_name -> imtgt.federation.v1.ReceiptBatch
+	16, // 11: imtgt.federation.v1.OrderBatch.handoffs:type_name -> imtgt.federation.v1.OrderHandoff
+	4,  // 12: imtgt.federation.v1.ReceiptBatch.results:type_name -> imtgt.federation.v1.BatchResult
+	23, // 13: imtgt.federation.v1.Heads.heads:type_name -> imtgt.federation.v1.Heads.HeadsEntry
+	0,  // 14: imtgt.federation.v1.ListingRecord.op:type_name -> imtgt.federation.v1.ListingRecord.Op
+	13, // 15: imtgt.federation.v1.ListingRecord.listing:type_name -> imtgt.federation.v1.Listing
+	14, // 16: imtgt.federation.v1.Listing.seller:type_name -> imtgt.federation.v1.SellerProfile
+	15, // 17: imtgt.federation.v1.Listing.price:type_name -> imtgt.federation.v1.Money
+	24, // 18: imtgt.federation.v1.Listing.attributes:type_name -> imtgt.federation.v1.Listing.AttributesEntry
+	17, // 19: imtgt.federation.v1.OrderHandoff.items:type_name -> imtgt.federation.v1.OrderItem
+	18, // 20: imtgt.federation.v1.OrderHandoff.quote:type_name -> imtgt.federation.v1.OrderQuote
+	19, // 21: imtgt.federation.v1.OrderHandoff.recipient:type_name -> imtgt.federation.v1.Recipient
+	20, // 22: imtgt.federation.v1.OrderHandoff.consent:type_name -> imtgt.federation.v1.Consent
+	15, // 23: imtgt.federation.v1.OrderItem.unit_price:type_name -> imtgt.federation.v1.Money
+	15, // 24: imtgt.federation.v1.OrderQuote.item_total:type_name -> imtgt.federation.v1.Money
+	15, // 25: imtgt.federation.v1.OrderQuote.duties_total:type_name -> imtgt.federation.v1.Money
+	15, // 26: imtgt.federation.v1.OrderQuote.taxes_total:type_name -> imtgt.federation.v1.Money
+	15, // 27: imtgt.federation.v1.OrderQuote.landed_total:type_name -> imtgt.federation.v1.Money
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_federation_proto_init() }
@@ -1944,6 +2143,8 @@ func file_federation_proto_init() {
 		(*Message_OrderHandoff)(nil),
 		(*Message_OrderStatus)(nil),
 		(*Message_Receipt)(nil),
+		(*Message_OrderBatch)(nil),
+		(*Message_ReceiptBatch)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1951,7 +2152,7 @@ func file_federation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_federation_proto_rawDesc), len(file_federation_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   21,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
