@@ -10,6 +10,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/validation"
 )
 
@@ -48,7 +49,10 @@ type Store interface {
 	// listings in one transaction. Records at or below the stored head are
 	// skipped (a repeated pull is harmless); a record that leaves a gap is
 	// ErrLogGap. It returns the records it applied.
-	ApplyRemote(ctx context.Context, origin string, recs []RemoteRecord) ([]RemoteRecord, error)
+	// ApplyRemote also appends ev (nil: nothing), completed with the
+	// applied records' range, count and hash, to the audit log in the same
+	// transaction.
+	ApplyRemote(ctx context.Context, origin string, recs []RemoteRecord, ev *audit.Entry) ([]RemoteRecord, error)
 	// Heads returns the last sequence number of every origin's log.
 	Heads(ctx context.Context) (map[string]uint64, error)
 	// LogRange returns consecutive records of origin's log from from (inclusive),
@@ -183,11 +187,11 @@ func (c *Catalog) apply(ctx context.Context, changes []Change) error {
 
 // ApplyRemote stores verified records of another origin's log and indexes
 // them. It returns how many were new.
-func (c *Catalog) ApplyRemote(ctx context.Context, origin string, recs []RemoteRecord) (int, error) {
+func (c *Catalog) ApplyRemote(ctx context.Context, origin string, recs []RemoteRecord, ev *audit.Entry) (int, error) {
 	if origin == c.cfg.Country {
 		return 0, fmt.Errorf("%w: records of this node's own origin %s come only from itself", ErrLogGap, origin)
 	}
-	applied, err := c.store.ApplyRemote(ctx, origin, recs)
+	applied, err := c.store.ApplyRemote(ctx, origin, recs, ev)
 	if err != nil {
 		return 0, err
 	}

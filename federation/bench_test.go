@@ -141,7 +141,7 @@ func BenchmarkFullSyncNoNetwork100k(b *testing.B) {
 				out[i], err = toRemote(rec, recs[i])
 				return err
 			}))
-			n, err := cat.ApplyRemote(ctx, "TH", out)
+			n, err := cat.ApplyRemote(ctx, "TH", out, nil)
 			require.NoError(b, err)
 			seq += uint64(n)
 		}

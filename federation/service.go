@@ -26,8 +26,10 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/catalog"
 	"github.com/imtgt/imtgt-node/membership"
+	"github.com/imtgt/imtgt-node/policy"
 )
 
 // Protocol IDs. One stream per request; see docs/PROTOCOL.md.
@@ -72,6 +74,18 @@ type Config struct {
 	// Orders returns the order service that handles /imtgt/orders (nil
 	// until it exists).
 	Orders       func() OrderHandler
+	// Policy returns the policy in force: the evidence of what catalog
+	// records carry when they leave. Nil: catalog egress is recorded
+	// without fields.
+	Policy func() *policy.Policy
+	// Audit records crossings before their bytes leave (nil: not
+	// recorded). Rejected records a refusal; it must not block (the node
+	// queues them).
+	Audit    func(ctx context.Context, es ...*audit.Entry) error
+	Rejected func(*audit.Entry)
+	// WitnessPeer accepts a member's checkpoint for countersigning, or
+	// refuses one that contradicts what this node witnessed before.
+	WitnessPeer func(ctx context.Context, country string, cp *audit.Checkpoint) error
 	Logger       *slog.Logger
 	Registry     prometheus.Registerer
 	Now          func() time.Time
@@ -135,6 +149,12 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.Audit == nil {
+		cfg.Audit = func(context.Context, ...*audit.Entry) error { return nil }
+	}
+	if cfg.Rejected == nil {
+		cfg.Rejected = func(*audit.Entry) {}
 	}
 	if cfg.Catalog == nil && cfg.CatalogFunc == nil {
 		return nil, errors.New("federation: a catalog is required")
@@ -233,6 +253,7 @@ func (g gater) InterceptSecured(dir network.Direction, p peer.ID, addrs network.
 		return true
 	}
 	g.s.metrics.rejected.WithLabelValues("outsider").Inc()
+	g.s.cfg.Rejected(&audit.Entry{Kind: audit.Rejection, PeerID: p.String(), Reason: "outsider: a peer outside the manifest tried to connect from " + addrs.RemoteMultiaddr().String()})
 	g.s.log.Warn("refused a connection from a peer outside the manifest", "peer", p, "addr", addrs.RemoteMultiaddr())
 	return false
 }
@@ -252,7 +273,7 @@ func (s *Service) Start(ctx context.Context) error {
 func (s *Service) startHost() error {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
-	for _, p := range []protocol.ID{ProtoHeads, ProtoAnnounce, ProtoSync, ProtoManifest, ProtoOrders} {
+	for _, p := range []protocol.ID{ProtoHeads, ProtoAnnounce, ProtoSync, ProtoManifest, ProtoOrders, ProtoAudit} {
 		limits.AddProtocolLimit(p, rcmgr.BaseLimit{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512, Memory: 64 << 20}, rcmgr.BaseLimitIncrease{})
 		limits.AddProtocolPeerLimit(p, rcmgr.BaseLimit{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: 16 << 20}, rcmgr.BaseLimitIncrease{})
 	}
@@ -289,6 +310,7 @@ func (s *Service) startHost() error {
 	h.SetStreamHandler(ProtoSync, s.handle(ProtoSync, s.serveSync))
 	h.SetStreamHandler(ProtoManifest, s.handle(ProtoManifest, s.serveManifest))
 	h.SetStreamHandler(ProtoOrders, s.handle(ProtoOrders, s.serveOrders))
+	h.SetStreamHandler(ProtoAudit, s.handle(ProtoAudit, s.serveAudit))
 	h.Network().Notify(&network.NotifyBundle{
 		ConnectedF: func(_ network.Network, c network.Conn) { s.trigger(c.RemotePeer()) },
 	})

@@ -2,6 +2,8 @@ package federation
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -16,9 +18,11 @@ import (
 	"github.com/libp2p/go-msgio"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/catalog"
 	"github.com/imtgt/imtgt-node/federation/pb"
 	"github.com/imtgt/imtgt-node/membership"
+	"github.com/imtgt/imtgt-node/policy"
 )
 
 type metrics struct {
@@ -105,6 +109,8 @@ func (s *Service) handle(proto protocol.ID, serve serveFunc) network.StreamHandl
 func (s *Service) reject(proto protocol.ID, from peer.ID, reason string, err error) {
 	s.metrics.rejected.WithLabelValues(reason).Inc()
 	s.log.Warn("rejected a federation message", "protocol", proto, "peer", from, "reason", reason, "err", err)
+	country, _ := s.countryOf(from)
+	s.cfg.Rejected(&audit.Entry{Kind: audit.Rejection, Peer: country, PeerID: from.String(), Purpose: string(proto), Reason: reason + ": " + err.Error()})
 }
 
 func (s *Service) heads(ctx context.Context) (map[string]uint64, error) {
@@ -146,7 +152,46 @@ func (s *Service) serveSync(ctx context.Context, from peer.ID, msg *pb.Message) 
 	if err != nil {
 		return nil, err
 	}
+	if len(recs) > 0 {
+		// Recorded before the records leave: no crossing without its entry.
+		if err := s.cfg.Audit(ctx, s.catalogEgress(from, req.Origin, req.FromSeq, recs)); err != nil {
+			return nil, fmt.Errorf("record the crossing: %w", err)
+		}
+	}
 	return &pb.Message{Body: &pb.Message_RangeReply{RangeReply: &pb.RangeReply{Origin: req.Origin, Records: recs, Head: head}}}, nil
+}
+
+// catalogEgress is the audit entry of log records served to peer p. This
+// node's own records carry the listing fields its policy's catalog rule
+// lets leave for p's country (records are projected by that rule when
+// sealed); records of other origins are relayed as their origin signed
+// them and carry no data of this country.
+func (s *Service) catalogEgress(p peer.ID, origin string, from uint64, recs [][]byte) *audit.Entry {
+	country, _ := s.countryOf(p)
+	h := sha256.New()
+	for _, r := range recs {
+		h.Write(r)
+	}
+	e := &audit.Entry{Kind: audit.CatalogEgress, Peer: country, PeerID: p.String(), Purpose: string(policy.PurposeCatalog),
+		Records: []string{fmt.Sprintf("%s#%d-%d", origin, from, from+uint64(len(recs))-1)}, Count: len(recs),
+		PayloadHash: hex.EncodeToString(h.Sum(nil))}
+	if origin != s.cfg.Country {
+		e.Reason = "relay of " + origin + "'s log"
+		return e
+	}
+	if s.cfg.Policy == nil || s.cfg.Policy() == nil {
+		return e
+	}
+	t, err := s.cfg.Policy().Transfer(policy.KindListing, country, policy.PurposeCatalog)
+	if err != nil {
+		e.Reason = err.Error() // an auditor sees records left with no rule
+		return e
+	}
+	for _, f := range t.Fields {
+		e.Fields = append(e.Fields, policy.KindListing+"."+f)
+	}
+	e.PolicyVersion, e.Rules, e.LegalBasis = t.Version, t.Rules, t.LegalBasis
+	return e
 }
 
 func (s *Service) serveManifest(ctx context.Context, from peer.ID, msg *pb.Message) (*pb.Message, error) {
@@ -314,7 +359,9 @@ func (s *Service) pullOrigin(ctx context.Context, p peer.ID, origin string, from
 	total := 0
 	for c := range chunks {
 		if len(c.recs) > 0 {
-			n, err := s.catalog().ApplyRemote(ctx, origin, c.recs)
+			country, _ := s.countryOf(p)
+			n, err := s.catalog().ApplyRemote(ctx, origin, c.recs, &audit.Entry{Kind: audit.CatalogIngress, Peer: country, PeerID: p.String(),
+				Purpose: string(policy.PurposeCatalog)})
 			if err != nil {
 				return total, err
 			}

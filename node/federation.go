@@ -126,7 +126,7 @@ func (n *Node) InstallManifest(ctx context.Context, raw, psk []byte) (*membershi
 	if err := writePSK(n.Dir, psk); err != nil {
 		return nil, err
 	}
-	if err := n.Store.SaveManifest(raw); err != nil {
+	if err := n.Store.SaveManifest(raw, manifestInstalled(m, raw, "operator (API)")); err != nil {
 		return nil, err
 	}
 	n.log.Info("manifest installed", "version", m.Version, "members", len(m.Members))
@@ -140,7 +140,7 @@ func (n *Node) InstallManifest(ctx context.Context, raw, psk []byte) (*membershi
 func (n *Node) saveReceivedManifest(raw []byte, m *membership.Manifest) error {
 	n.installMu.Lock()
 	defer n.installMu.Unlock()
-	return n.Store.SaveManifest(raw)
+	return n.Store.SaveManifest(raw, manifestInstalled(m, raw, "a peer's offer, approved by the federation's quorum"))
 }
 
 // InstallResult says how a manifest was installed.
@@ -178,7 +178,7 @@ func InstallManifest(ctx context.Context, dir string, raw, psk []byte) (*Install
 			return err
 		}
 		res.Manifest = m
-		return db.SaveManifest(raw)
+		return db.SaveManifest(raw, manifestInstalled(m, raw, "operator (CLI, node stopped)"))
 	})
 	if err != nil {
 		return nil, err

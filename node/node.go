@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
@@ -23,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/imtgt/imtgt-node/access"
+	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/catalog"
 	"github.com/imtgt/imtgt-node/federation"
 	"github.com/imtgt/imtgt-node/httpapi"
@@ -153,7 +155,7 @@ func Init(opts InitOptions) (*InitResult, error) {
 		if raw, err = signedDefaultPolicy(country, ks.Governance); err == nil {
 			var p *policy.Policy
 			if p, err = policy.Parse("default policy", raw); err == nil {
-				err = db.SavePolicy(raw, p.Version)
+				err = db.SavePolicy(raw, p.Version, policyInstalled(p, raw, "init: the country's default policy"))
 			}
 		}
 	}
@@ -195,6 +197,8 @@ type Options struct {
 	HTTPAddr string
 	// SyncInterval overrides the federation's safety-net sync period.
 	SyncInterval time.Duration
+	// CheckpointInterval overrides DefaultCheckpointInterval.
+	CheckpointInterval time.Duration
 }
 
 // Node is a running national node.
@@ -223,6 +227,12 @@ type Node struct {
 	// fedCatalog lets the federation service, built before the catalog
 	// (whose Published hook is the service's), reach the catalog.
 	fedCatalog atomic.Pointer[catalog.Catalog]
+	// rejects queues refusals for the audit writer; rejectsDropped counts
+	// those a full queue turned away.
+	rejects         chan *audit.Entry
+	rejectsDropped  atomic.Int64
+	checkpointMu    sync.Mutex
+	checkpointEvery time.Duration
 }
 
 // Open loads the node in dir: configuration, keys, store and catalog index.
@@ -248,7 +258,8 @@ func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{Dir: dir, Config: cfg, Keys: ks, Store: db, log: log}
+	n := &Node{Dir: dir, Config: cfg, Keys: ks, Store: db, log: log, rejects: make(chan *audit.Entry, rejectQueue),
+		checkpointEvery: cmp.Or(opts.CheckpointInterval, DefaultCheckpointInterval)}
 	if err := n.checkStoreOwner(); err != nil {
 		db.Close()
 		return nil, err
@@ -269,6 +280,10 @@ func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := n.auditGenesis(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
 	n.Catalog = catalog.New(db, catalog.NewIndex(), catalog.Config{
 		Country: cfg.Node.Country, Currency: country.Currency,
 		Seal: federation.RecordSealer(p2pKey, cfg.Node.Country, time.Now, func() *policy.Policy {
@@ -283,7 +298,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 		Country: cfg.Node.Country, Store: db, Catalog: n.Catalog,
 		Policy: func() *policy.Policy { p, _ := n.Policy(); return p },
 		Key:    ks.Data, Seal: n.Catalog.Seal(), Sign: n.Fed.SignReceipt,
-		Logger: log, Registry: n.Metrics,
+		Logger: log, Registry: n.Metrics, Audit: n.Audit,
 	})
 	n.fedOrders.Store(n.Orders)
 	start := time.Now()
@@ -342,6 +357,8 @@ func (n *Node) openFederation(opts Options) error {
 		},
 		SaveManifest: n.saveReceivedManifest,
 		Logger:       n.log, Registry: n.Metrics, SyncInterval: opts.SyncInterval,
+		Policy: func() *policy.Policy { p, _ := n.Policy(); return p },
+		Audit:  n.Audit, Rejected: n.auditRejected, WitnessPeer: n.witnessPeer,
 	})
 	return err
 }
@@ -442,10 +459,18 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	n.wg.Add(2)
+	n.wg.Add(4)
 	go func() {
 		defer n.wg.Done()
 		n.Orders.Run(bg, n.Fed)
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.auditWriter(bg)
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.checkpointLoop(bg, n.checkpointEvery)
 	}()
 	go func() {
 		defer n.wg.Done()
@@ -518,6 +543,17 @@ func (n *Node) Close(ctx context.Context) error {
 	n.wg.Wait()
 	if err := n.Fed.Close(); err != nil && first == nil {
 		first = fmt.Errorf("close federation: %w", err)
+	}
+	// Refusals queued while the federation shut down.
+	for pending := true; pending; {
+		select {
+		case e := <-n.rejects:
+			if err := n.Store.AppendAudit(ctx, e); err != nil && first == nil {
+				first = fmt.Errorf("audit: %w", err)
+			}
+		default:
+			pending = false
+		}
 	}
 	if err := n.Store.Close(); err != nil && first == nil {
 		first = fmt.Errorf("close store: %w", err)

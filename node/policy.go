@@ -94,7 +94,7 @@ func (n *Node) InstallPolicy(ctx context.Context, raw []byte) (*policy.Policy, e
 	if err != nil {
 		return nil, err
 	}
-	if err := n.Store.SavePolicy(raw, p.Version); err != nil {
+	if err := n.Store.SavePolicy(raw, p.Version, policyInstalled(p, raw, "operator (API)")); err != nil {
 		return nil, err
 	}
 	n.policy.Store(&policyState{p: p, raw: raw})
@@ -164,7 +164,7 @@ func InstallPolicyFile(ctx context.Context, dir, name string, raw []byte) (*Poli
 			return err
 		}
 		res.Policy = p
-		return db.SavePolicy(raw, p.Version)
+		return db.SavePolicy(raw, p.Version, policyInstalled(p, raw, "operator (CLI, node stopped)"))
 	})
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/catalog"
 	"github.com/imtgt/imtgt-node/federation/pb"
 	"github.com/imtgt/imtgt-node/money"
@@ -94,6 +95,7 @@ func (s *Service) HandleHandoffs(ctx context.Context, from string, hs []*pb.Orde
 				// Another member's node sent an order ID this node holds.
 				s.metrics.conflicts.Inc()
 				s.log.Warn("refused a handoff: the order ID is taken", "order", in.h.OrderId, "from", from)
+				s.rejected(ctx, from, in.h.OrderId, in.hash, "conflict: the order ID is taken")
 				err = fmt.Errorf("%w: order %s exists", ErrConflict, in.h.OrderId)
 			}
 			receipts[in.i], errs[in.i] = rec, err
@@ -215,7 +217,8 @@ func (s *Service) receive(ctx context.Context, from string, todo []*incoming, re
 				return err
 			}
 			o.Receipt = receipt
-			writes[k] = ReceivedHandoff{Key: in.key, Entry: InboxEntry{Hash: in.hash, Receipt: receipt}, Order: &o}
+			writes[k] = ReceivedHandoff{Key: in.key, Entry: InboxEntry{Hash: in.hash, Receipt: receipt}, Order: &o,
+				Audit: receivedEntries(KindHandoff, from, o.ID, in.hash, receipt, result, handoffFields(in.h), in.h.Rules, in.h.LegalBasis)}
 		}
 		if err := s.cfg.Store.ReceiveHandoffs(ctx, writes, changed, s.cfg.Country, s.cfg.Catalog.Seal()); err != nil {
 			return err
@@ -246,10 +249,19 @@ func (s *Service) repeat(ctx context.Context, key string, hash []byte, orderID s
 	if string(e.Hash) != string(hash) {
 		s.metrics.conflicts.Inc()
 		s.log.Warn("refused a message: same order and sequence, different content", "order", orderID)
+		origin, _, _ := strings.Cut(key, "\x00")
+		s.rejected(ctx, origin, orderID, hash, "conflict: same order and sequence, different content")
 		return nil, fmt.Errorf("%w: order %s", ErrConflict, orderID)
 	}
 	s.metrics.duplicates.Inc()
 	return e.Receipt, nil
+}
+
+// rejected records a refused order message.
+func (s *Service) rejected(ctx context.Context, from, orderID string, hash []byte, reason string) {
+	if err := s.cfg.Audit(ctx, &audit.Entry{Kind: audit.Rejection, Peer: from, Records: []string{orderID}, PayloadHash: hexOf(hash), Reason: reason}); err != nil {
+		s.log.Error("audit a refused order message", "order", orderID, "err", err)
+	}
 }
 
 func amount(m *pb.Money) money.Amount {
@@ -276,16 +288,16 @@ func (s *Service) HandleStatus(ctx context.Context, from string, st *pb.OrderSta
 		return nil, fmt.Errorf("bad status %q", st.Status)
 	}
 	now := s.cfg.Now().UTC()
-	o, receipt, err := s.cfg.Store.ApplyReceived(ctx, key, hash, st.OrderId, func(o *Order) ([]OutboxRow, []byte, error) {
+	o, receipt, err := s.cfg.Store.ApplyReceived(ctx, key, hash, st.OrderId, func(o *Order) (Applied, error) {
 		other := o.SellerCountry
 		if o.Side == SideSeller {
 			other = o.BuyerCountry
 		}
 		if other != from {
-			return nil, nil, fmt.Errorf("%w: order %s is not shared with %s", ErrNotFound, o.ID, from)
+			return Applied{}, fmt.Errorf("%w: order %s is not shared with %s", ErrNotFound, o.ID, from)
 		}
 		if st.Seq != o.InSeq+1 {
-			return nil, nil, fmt.Errorf("out of order: order %s expects message %d, got %d", o.ID, o.InSeq+1, st.Seq)
+			return Applied{}, fmt.Errorf("out of order: order %s expects message %d, got %d", o.ID, o.InSeq+1, st.Seq)
 		}
 		o.InSeq = st.Seq
 		result, reason := ResultApplied, ""
@@ -308,7 +320,10 @@ func (s *Service) HandleStatus(ctx context.Context, from string, st *pb.OrderSta
 		}
 		receipt, err := s.cfg.Sign(&pb.Receipt{OrderId: o.ID, Kind: KindStatus, Seq: st.Seq, PayloadHash: hash, Receiver: s.cfg.Country,
 			ReceivedUnixMs: now.UnixMilli(), Result: result, Reason: reason, Status: string(o.Status)})
-		return nil, receipt, err
+		if err != nil {
+			return Applied{}, err
+		}
+		return Applied{Receipt: receipt, Audit: receivedEntries(KindStatus, from, o.ID, hash, receipt, result, statusFields(st), nil, "")}, nil
 	})
 	if errors.Is(err, ErrConflict) {
 		return s.repeat(ctx, key, hash, st.OrderId)

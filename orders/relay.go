@@ -294,7 +294,7 @@ func (s *Service) complete(ctx context.Context, t Transport, r OutboxRow, body p
 	if rc.OrderId != r.OrderID || rc.Kind != r.Kind || rc.Seq != r.MsgSeq || string(rc.PayloadHash) != string(hash) || rc.Receiver != r.Dest {
 		return fmt.Errorf("%w: it acknowledges %s/%s/%d, not this message", ErrBadReceipt, rc.OrderId, rc.Kind, rc.Seq)
 	}
-	err = s.cfg.Store.CompleteOutbox(ctx, r, func(o *Order) ([]OutboxRow, error) {
+	err = s.cfg.Store.CompleteOutbox(ctx, r, raw, sentEntries(r, hash, raw, rc), func(o *Order) ([]OutboxRow, error) {
 		now := s.cfg.Now().UTC()
 		switch {
 		case r.Kind == KindHandoff:

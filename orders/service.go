@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/catalog"
 	"github.com/imtgt/imtgt-node/federation/pb"
 	"github.com/imtgt/imtgt-node/keys"
@@ -42,6 +43,9 @@ type Config struct {
 	Now      func() time.Time
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
+	// Audit appends entries that record no stored change (refusals); nil
+	// records nothing.
+	Audit func(ctx context.Context, es ...*audit.Entry) error
 }
 
 // Service is the order side of one node: buyer's and seller's.
@@ -62,6 +66,9 @@ func New(cfg Config) *Service {
 	}
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.Audit == nil {
+		cfg.Audit = func(context.Context, ...*audit.Entry) error { return nil }
 	}
 	return &Service{cfg: cfg, log: cfg.Logger.With("system", "orders"), wake: make(chan struct{}, 1), metrics: newMetrics(cfg.Registry)}
 }
@@ -213,6 +220,11 @@ func (s *Service) Place(ctx context.Context, marketplaceID, key string, req Plac
 		h := s.handoffInput(o, req.Buyer)
 		msg, t, err := p.Project(h, g.country, policy.PurposeOrderHandoff)
 		if err != nil {
+			// A crossing the policy refused is evidence too.
+			if aerr := s.cfg.Audit(ctx, &audit.Entry{Kind: audit.Rejection, Peer: g.country, Purpose: string(policy.PurposeOrderHandoff),
+				Records: []string{o.ID}, Actor: "marketplace " + marketplaceID, Reason: "policy: " + err.Error()}); aerr != nil {
+				s.log.Error("audit a refused order", "err", aerr)
+			}
 			if errors.Is(err, policy.ErrNoConsent) {
 				return nil, false, &RuleError{Err: ErrNoLegalBasis, Field: "consent.cross_border_transfer", Msg: err.Error()}
 			}
@@ -230,7 +242,7 @@ func (s *Service) Place(ctx context.Context, marketplaceID, key string, req Plac
 			return nil, false, err
 		}
 		orders = append(orders, o)
-		outbox = append(outbox, OutboxRow{Dest: g.country, Kind: KindHandoff, OrderID: o.ID, MsgSeq: 1, Payload: payload, CreatedAt: now, NextRetry: now})
+		outbox = append(outbox, OutboxRow{Dest: g.country, Kind: KindHandoff, OrderID: o.ID, MsgSeq: 1, Payload: payload, CreatedAt: now, NextRetry: now, Transfer: t})
 	}
 	stored, replayed, err := s.cfg.Store.PlaceOrders(ctx, marketplaceID, key, requestHash(&req), orders, outbox)
 	if err != nil {
@@ -334,7 +346,7 @@ func (s *Service) statusRow(o *Order, now time.Time) (OutboxRow, error) {
 	}
 	o.OutSeq++
 	st := &policy.OrderStatus{OrderID: o.ID, Seq: o.OutSeq, Status: string(o.Status), Reason: o.Reason, Tracking: o.Tracking, UpdatedAt: now}
-	msg, _, err := s.cfg.Policy().Project(st, dest, policy.PurposeOrderStatus)
+	msg, t, err := s.cfg.Policy().Project(st, dest, policy.PurposeOrderStatus)
 	if err != nil {
 		return OutboxRow{}, err
 	}
@@ -342,7 +354,10 @@ func (s *Service) statusRow(o *Order, now time.Time) (OutboxRow, error) {
 	if err != nil {
 		return OutboxRow{}, err
 	}
-	return OutboxRow{Dest: dest, Kind: KindStatus, OrderID: o.ID, MsgSeq: o.OutSeq, Payload: payload, CreatedAt: now, NextRetry: now}, nil
+	for i, f := range t.Fields {
+		t.Fields[i] = policy.KindOrder + "." + f // as the audit log names fields
+	}
+	return OutboxRow{Dest: dest, Kind: KindStatus, OrderID: o.ID, MsgSeq: o.OutSeq, Payload: payload, CreatedAt: now, NextRetry: now, Transfer: t}, nil
 }
 
 // Cancel is a marketplace cancelling its order on the buyer's node. The

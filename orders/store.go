@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/catalog"
+	"github.com/imtgt/imtgt-node/policy"
 )
 
 // Outbox kinds.
@@ -25,7 +27,10 @@ type OutboxRow struct {
 	// Payload is the deterministic protobuf of the OrderHandoff or
 	// OrderStatus. The store keeps it apart from the row: the relay reads
 	// every row's metadata on each pass, the payload only to send it.
-	Payload   []byte    `json:"-"`
+	Payload []byte `json:"-"`
+	// Transfer is the policy's evidence for the payload's projection:
+	// what the audit entry of its delivery records.
+	Transfer  *policy.Transfer `json:"transfer,omitempty"`
 	Attempts  int       `json:"attempts"`
 	NextRetry time.Time `json:"next_retry"`
 	LastError string    `json:"last_error,omitempty"`
@@ -57,11 +62,30 @@ func uitoa(n uint64) string {
 	}
 }
 
+// Applied is what a received status message does to its order: the
+// outbox rows to append, the receipt answered and the audit entries, all
+// stored with the order.
+type Applied struct {
+	Rows    []OutboxRow
+	Receipt []byte
+	Audit   []*audit.Entry
+}
+
+// KeptReceipt is a peer's receipt for a message this node sent.
+type KeptReceipt struct {
+	From     string `json:"from"` // the country whose node signed it
+	OrderID  string `json:"order_id"`
+	Kind     string `json:"kind"`
+	Seq      uint64 `json:"seq"`
+	Envelope []byte `json:"envelope"`
+}
+
 // ReceivedHandoff is one handoff as the seller's node stores it.
 type ReceivedHandoff struct {
 	Key   string
 	Entry InboxEntry
 	Order *Order
+	Audit []*audit.Entry // appended in the same transaction
 }
 
 // ConflictError says which handoff of a group met an inbox key or order
@@ -97,8 +121,12 @@ type Store interface {
 	OutboxAfter(ctx context.Context, after map[string]uint64) ([]OutboxRow, error)
 	// OutboxPayload returns a pending row's payload (nil if the row is gone).
 	OutboxPayload(ctx context.Context, dest string, seq uint64) ([]byte, error)
-	// CompleteOutbox removes a delivered row and applies fn to its order.
-	CompleteOutbox(ctx context.Context, row OutboxRow, fn func(*Order) ([]OutboxRow, error)) error
+	// CompleteOutbox removes a delivered row, keeps the receipt it got as
+	// evidence, applies fn to its order and appends the audit entries, in
+	// one transaction.
+	CompleteOutbox(ctx context.Context, row OutboxRow, receipt []byte, entries []*audit.Entry, fn func(*Order) ([]OutboxRow, error)) error
+	// Receipts calls fn for every receipt kept by CompleteOutbox.
+	Receipts(ctx context.Context, fn func(KeptReceipt) error) error
 	// RetryOutbox records a failed attempt.
 	RetryOutbox(ctx context.Context, row OutboxRow) error
 	// Inbox returns what was received under key, or nil.
@@ -112,5 +140,5 @@ type Store interface {
 	// ApplyReceived applies fn to an order, appends the outbox rows it
 	// returns and stores the inbox entry with the receipt it returns, in
 	// one transaction; ErrConflict if the inbox key exists.
-	ApplyReceived(ctx context.Context, key string, hash []byte, orderID string, fn func(*Order) ([]OutboxRow, []byte, error)) (*Order, []byte, error)
+	ApplyReceived(ctx context.Context, key string, hash []byte, orderID string, fn func(*Order) (Applied, error)) (*Order, []byte, error)
 }

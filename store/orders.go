@@ -8,6 +8,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/catalog"
 	"github.com/imtgt/imtgt-node/orders"
 )
@@ -249,7 +250,7 @@ func (db *DB) OutboxAfter(ctx context.Context, after map[string]uint64) ([]order
 }
 
 // CompleteOutbox implements orders.Store.
-func (db *DB) CompleteOutbox(ctx context.Context, row orders.OutboxRow, fn func(*orders.Order) ([]orders.OutboxRow, error)) error {
+func (db *DB) CompleteOutbox(ctx context.Context, row orders.OutboxRow, receipt []byte, entries []*audit.Entry, fn func(*orders.Order) ([]orders.OutboxRow, error)) error {
 	return db.batch(func(tx *bolt.Tx) error {
 		q := tx.Bucket(bucketOutbox).Bucket([]byte(row.Dest))
 		if q == nil || q.Get(seqKey(row.Seq)) == nil {
@@ -263,8 +264,14 @@ func (db *DB) CompleteOutbox(ctx context.Context, row orders.OutboxRow, fn func(
 				return err
 			}
 		}
-		_, err := updateOrder(tx, row.OrderID, fn)
-		return err
+		if _, err := updateOrder(tx, row.OrderID, fn); err != nil {
+			return err
+		}
+		kept := orders.KeptReceipt{From: row.Dest, OrderID: row.OrderID, Kind: row.Kind, Seq: row.MsgSeq, Envelope: receipt}
+		if err := putJSON(tx.Bucket(bucketReceipts), []byte(orders.InboxKey(row.Dest, row.OrderID, row.Kind, row.MsgSeq)), kept); err != nil {
+			return err
+		}
+		return appendAudit(tx, entries...)
 	})
 }
 
@@ -308,6 +315,9 @@ func (db *DB) ReceiveHandoffs(ctx context.Context, hs []orders.ReceivedHandoff, 
 			if err := putJSON(tx.Bucket(bucketOrders), []byte(h.Order.ID), h.Order); err != nil {
 				return err
 			}
+			if err := appendAudit(tx, h.Audit...); err != nil {
+				return err
+			}
 		}
 		if len(stock) == 0 {
 			return nil
@@ -321,23 +331,40 @@ func (db *DB) ReceiveHandoffs(ctx context.Context, hs []orders.ReceivedHandoff, 
 }
 
 // ApplyReceived implements orders.Store.
-func (db *DB) ApplyReceived(ctx context.Context, key string, hash []byte, orderID string, fn func(*orders.Order) ([]orders.OutboxRow, []byte, error)) (*orders.Order, []byte, error) {
+func (db *DB) ApplyReceived(ctx context.Context, key string, hash []byte, orderID string, fn func(*orders.Order) (orders.Applied, error)) (*orders.Order, []byte, error) {
 	var o *orders.Order
 	var receipt []byte
 	err := db.batch(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketInbox).Get([]byte(key)) != nil {
 			return orders.ErrConflict
 		}
+		var entries []*audit.Entry
 		var err error
 		o, err = updateOrder(tx, orderID, func(o *orders.Order) ([]orders.OutboxRow, error) {
-			rows, r, err := fn(o)
-			receipt = r
-			return rows, err
+			a, err := fn(o)
+			receipt, entries = a.Receipt, a.Audit
+			return a.Rows, err
 		})
 		if err != nil {
 			return err
 		}
-		return putJSON(tx.Bucket(bucketInbox), []byte(key), orders.InboxEntry{Hash: hash, Receipt: receipt})
+		if err := putJSON(tx.Bucket(bucketInbox), []byte(key), orders.InboxEntry{Hash: hash, Receipt: receipt}); err != nil {
+			return err
+		}
+		return appendAudit(tx, entries...)
 	})
 	return o, receipt, err
+}
+
+// Receipts implements orders.Store.
+func (db *DB) Receipts(ctx context.Context, fn func(orders.KeptReceipt) error) error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketReceipts).ForEach(func(k, v []byte) error {
+			var r orders.KeptReceipt
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("receipt %q: %w", k, err)
+			}
+			return fn(r)
+		})
+	})
 }

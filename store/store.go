@@ -3,8 +3,9 @@ package store
 // The bucket tree. Keys and values are bytes; values are JSON unless noted.
 //
 //	meta/
-//	  schema_version            decimal string, currently "1"
+//	  schema_version            decimal string, currently "2"
 //	  node                      {"country", "node_public_key", "created_at"}
+//	  audit_head                {"seq", "hash"}: the audit chain's last entry
 //	tokens/
 //	  <sha256 hex of token>     access.Principal {"role", "subject", "created_at"}
 //	sellers/
@@ -36,6 +37,18 @@ package store
 //	log/
 //	  <origin country>/         one append-only catalog log per origin
 //	    <seq, 8-byte big-endian> the origin-signed record envelope, as received
+//	receipts/
+//	  <dest> NUL <order id> NUL <kind> NUL <seq>   orders.KeptReceipt: a peer's
+//	                            signed receipt for a message this node sent
+//	audit/
+//	  <seq, 8-byte BE>          audit.Entry, hash-chained; appended in the same
+//	                            transaction as the change it records
+//	audit_checkpoints/
+//	  <seq, 8-byte BE>          audit.Checkpoint of this node's chain, signed,
+//	                            with the peers' countersignatures
+//	audit_peers/
+//	  <country>                 the last checkpoint of that peer this node
+//	                            countersigned (a rewind or a second head is refused)
 //
 // Every write that acknowledges something to a user is committed with
 // fsync before the acknowledgement. Single writes that arrive in bursts
@@ -45,7 +58,9 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,12 +71,13 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/imtgt/imtgt-node/access"
+	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/catalog"
 	"github.com/imtgt/imtgt-node/sellers"
 )
 
 // SchemaVersion is the version of the bucket tree this code writes.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 var (
 	bucketMeta         = []byte("meta")
@@ -83,7 +99,8 @@ var (
 	keySchemaVersion = []byte("schema_version")
 	keyNode          = []byte("node")
 
-	allBuckets = [][]byte{bucketMeta, bucketTokens, bucketSellers, bucketSellersByBID, bucketListings, bucketLog, bucketFederation, bucketPolicy, bucketOrders, bucketOrderKeys, bucketOutbox, bucketInbox, bucketMarketplaces}
+	allBuckets = [][]byte{bucketMeta, bucketTokens, bucketSellers, bucketSellersByBID, bucketListings, bucketLog, bucketFederation, bucketPolicy, bucketOrders, bucketOrderKeys, bucketOutbox, bucketInbox, bucketMarketplaces,
+		bucketAudit, bucketAuditCheckpoints, bucketAuditPeers, bucketReceipts}
 )
 
 // Errors.
@@ -167,7 +184,9 @@ func (db *DB) upgrade() error {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
 		}
-		// version 0 -> 1: the buckets above.
+		// version 0 -> 1: the buckets above; 1 -> 2: the audit buckets
+		// (a version 1 binary would write changes without their audit
+		// entries, so it must refuse a version 2 store).
 		return tx.Bucket(bucketMeta).Put(keySchemaVersion, []byte(strconv.Itoa(SchemaVersion)))
 	})
 }
@@ -246,8 +265,13 @@ func putJSON(b *bolt.Bucket, key []byte, v any) error {
 // --- federation ---
 
 // SaveManifest stores the installed manifest's exact bytes.
-func (db *DB) SaveManifest(raw []byte) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketFederation).Put(keyManifest, raw) })
+func (db *DB) SaveManifest(raw []byte, entries ...*audit.Entry) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketFederation).Put(keyManifest, raw); err != nil {
+			return err
+		}
+		return appendAudit(tx, entries...)
+	})
 }
 
 // Manifest returns the installed manifest's bytes, or nil.
@@ -266,8 +290,11 @@ func (db *DB) Manifest() ([]byte, error) {
 
 // SavePolicy installs a policy file as current and keeps it in the history
 // under its version, in one transaction.
-func (db *DB) SavePolicy(raw []byte, version uint64) error {
+func (db *DB) SavePolicy(raw []byte, version uint64, entries ...*audit.Entry) error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
+		if err := appendAudit(tx, entries...); err != nil {
+			return err
+		}
 		b := tx.Bucket(bucketPolicy)
 		versions, err := b.CreateBucketIfNotExists(bucketVersions)
 		if err != nil {
@@ -278,6 +305,46 @@ func (db *DB) SavePolicy(raw []byte, version uint64) error {
 		}
 		return b.Put(keyCurrent, raw)
 	})
+}
+
+// PolicyVersions returns every policy file ever installed, by version.
+func (db *DB) PolicyVersions() (map[uint64][]byte, error) {
+	out := map[uint64][]byte{}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		vs := tx.Bucket(bucketPolicy).Bucket(bucketVersions)
+		if vs == nil {
+			return nil
+		}
+		return vs.ForEach(func(k, v []byte) error {
+			out[binary.BigEndian.Uint64(k)] = append([]byte(nil), v...)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// AtRest counts what the store keeps: sellers, this node's own listings,
+// other members' listings (replicas) and orders.
+func (db *DB) AtRest(country string) (sellers, own, replicas, orders int, err error) {
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		sellers = tx.Bucket(bucketSellers).Stats().KeyN
+		orders = tx.Bucket(bucketOrders).Stats().KeyN
+		return tx.Bucket(bucketListings).ForEach(func(k, v []byte) error {
+			var l struct {
+				Origin string `json:"origin"`
+			}
+			if err := json.Unmarshal(v, &l); err != nil {
+				return err
+			}
+			if l.Origin == country {
+				own++
+			} else {
+				replicas++
+			}
+			return nil
+		})
+	})
+	return
 }
 
 // Policy returns the installed policy file, or nil.
@@ -463,7 +530,7 @@ func applyLocal(tx *bolt.Tx, origin string, changes []catalog.Change, seal catal
 }
 
 // ApplyRemote implements catalog.Store.
-func (db *DB) ApplyRemote(ctx context.Context, origin string, recs []catalog.RemoteRecord) ([]catalog.RemoteRecord, error) {
+func (db *DB) ApplyRemote(ctx context.Context, origin string, recs []catalog.RemoteRecord, ev *audit.Entry) ([]catalog.RemoteRecord, error) {
 	var applied []catalog.RemoteRecord
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		applied = applied[:0]
@@ -493,7 +560,21 @@ func (db *DB) ApplyRemote(ctx context.Context, origin string, recs []catalog.Rem
 			head = r.Seq
 			applied = append(applied, r)
 		}
-		return nil
+		if ev == nil || len(applied) == 0 {
+			return nil
+		}
+		e := *ev
+		h := sha256.New()
+		for _, r := range applied {
+			h.Write(r.Raw)
+		}
+		e.Records = []string{fmt.Sprintf("%s#%d-%d", origin, applied[0].Seq, head)}
+		e.Count = len(applied)
+		e.PayloadHash = hex.EncodeToString(h.Sum(nil))
+		if origin != e.Peer {
+			e.Reason = "relayed by " + e.Peer + ": records of " + origin + "'s log"
+		}
+		return appendAudit(tx, &e)
 	})
 	if err != nil {
 		return nil, err

@@ -204,13 +204,13 @@ func TestCatalogLogs(t *testing.T) {
 		}
 		return r
 	}
-	applied, err := db.ApplyRemote(ctx, "MY", []catalog.RemoteRecord{my(1, "lst_m1", false), my(2, "lst_m2", false)})
+	applied, err := db.ApplyRemote(ctx, "MY", []catalog.RemoteRecord{my(1, "lst_m1", false), my(2, "lst_m2", false)}, nil)
 	require.NoError(t, err)
 	require.Len(t, applied, 2)
-	applied, err = db.ApplyRemote(ctx, "MY", []catalog.RemoteRecord{my(2, "lst_m2", false), my(3, "lst_m1", true)})
+	applied, err = db.ApplyRemote(ctx, "MY", []catalog.RemoteRecord{my(2, "lst_m2", false), my(3, "lst_m1", true)}, nil)
 	require.NoError(t, err)
 	require.Len(t, applied, 1)
-	_, err = db.ApplyRemote(ctx, "MY", []catalog.RemoteRecord{my(5, "lst_m5", false)})
+	_, err = db.ApplyRemote(ctx, "MY", []catalog.RemoteRecord{my(5, "lst_m5", false)}, nil)
 	require.ErrorIs(t, err, catalog.ErrLogGap)
 	heads, err = db.Heads(ctx)
 	require.NoError(t, err)

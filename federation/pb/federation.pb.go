@@ -72,7 +72,7 @@ func (x ListingRecord_Op) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ListingRecord_Op.Descriptor instead.
 func (ListingRecord_Op) EnumDescriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{11, 0}
+	return file_federation_proto_rawDescGZIP(), []int{13, 0}
 }
 
 // Message is the payload of every application message. It travels inside a
@@ -105,6 +105,8 @@ type Message struct {
 	//	*Message_Receipt
 	//	*Message_OrderBatch
 	//	*Message_ReceiptBatch
+	//	*Message_AuditCheckpoint
+	//	*Message_AuditWitness
 	Body          isMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -290,6 +292,24 @@ func (x *Message) GetReceiptBatch() *ReceiptBatch {
 	return nil
 }
 
+func (x *Message) GetAuditCheckpoint() *AuditCheckpoint {
+	if x != nil {
+		if x, ok := x.Body.(*Message_AuditCheckpoint); ok {
+			return x.AuditCheckpoint
+		}
+	}
+	return nil
+}
+
+func (x *Message) GetAuditWitness() *AuditWitness {
+	if x != nil {
+		if x, ok := x.Body.(*Message_AuditWitness); ok {
+			return x.AuditWitness
+		}
+	}
+	return nil
+}
+
 type isMessage_Body interface {
 	isMessage_Body()
 }
@@ -346,6 +366,17 @@ type Message_ReceiptBatch struct {
 	ReceiptBatch *ReceiptBatch `protobuf:"bytes,21,opt,name=receipt_batch,json=receiptBatch,proto3,oneof"`
 }
 
+type Message_AuditCheckpoint struct {
+	// Audit witnessing: a node's signed checkpoint of its audit chain, and
+	// the peer's countersignature (both JSON: audit.Checkpoint and
+	// audit.Witness, see docs/PROTOCOL.md 6.6).
+	AuditCheckpoint *AuditCheckpoint `protobuf:"bytes,22,opt,name=audit_checkpoint,json=auditCheckpoint,proto3,oneof"`
+}
+
+type Message_AuditWitness struct {
+	AuditWitness *AuditWitness `protobuf:"bytes,23,opt,name=audit_witness,json=auditWitness,proto3,oneof"`
+}
+
 func (*Message_HeadsRequest) isMessage_Body() {}
 
 func (*Message_Heads) isMessage_Body() {}
@@ -370,6 +401,98 @@ func (*Message_OrderBatch) isMessage_Body() {}
 
 func (*Message_ReceiptBatch) isMessage_Body() {}
 
+func (*Message_AuditCheckpoint) isMessage_Body() {}
+
+func (*Message_AuditWitness) isMessage_Body() {}
+
+type AuditCheckpoint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Checkpoint    []byte                 `protobuf:"bytes,1,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditCheckpoint) Reset() {
+	*x = AuditCheckpoint{}
+	mi := &file_federation_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditCheckpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditCheckpoint) ProtoMessage() {}
+
+func (x *AuditCheckpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_federation_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditCheckpoint.ProtoReflect.Descriptor instead.
+func (*AuditCheckpoint) Descriptor() ([]byte, []int) {
+	return file_federation_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AuditCheckpoint) GetCheckpoint() []byte {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return nil
+}
+
+type AuditWitness struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Witness       []byte                 `protobuf:"bytes,1,opt,name=witness,proto3" json:"witness,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditWitness) Reset() {
+	*x = AuditWitness{}
+	mi := &file_federation_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditWitness) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditWitness) ProtoMessage() {}
+
+func (x *AuditWitness) ProtoReflect() protoreflect.Message {
+	mi := &file_federation_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditWitness.ProtoReflect.Descriptor instead.
+func (*AuditWitness) Descriptor() ([]byte, []int) {
+	return file_federation_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *AuditWitness) GetWitness() []byte {
+	if x != nil {
+		return x.Witness
+	}
+	return nil
+}
+
 // OrderBatch carries up to 64 handoffs from one buyer's node. Each is
 // handled as if it came alone (its own inbox key, order and receipt); the
 // receiver stores them in one transaction.
@@ -382,7 +505,7 @@ type OrderBatch struct {
 
 func (x *OrderBatch) Reset() {
 	*x = OrderBatch{}
-	mi := &file_federation_proto_msgTypes[1]
+	mi := &file_federation_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -394,7 +517,7 @@ func (x *OrderBatch) String() string {
 func (*OrderBatch) ProtoMessage() {}
 
 func (x *OrderBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[1]
+	mi := &file_federation_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -407,7 +530,7 @@ func (x *OrderBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderBatch.ProtoReflect.Descriptor instead.
 func (*OrderBatch) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{1}
+	return file_federation_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *OrderBatch) GetHandoffs() []*OrderHandoff {
@@ -427,7 +550,7 @@ type ReceiptBatch struct {
 
 func (x *ReceiptBatch) Reset() {
 	*x = ReceiptBatch{}
-	mi := &file_federation_proto_msgTypes[2]
+	mi := &file_federation_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -439,7 +562,7 @@ func (x *ReceiptBatch) String() string {
 func (*ReceiptBatch) ProtoMessage() {}
 
 func (x *ReceiptBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[2]
+	mi := &file_federation_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -452,7 +575,7 @@ func (x *ReceiptBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiptBatch.ProtoReflect.Descriptor instead.
 func (*ReceiptBatch) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{2}
+	return file_federation_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ReceiptBatch) GetResults() []*BatchResult {
@@ -475,7 +598,7 @@ type BatchResult struct {
 
 func (x *BatchResult) Reset() {
 	*x = BatchResult{}
-	mi := &file_federation_proto_msgTypes[3]
+	mi := &file_federation_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -487,7 +610,7 @@ func (x *BatchResult) String() string {
 func (*BatchResult) ProtoMessage() {}
 
 func (x *BatchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[3]
+	mi := &file_federation_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -500,7 +623,7 @@ func (x *BatchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchResult.ProtoReflect.Descriptor instead.
 func (*BatchResult) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{3}
+	return file_federation_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *BatchResult) GetReceipt() []byte {
@@ -527,7 +650,7 @@ type HeadsRequest struct {
 
 func (x *HeadsRequest) Reset() {
 	*x = HeadsRequest{}
-	mi := &file_federation_proto_msgTypes[4]
+	mi := &file_federation_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -539,7 +662,7 @@ func (x *HeadsRequest) String() string {
 func (*HeadsRequest) ProtoMessage() {}
 
 func (x *HeadsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[4]
+	mi := &file_federation_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -552,7 +675,7 @@ func (x *HeadsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeadsRequest.ProtoReflect.Descriptor instead.
 func (*HeadsRequest) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{4}
+	return file_federation_proto_rawDescGZIP(), []int{6}
 }
 
 // Heads maps an origin country code (ISO 3166-1 alpha-2) to the highest
@@ -567,7 +690,7 @@ type Heads struct {
 
 func (x *Heads) Reset() {
 	*x = Heads{}
-	mi := &file_federation_proto_msgTypes[5]
+	mi := &file_federation_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -579,7 +702,7 @@ func (x *Heads) String() string {
 func (*Heads) ProtoMessage() {}
 
 func (x *Heads) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[5]
+	mi := &file_federation_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -592,7 +715,7 @@ func (x *Heads) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heads.ProtoReflect.Descriptor instead.
 func (*Heads) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{5}
+	return file_federation_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Heads) GetHeads() map[string]uint64 {
@@ -615,7 +738,7 @@ type RangeRequest struct {
 
 func (x *RangeRequest) Reset() {
 	*x = RangeRequest{}
-	mi := &file_federation_proto_msgTypes[6]
+	mi := &file_federation_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -627,7 +750,7 @@ func (x *RangeRequest) String() string {
 func (*RangeRequest) ProtoMessage() {}
 
 func (x *RangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[6]
+	mi := &file_federation_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -640,7 +763,7 @@ func (x *RangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeRequest.ProtoReflect.Descriptor instead.
 func (*RangeRequest) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{6}
+	return file_federation_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RangeRequest) GetOrigin() string {
@@ -681,7 +804,7 @@ type RangeReply struct {
 
 func (x *RangeReply) Reset() {
 	*x = RangeReply{}
-	mi := &file_federation_proto_msgTypes[7]
+	mi := &file_federation_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -693,7 +816,7 @@ func (x *RangeReply) String() string {
 func (*RangeReply) ProtoMessage() {}
 
 func (x *RangeReply) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[7]
+	mi := &file_federation_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -706,7 +829,7 @@ func (x *RangeReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeReply.ProtoReflect.Descriptor instead.
 func (*RangeReply) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{7}
+	return file_federation_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RangeReply) GetOrigin() string {
@@ -741,7 +864,7 @@ type ManifestOffer struct {
 
 func (x *ManifestOffer) Reset() {
 	*x = ManifestOffer{}
-	mi := &file_federation_proto_msgTypes[8]
+	mi := &file_federation_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -753,7 +876,7 @@ func (x *ManifestOffer) String() string {
 func (*ManifestOffer) ProtoMessage() {}
 
 func (x *ManifestOffer) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[8]
+	mi := &file_federation_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -766,7 +889,7 @@ func (x *ManifestOffer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestOffer.ProtoReflect.Descriptor instead.
 func (*ManifestOffer) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{8}
+	return file_federation_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ManifestOffer) GetVersion() uint64 {
@@ -798,7 +921,7 @@ type ManifestReply struct {
 
 func (x *ManifestReply) Reset() {
 	*x = ManifestReply{}
-	mi := &file_federation_proto_msgTypes[9]
+	mi := &file_federation_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -810,7 +933,7 @@ func (x *ManifestReply) String() string {
 func (*ManifestReply) ProtoMessage() {}
 
 func (x *ManifestReply) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[9]
+	mi := &file_federation_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -823,7 +946,7 @@ func (x *ManifestReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestReply.ProtoReflect.Descriptor instead.
 func (*ManifestReply) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{9}
+	return file_federation_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ManifestReply) GetAccepted() bool {
@@ -856,7 +979,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_federation_proto_msgTypes[10]
+	mi := &file_federation_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -868,7 +991,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[10]
+	mi := &file_federation_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -881,7 +1004,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{10}
+	return file_federation_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Error) GetCode() string {
@@ -918,7 +1041,7 @@ type ListingRecord struct {
 
 func (x *ListingRecord) Reset() {
 	*x = ListingRecord{}
-	mi := &file_federation_proto_msgTypes[11]
+	mi := &file_federation_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -930,7 +1053,7 @@ func (x *ListingRecord) String() string {
 func (*ListingRecord) ProtoMessage() {}
 
 func (x *ListingRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[11]
+	mi := &file_federation_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -943,7 +1066,7 @@ func (x *ListingRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListingRecord.ProtoReflect.Descriptor instead.
 func (*ListingRecord) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{11}
+	return file_federation_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListingRecord) GetOrigin() string {
@@ -1011,7 +1134,7 @@ type Listing struct {
 
 func (x *Listing) Reset() {
 	*x = Listing{}
-	mi := &file_federation_proto_msgTypes[12]
+	mi := &file_federation_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1023,7 +1146,7 @@ func (x *Listing) String() string {
 func (*Listing) ProtoMessage() {}
 
 func (x *Listing) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[12]
+	mi := &file_federation_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1036,7 +1159,7 @@ func (x *Listing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Listing.ProtoReflect.Descriptor instead.
 func (*Listing) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{12}
+	return file_federation_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Listing) GetId() string {
@@ -1143,7 +1266,7 @@ type SellerProfile struct {
 
 func (x *SellerProfile) Reset() {
 	*x = SellerProfile{}
-	mi := &file_federation_proto_msgTypes[13]
+	mi := &file_federation_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1155,7 +1278,7 @@ func (x *SellerProfile) String() string {
 func (*SellerProfile) ProtoMessage() {}
 
 func (x *SellerProfile) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[13]
+	mi := &file_federation_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1168,7 +1291,7 @@ func (x *SellerProfile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SellerProfile.ProtoReflect.Descriptor instead.
 func (*SellerProfile) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{13}
+	return file_federation_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SellerProfile) GetId() string {
@@ -1210,7 +1333,7 @@ type Money struct {
 
 func (x *Money) Reset() {
 	*x = Money{}
-	mi := &file_federation_proto_msgTypes[14]
+	mi := &file_federation_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1222,7 +1345,7 @@ func (x *Money) String() string {
 func (*Money) ProtoMessage() {}
 
 func (x *Money) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[14]
+	mi := &file_federation_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1235,7 +1358,7 @@ func (x *Money) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Money.ProtoReflect.Descriptor instead.
 func (*Money) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{14}
+	return file_federation_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Money) GetMinor() int64 {
@@ -1277,7 +1400,7 @@ type OrderHandoff struct {
 
 func (x *OrderHandoff) Reset() {
 	*x = OrderHandoff{}
-	mi := &file_federation_proto_msgTypes[15]
+	mi := &file_federation_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1289,7 +1412,7 @@ func (x *OrderHandoff) String() string {
 func (*OrderHandoff) ProtoMessage() {}
 
 func (x *OrderHandoff) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[15]
+	mi := &file_federation_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1302,7 +1425,7 @@ func (x *OrderHandoff) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderHandoff.ProtoReflect.Descriptor instead.
 func (*OrderHandoff) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{15}
+	return file_federation_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *OrderHandoff) GetOrderId() string {
@@ -1388,7 +1511,7 @@ type OrderItem struct {
 
 func (x *OrderItem) Reset() {
 	*x = OrderItem{}
-	mi := &file_federation_proto_msgTypes[16]
+	mi := &file_federation_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1400,7 +1523,7 @@ func (x *OrderItem) String() string {
 func (*OrderItem) ProtoMessage() {}
 
 func (x *OrderItem) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[16]
+	mi := &file_federation_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1413,7 +1536,7 @@ func (x *OrderItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderItem.ProtoReflect.Descriptor instead.
 func (*OrderItem) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{16}
+	return file_federation_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *OrderItem) GetListingId() string {
@@ -1465,7 +1588,7 @@ type OrderQuote struct {
 
 func (x *OrderQuote) Reset() {
 	*x = OrderQuote{}
-	mi := &file_federation_proto_msgTypes[17]
+	mi := &file_federation_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1477,7 +1600,7 @@ func (x *OrderQuote) String() string {
 func (*OrderQuote) ProtoMessage() {}
 
 func (x *OrderQuote) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[17]
+	mi := &file_federation_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1490,7 +1613,7 @@ func (x *OrderQuote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderQuote.ProtoReflect.Descriptor instead.
 func (*OrderQuote) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{17}
+	return file_federation_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *OrderQuote) GetItemTotal() *Money {
@@ -1550,7 +1673,7 @@ type Recipient struct {
 
 func (x *Recipient) Reset() {
 	*x = Recipient{}
-	mi := &file_federation_proto_msgTypes[18]
+	mi := &file_federation_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1562,7 +1685,7 @@ func (x *Recipient) String() string {
 func (*Recipient) ProtoMessage() {}
 
 func (x *Recipient) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[18]
+	mi := &file_federation_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1575,7 +1698,7 @@ func (x *Recipient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Recipient.ProtoReflect.Descriptor instead.
 func (*Recipient) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{18}
+	return file_federation_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Recipient) GetName() string {
@@ -1637,7 +1760,7 @@ type Consent struct {
 
 func (x *Consent) Reset() {
 	*x = Consent{}
-	mi := &file_federation_proto_msgTypes[19]
+	mi := &file_federation_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1649,7 +1772,7 @@ func (x *Consent) String() string {
 func (*Consent) ProtoMessage() {}
 
 func (x *Consent) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[19]
+	mi := &file_federation_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1662,7 +1785,7 @@ func (x *Consent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Consent.ProtoReflect.Descriptor instead.
 func (*Consent) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{19}
+	return file_federation_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Consent) GetCrossBorderTransfer() bool {
@@ -1697,7 +1820,7 @@ type OrderStatus struct {
 
 func (x *OrderStatus) Reset() {
 	*x = OrderStatus{}
-	mi := &file_federation_proto_msgTypes[20]
+	mi := &file_federation_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1709,7 +1832,7 @@ func (x *OrderStatus) String() string {
 func (*OrderStatus) ProtoMessage() {}
 
 func (x *OrderStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[20]
+	mi := &file_federation_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1722,7 +1845,7 @@ func (x *OrderStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderStatus.ProtoReflect.Descriptor instead.
 func (*OrderStatus) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{20}
+	return file_federation_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *OrderStatus) GetOrderId() string {
@@ -1794,7 +1917,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_federation_proto_msgTypes[21]
+	mi := &file_federation_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1806,7 +1929,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[21]
+	mi := &file_federation_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1819,7 +1942,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{21}
+	return file_federation_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Receipt) GetOrderId() string {
@@ -1889,7 +2012,7 @@ var File_federation_proto protoreflect.FileDescriptor
 
 const file_federation_proto_rawDesc = "" +
 	"\n" +
-	"\x10federation.proto\x12\x13imtgt.federation.v1\"\xd1\a\n" +
+	"\x10federation.proto\x12\x13imtgt.federation.v1\"\xee\b\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12&\n" +
 	"\x0fcreated_unix_ms\x18\x02 \x01(\x03R\rcreatedUnixMs\x12&\n" +
@@ -1912,8 +2035,16 @@ const file_federation_proto_rawDesc = "" +
 	"\areceipt\x18\x13 \x01(\fH\x00R\areceipt\x12B\n" +
 	"\vorder_batch\x18\x14 \x01(\v2\x1f.imtgt.federation.v1.OrderBatchH\x00R\n" +
 	"orderBatch\x12H\n" +
-	"\rreceipt_batch\x18\x15 \x01(\v2!.imtgt.federation.v1.ReceiptBatchH\x00R\freceiptBatchB\x06\n" +
-	"\x04body\"K\n" +
+	"\rreceipt_batch\x18\x15 \x01(\v2!.imtgt.federation.v1.ReceiptBatchH\x00R\freceiptBatch\x12Q\n" +
+	"\x10audit_checkpoint\x18\x16 \x01(\v2$.imtgt.federation.v1.AuditCheckpointH\x00R\x0fauditCheckpoint\x12H\n" +
+	"\raudit_witness\x18\x17 \x01(\v2!.imtgt.federation.v1.AuditWitnessH\x00R\fauditWitnessB\x06\n" +
+	"\x04body\"1\n" +
+	"\x0fAuditCheckpoint\x12\x1e\n" +
+	"\n" +
+	"checkpoint\x18\x01 \x01(\fR\n" +
+	"checkpoint\"(\n" +
+	"\fAuditWitness\x12\x18\n" +
+	"\awitness\x18\x01 \x01(\fR\awitness\"K\n" +
 	"\n" +
 	"OrderBatch\x12=\n" +
 	"\bhandoffs\x18\x01 \x03(\v2!.imtgt.federation.v1.OrderHandoffR\bhandoffs\"J\n" +
@@ -2063,68 +2194,72 @@ func file_federation_proto_rawDescGZIP() []byte {
 }
 
 var file_federation_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_federation_proto_goTypes = []any{
-	(ListingRecord_Op)(0), // 0: imtgt.federation.v1.ListingRecord.Op
-	(*Message)(nil),       // 1: imtgt.federation.v1.Message
-	(*OrderBatch)(nil),    // 2: imtgt.federation.v1.OrderBatch
-	(*ReceiptBatch)(nil),  // 3: imtgt.federation.v1.ReceiptBatch
-	(*BatchResult)(nil),   // 4: imtgt.federation.v1.BatchResult
-	(*HeadsRequest)(nil),  // 5: imtgt.federation.v1.HeadsRequest
-	(*Heads)(nil),         // 6: imtgt.federation.v1.Heads
-	(*RangeRequest)(nil),  // 7: imtgt.federation.v1.RangeRequest
-	(*RangeReply)(nil),    // 8: imtgt.federation.v1.RangeReply
-	(*ManifestOffer)(nil), // 9: imtgt.federation.v1.ManifestOffer
-	(*ManifestReply)(nil), // 10: imtgt.federation.v1.ManifestReply
-	(*Error)(nil),         // 11: imtgt.federation.v1.Error
-	(*ListingRecord)(nil), // 12: imtgt.federation.v1.ListingRecord
-	(*Listing)(nil),       // 13: imtgt.federation.v1.Listing
-	(*SellerProfile)(nil), // 14: imtgt.federation.v1.SellerProfile
-	(*Money)(nil),         // 15: imtgt.federation.v1.Money
-	(*OrderHandoff)(nil),  // 16: imtgt.federation.v1.OrderHandoff
-	(*OrderItem)(nil),     // 17: imtgt.federation.v1.OrderItem
-	(*OrderQuote)(nil),    // 18: imtgt.federation.v1.OrderQuote
-	(*Recipient)(nil),     // 19: imtgt.federation.v1.Recipient
-	(*Consent)(nil),       // 20: imtgt.federation.v1.Consent
-	(*OrderStatus)(nil),   // 21: imtgt.federation.v1.OrderStatus
-	(*Receipt)(nil),       // 22: imtgt.federation.v1.Receipt
-	nil,                   // 23: imtgt.federation.v1.Heads.HeadsEntry
-	nil,                   // 24: imtgt.federation.v1.Listing.AttributesEntry
+	(ListingRecord_Op)(0),   // 0: imtgt.federation.v1.ListingRecord.Op
+	(*Message)(nil),         // 1: imtgt.federation.v1.Message
+	(*AuditCheckpoint)(nil), // 2: imtgt.federation.v1.AuditCheckpoint
+	(*AuditWitness)(nil),    // 3: imtgt.federation.v1.AuditWitness
+	(*OrderBatch)(nil),      // 4: imtgt.federation.v1.OrderBatch
+	(*ReceiptBatch)(nil),    // 5: imtgt.federation.v1.ReceiptBatch
+	(*BatchResult)(nil),     // 6: imtgt.federation.v1.BatchResult
+	(*HeadsRequest)(nil),    // 7: imtgt.federation.v1.HeadsRequest
+	(*Heads)(nil),           // 8: imtgt.federation.v1.Heads
+	(*RangeRequest)(nil),    // 9: imtgt.federation.v1.RangeRequest
+	(*RangeReply)(nil),      // 10: imtgt.federation.v1.RangeReply
+	(*ManifestOffer)(nil),   // 11: imtgt.federation.v1.ManifestOffer
+	(*ManifestReply)(nil),   // 12: imtgt.federation.v1.ManifestReply
+	(*Error)(nil),           // 13: imtgt.federation.v1.Error
+	(*ListingRecord)(nil),   // 14: imtgt.federation.v1.ListingRecord
+	(*Listing)(nil),         // 15: imtgt.federation.v1.Listing
+	(*SellerProfile)(nil),   // 16: imtgt.federation.v1.SellerProfile
+	(*Money)(nil),           // 17: imtgt.federation.v1.Money
+	(*OrderHandoff)(nil),    // 18: imtgt.federation.v1.OrderHandoff
+	(*OrderItem)(nil),       // 19: imtgt.federation.v1.OrderItem
+	(*OrderQuote)(nil),      // 20: imtgt.federation.v1.OrderQuote
+	(*Recipient)(nil),       // 21: imtgt.federation.v1.Recipient
+	(*Consent)(nil),         // 22: imtgt.federation.v1.Consent
+	(*OrderStatus)(nil),     // 23: imtgt.federation.v1.OrderStatus
+	(*Receipt)(nil),         // 24: imtgt.federation.v1.Receipt
+	nil,                     // 25: imtgt.federation.v1.Heads.HeadsEntry
+	nil,                     // 26: imtgt.federation.v1.Listing.AttributesEntry
 }
 var file_federation_proto_depIdxs = []int32{
-	5,  // 0: imtgt.federation.v1.Message.heads_request:type_name -> imtgt.federation.v1.HeadsRequest
-	6,  // 1: imtgt.federation.v1.Message.heads:type_name -> imtgt.federation.v1.Heads
-	7,  // 2: imtgt.federation.v1.Message.range_request:type_name -> imtgt.federation.v1.RangeRequest
-	8,  // 3: imtgt.federation.v1.Message.range_reply:type_name -> imtgt.federation.v1.RangeReply
-	9,  // 4: imtgt.federation.v1.Message.manifest_offer:type_name -> imtgt.federation.v1.ManifestOffer
-	10, // 5: imtgt.federation.v1.Message.manifest_reply:type_name -> imtgt.federation.v1.ManifestReply
-	11, // 6: imtgt.federation.v1.Message.error:type_name -> imtgt.federation.v1.Error
-	16, // 7: imtgt.federation.v1.Message.order_handoff:type_name -> imtgt.federation.v1.OrderHandoff
-	21, // 8: imtgt.federation.v1.Message.order_status:type_name -> imtgt.federation.v1.OrderStatus
-	2,  // 9: imtgt.federation.v1.Message.order_batch:type_name -> imtgt.federation.v1.OrderBatch
-	3,  // 10: imtgt.federation.v1.Message.receipt_batch:type_name -> imtgt.federation.v1.ReceiptBatch
-	16, // 11: imtgt.federation.v1.OrderBatch.handoffs:type_name -> imtgt.federation.v1.OrderHandoff
-	4,  // 12: imtgt.federation.v1.ReceiptBatch.results:type_name -> imtgt.federation.v1.BatchResult
-	23, // 13: imtgt.federation.v1.Heads.heads:type_name -> imtgt.federation.v1.Heads.HeadsEntry
-	0,  // 14: imtgt.federation.v1.ListingRecord.op:type_name -> imtgt.federation.v1.ListingRecord.Op
-	13, // 15: imtgt.federation.v1.ListingRecord.listing:type_name -> imtgt.federation.v1.Listing
-	14, // 16: imtgt.federation.v1.Listing.seller:type_name -> imtgt.federation.v1.SellerProfile
-	15, // 17: imtgt.federation.v1.Listing.price:type_name -> imtgt.federation.v1.Money
-	24, // 18: imtgt.federation.v1.Listing.attributes:type_name -> imtgt.federation.v1.Listing.AttributesEntry
-	17, // 19: imtgt.federation.v1.OrderHandoff.items:type_name -> imtgt.federation.v1.OrderItem
-	18, // 20: imtgt.federation.v1.OrderHandoff.quote:type_name -> imtgt.federation.v1.OrderQuote
-	19, // 21: imtgt.federation.v1.OrderHandoff.recipient:type_name -> imtgt.federation.v1.Recipient
-	20, // 22: imtgt.federation.v1.OrderHandoff.consent:type_name -> imtgt.federation.v1.Consent
-	15, // 23: imtgt.federation.v1.OrderItem.unit_price:type_name -> imtgt.federation.v1.Money
-	15, // 24: imtgt.federation.v1.OrderQuote.item_total:type_name -> imtgt.federation.v1.Money
-	15, // 25: imtgt.federation.v1.OrderQuote.duties_total:type_name -> imtgt.federation.v1.Money
-	15, // 26: imtgt.federation.v1.OrderQuote.taxes_total:type_name -> imtgt.federation.v1.Money
-	15, // 27: imtgt.federation.v1.OrderQuote.landed_total:type_name -> imtgt.federation.v1.Money
-	28, // [28:28] is the sub-list for method output_type
-	28, // [28:28] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	7,  // 0: imtgt.federation.v1.Message.heads_request:type_name -> imtgt.federation.v1.HeadsRequest
+	8,  // 1: imtgt.federation.v1.Message.heads:type_name -> imtgt.federation.v1.Heads
+	9,  // 2: imtgt.federation.v1.Message.range_request:type_name -> imtgt.federation.v1.RangeRequest
+	10, // 3: imtgt.federation.v1.Message.range_reply:type_name -> imtgt.federation.v1.RangeReply
+	11, // 4: imtgt.federation.v1.Message.manifest_offer:type_name -> imtgt.federation.v1.ManifestOffer
+	12, // 5: imtgt.federation.v1.Message.manifest_reply:type_name -> imtgt.federation.v1.ManifestReply
+	13, // 6: imtgt.federation.v1.Message.error:type_name -> imtgt.federation.v1.Error
+	18, // 7: imtgt.federation.v1.Message.order_handoff:type_name -> imtgt.federation.v1.OrderHandoff
+	23, // 8: imtgt.federation.v1.Message.order_status:type_name -> imtgt.federation.v1.OrderStatus
+	4,  // 9: imtgt.federation.v1.Message.order_batch:type_name -> imtgt.federation.v1.OrderBatch
+	5,  // 10: imtgt.federation.v1.Message.receipt_batch:type_name -> imtgt.federation.v1.ReceiptBatch
+	2,  // 11: imtgt.federation.v1.Message.audit_checkpoint:type_name -> imtgt.federation.v1.AuditCheckpoint
+	3,  // 12: imtgt.federation.v1.Message.audit_witness:type_name -> imtgt.federation.v1.AuditWitness
+	18, // 13: imtgt.federation.v1.OrderBatch.handoffs:type_name -> imtgt.federation.v1.OrderHandoff
+	6,  // 14: imtgt.federation.v1.ReceiptBatch.results:type_name -> imtgt.federation.v1.BatchResult
+	25, // 15: imtgt.federation.v1.Heads.heads:type_name -> imtgt.federation.v1.Heads.HeadsEntry
+	0,  // 16: imtgt.federation.v1.ListingRecord.op:type_name -> imtgt.federation.v1.ListingRecord.Op
+	15, // 17: imtgt.federation.v1.ListingRecord.listing:type_name -> imtgt.federation.v1.Listing
+	16, // 18: imtgt.federation.v1.Listing.seller:type_name -> imtgt.federation.v1.SellerProfile
+	17, // 19: imtgt.federation.v1.Listing.price:type_name -> imtgt.federation.v1.Money
+	26, // 20: imtgt.federation.v1.Listing.attributes:type_name -> imtgt.federation.v1.Listing.AttributesEntry
+	19, // 21: imtgt.federation.v1.OrderHandoff.items:type_name -> imtgt.federation.v1.OrderItem
+	20, // 22: imtgt.federation.v1.OrderHandoff.quote:type_name -> imtgt.federation.v1.OrderQuote
+	21, // 23: imtgt.federation.v1.OrderHandoff.recipient:type_name -> imtgt.federation.v1.Recipient
+	22, // 24: imtgt.federation.v1.OrderHandoff.consent:type_name -> imtgt.federation.v1.Consent
+	17, // 25: imtgt.federation.v1.OrderItem.unit_price:type_name -> imtgt.federation.v1.Money
+	17, // 26: imtgt.federation.v1.OrderQuote.item_total:type_name -> imtgt.federation.v1.Money
+	17, // 27: imtgt.federation.v1.OrderQuote.duties_total:type_name -> imtgt.federation.v1.Money
+	17, // 28: imtgt.federation.v1.OrderQuote.taxes_total:type_name -> imtgt.federation.v1.Money
+	17, // 29: imtgt.federation.v1.OrderQuote.landed_total:type_name -> imtgt.federation.v1.Money
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_federation_proto_init() }
@@ -2145,6 +2280,8 @@ func file_federation_proto_init() {
 		(*Message_Receipt)(nil),
 		(*Message_OrderBatch)(nil),
 		(*Message_ReceiptBatch)(nil),
+		(*Message_AuditCheckpoint)(nil),
+		(*Message_AuditWitness)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2152,7 +2289,7 @@ func file_federation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_federation_proto_rawDesc), len(file_federation_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   24,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,148 @@
+package audit
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Kind says what an entry records.
+type Kind string
+
+// Entry kinds. Crossings are "<what>.egress" or "<what>.ingress"; admin
+// acts start with "admin.". A kind filter "admin" matches every admin act,
+// "order" every order message, and so on (see Kind.Matches).
+const (
+	CatalogEgress  Kind = "catalog.egress"  // log records served to a peer
+	CatalogIngress Kind = "catalog.ingress" // log records pulled from a peer and stored
+	HandoffEgress  Kind = "order.handoff.egress"
+	HandoffIngress Kind = "order.handoff.ingress"
+	StatusEgress   Kind = "order.status.egress"
+	StatusIngress  Kind = "order.status.ingress"
+	ReceiptEgress  Kind = "receipt.egress"  // a receipt this node signed and returned
+	ReceiptIngress Kind = "receipt.ingress" // a peer's receipt this node verified and kept
+	Rejection      Kind = "rejection"       // a message, peer or record refused
+
+	AdminSeller   Kind = "admin.seller"   // seller registered, approved, suspended
+	AdminToken    Kind = "admin.token"    // a token created (marketplace, auditor, seller)
+	AdminManifest Kind = "admin.manifest" // a federation manifest installed
+	AdminPolicy   Kind = "admin.policy"   // a signed policy installed
+	AdminBackup   Kind = "admin.backup"   // a backup taken
+	AdminRestore  Kind = "admin.restore"  // a backup restored
+)
+
+// Egress reports whether the kind records data leaving this node.
+func (k Kind) Egress() bool { return strings.HasSuffix(string(k), ".egress") }
+
+// Ingress reports whether the kind records data arriving at this node.
+func (k Kind) Ingress() bool { return strings.HasSuffix(string(k), ".ingress") }
+
+// Matches reports whether the kind is filter or under it ("admin" matches
+// "admin.policy"). An empty filter matches every kind.
+func (k Kind) Matches(filter string) bool {
+	return filter == "" || string(k) == filter || strings.HasPrefix(string(k), filter+".")
+}
+
+// Entry is one link of the chain. Fields names the fields that crossed as
+// "<record kind>.<field path>" (listing.title, buyer.name, order.items),
+// the form policy transfer rules use, never their values.
+type Entry struct {
+	Seq           uint64    `json:"seq"`
+	Time          time.Time `json:"time"`
+	Kind          Kind      `json:"kind"`
+	Peer          string    `json:"peer,omitempty"`    // the other member's country
+	PeerID        string    `json:"peer_id,omitempty"` // its libp2p peer ID, when known
+	Purpose       string    `json:"purpose,omitempty"` // policy purpose of a crossing
+	Records       []string  `json:"records,omitempty"` // record IDs: listing or order IDs, or origin#from-to log ranges
+	Count         int       `json:"count,omitempty"`   // records covered (a log range counts each record)
+	Fields        []string  `json:"fields,omitempty"`
+	PolicyVersion uint64    `json:"policy_version,omitempty"` // the policy in force that allowed it
+	Rules         []string  `json:"rules,omitempty"`          // the rule IDs that allowed it
+	LegalBasis    string    `json:"legal_basis,omitempty"`
+	PayloadHash   string    `json:"payload_hash,omitempty"` // hex SHA-256 of the exact bytes sent or received
+	ReceiptHash   string    `json:"receipt_hash,omitempty"` // hex SHA-256 of the receipt envelope, for messages that have one
+	Actor         string    `json:"actor,omitempty"`        // who acted: a role and token ID, or "node"
+	Reason        string    `json:"reason,omitempty"`       // why a rejection; what an admin act did
+	Prev          string    `json:"prev"`                   // hex hash of the previous entry ("" for the first)
+	Hash          string    `json:"hash"`                   // hex SHA-256 of this entry's canonical bytes
+}
+
+// ErrChain means an entry does not follow its predecessor or its hash does
+// not match its content.
+var ErrChain = errors.New("audit chain broken")
+
+// HashHex returns the hex SHA-256 of b, the form entries hold hashes in.
+func HashHex(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// Canonical returns the bytes an entry's hash covers: every field but
+// Hash, each length-prefixed, in a fixed order. Binary rather than JSON so
+// that a verifier's hash does not depend on how a bundle was formatted,
+// and so that checking is cheap.
+func (e *Entry) Canonical() []byte {
+	b := make([]byte, 0, 256)
+	b = append(b, "imtgt-audit-entry/1"...)
+	b = binary.BigEndian.AppendUint64(b, e.Seq)
+	b = binary.BigEndian.AppendUint64(b, uint64(e.Time.UnixNano()))
+	str := func(s string) {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	list := func(l []string) {
+		b = binary.AppendUvarint(b, uint64(len(l)))
+		for _, s := range l {
+			str(s)
+		}
+	}
+	str(string(e.Kind))
+	str(e.Peer)
+	str(e.PeerID)
+	str(e.Purpose)
+	list(e.Records)
+	b = binary.AppendUvarint(b, uint64(e.Count))
+	list(e.Fields)
+	b = binary.BigEndian.AppendUint64(b, e.PolicyVersion)
+	list(e.Rules)
+	str(e.LegalBasis)
+	str(e.PayloadHash)
+	str(e.ReceiptHash)
+	str(e.Actor)
+	str(e.Reason)
+	str(e.Prev)
+	return b
+}
+
+// ComputeHash returns the hash the entry should carry.
+func (e *Entry) ComputeHash() string {
+	h := sha256.Sum256(e.Canonical())
+	return hex.EncodeToString(h[:])
+}
+
+// Link sets the entry's sequence number, previous hash and hash, making it
+// the successor of an entry with seq prevSeq and hash prevHash (0 and ""
+// for the first entry). Time is normalised to UTC.
+func (e *Entry) Link(prevSeq uint64, prevHash string) {
+	e.Seq = prevSeq + 1
+	e.Prev = prevHash
+	e.Time = e.Time.UTC()
+	e.Hash = e.ComputeHash()
+}
+
+// Follows checks that e is the intact successor of prevSeq/prevHash.
+func (e *Entry) Follows(prevSeq uint64, prevHash string) error {
+	switch {
+	case e.Seq != prevSeq+1:
+		return fmt.Errorf("%w: entry %d follows entry %d", ErrChain, e.Seq, prevSeq)
+	case e.Prev != prevHash:
+		return fmt.Errorf("%w: entry %d does not link to entry %d (prev %.12s…, want %.12s…)", ErrChain, e.Seq, prevSeq, e.Prev, prevHash)
+	case e.Hash != e.ComputeHash():
+		return fmt.Errorf("%w: entry %d was altered (its hash does not match its content)", ErrChain, e.Seq)
+	}
+	return nil
+}

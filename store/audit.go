@@ -1,0 +1,246 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/imtgt/imtgt-node/audit"
+)
+
+var (
+	bucketAudit            = []byte("audit")
+	bucketAuditCheckpoints = []byte("audit_checkpoints")
+	bucketAuditPeers       = []byte("audit_peers")
+	keyAuditHead           = []byte("audit_head")
+	bucketReceipts         = []byte("receipts")
+)
+
+// Errors of witnessing a peer's checkpoint.
+var (
+	// ErrRewind means a peer presented a checkpoint older than one this
+	// node already witnessed for it.
+	ErrRewind = errors.New("checkpoint rewinds a chain this node witnessed further")
+	// ErrEquivocation means a peer presented two different heads for the
+	// same sequence number: its history was rewritten.
+	ErrEquivocation = errors.New("checkpoint contradicts one this node witnessed")
+)
+
+// auditHead is meta/audit_head: the chain's last entry, so an append
+// needs no scan.
+type auditHead struct {
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+func readAuditHead(tx *bolt.Tx) (auditHead, error) {
+	var h auditHead
+	v := tx.Bucket(bucketMeta).Get(keyAuditHead)
+	if v == nil {
+		return h, nil
+	}
+	if err := json.Unmarshal(v, &h); err != nil {
+		return h, fmt.Errorf("meta/audit_head: %w", err)
+	}
+	return h, nil
+}
+
+// appendAudit links entries onto the chain inside tx: the caller's
+// transaction, so an entry exists exactly when the change it records
+// does. Entries without a time get the commit's.
+func appendAudit(tx *bolt.Tx, es ...*audit.Entry) error {
+	if len(es) == 0 {
+		return nil
+	}
+	h, err := readAuditHead(tx)
+	if err != nil {
+		return err
+	}
+	b := tx.Bucket(bucketAudit)
+	now := time.Now()
+	for _, e := range es {
+		if e.Time.IsZero() {
+			e.Time = now
+		}
+		e.Link(h.Seq, h.Hash)
+		if err := putJSON(b, seqKey(e.Seq), e); err != nil {
+			return err
+		}
+		h = auditHead{Seq: e.Seq, Hash: e.Hash}
+	}
+	return putJSON(tx.Bucket(bucketMeta), keyAuditHead, h)
+}
+
+// AppendAudit appends entries in a transaction of their own (shared with
+// concurrent writers).
+func (db *DB) AppendAudit(ctx context.Context, es ...*audit.Entry) error {
+	if len(es) == 0 {
+		return nil
+	}
+	return db.batch(func(tx *bolt.Tx) error { return appendAudit(tx, es...) })
+}
+
+// AuditHead returns the chain's last sequence number and hash (0, "" when
+// empty).
+func (db *DB) AuditHead(ctx context.Context) (uint64, string, error) {
+	var h auditHead
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		h, err = readAuditHead(tx)
+		return err
+	})
+	return h.Seq, h.Hash, err
+}
+
+// AuditScan calls fn for every entry from seq from on, in order, until fn
+// returns ErrStop or an error. It reads one consistent snapshot.
+func (db *DB) AuditScan(ctx context.Context, from uint64, fn func(*audit.Entry) error) error {
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketAudit).Cursor()
+		for k, v := c.Seek(seqKey(max(from, 1))); k != nil; k, v = c.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			var e audit.Entry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("audit entry %x: %w", k, err)
+			}
+			if err := fn(&e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, ErrStop) {
+		return nil
+	}
+	return err
+}
+
+// ErrStop ends a scan early without error.
+var ErrStop = errors.New("stop")
+
+// AuditEntry returns the entry with sequence number seq, or nil.
+func (db *DB) AuditEntry(ctx context.Context, seq uint64) (*audit.Entry, error) {
+	var e *audit.Entry
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketAudit).Get(seqKey(seq))
+		if v == nil {
+			return nil
+		}
+		e = &audit.Entry{}
+		return json.Unmarshal(v, e)
+	})
+	return e, err
+}
+
+// PutCheckpoint stores a checkpoint of this node's chain (replacing one at
+// the same seq, e.g. with more witnesses).
+func (db *DB) PutCheckpoint(ctx context.Context, cp *audit.Checkpoint) error {
+	return db.batch(func(tx *bolt.Tx) error {
+		return putJSON(tx.Bucket(bucketAuditCheckpoints), seqKey(cp.Seq), cp)
+	})
+}
+
+// AddWitness adds a peer's countersignature to the checkpoint at seq (a
+// witness by the same peer replaces its earlier one).
+func (db *DB) AddWitness(ctx context.Context, seq uint64, w audit.Witness) error {
+	return db.batch(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAuditCheckpoints)
+		v := b.Get(seqKey(seq))
+		if v == nil {
+			return fmt.Errorf("no checkpoint at seq %d", seq)
+		}
+		var cp audit.Checkpoint
+		if err := json.Unmarshal(v, &cp); err != nil {
+			return err
+		}
+		ws := cp.Witnesses[:0]
+		for _, o := range cp.Witnesses {
+			if o.PeerID != w.PeerID {
+				ws = append(ws, o)
+			}
+		}
+		cp.Witnesses = append(ws, w)
+		return putJSON(b, seqKey(seq), &cp)
+	})
+}
+
+// AuditCheckpoints returns this node's checkpoints with from ≤ seq ≤ to
+// (to 0: no upper bound), in order.
+func (db *DB) AuditCheckpoints(ctx context.Context, from, to uint64) ([]audit.Checkpoint, error) {
+	var out []audit.Checkpoint
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketAuditCheckpoints).Cursor()
+		for k, v := c.Seek(seqKey(from)); k != nil; k, v = c.Next() {
+			var cp audit.Checkpoint
+			if err := json.Unmarshal(v, &cp); err != nil {
+				return err
+			}
+			if to != 0 && cp.Seq > to {
+				break
+			}
+			out = append(out, cp)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// LastCheckpoint returns this node's latest checkpoint, or nil.
+func (db *DB) LastCheckpoint(ctx context.Context) (*audit.Checkpoint, error) {
+	var cp *audit.Checkpoint
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		_, v := tx.Bucket(bucketAuditCheckpoints).Cursor().Last()
+		if v == nil {
+			return nil
+		}
+		cp = &audit.Checkpoint{}
+		return json.Unmarshal(v, cp)
+	})
+	return cp, err
+}
+
+// WitnessPeer records a peer's checkpoint this node is about to
+// countersign, refusing one that goes back on what it witnessed before:
+// an older seq (ErrRewind) or another head at the same seq
+// (ErrEquivocation).
+func (db *DB) WitnessPeer(ctx context.Context, country string, cp *audit.Checkpoint) error {
+	return db.batch(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAuditPeers)
+		if v := b.Get([]byte(country)); v != nil {
+			var last audit.Checkpoint
+			if err := json.Unmarshal(v, &last); err != nil {
+				return err
+			}
+			switch {
+			case cp.Seq < last.Seq:
+				return fmt.Errorf("%w: %s presented seq %d after seq %d", ErrRewind, country, cp.Seq, last.Seq)
+			case cp.Seq == last.Seq && cp.Head != last.Head:
+				return fmt.Errorf("%w: %s presented two heads for seq %d", ErrEquivocation, country, cp.Seq)
+			}
+		}
+		return putJSON(b, []byte(country), cp)
+	})
+}
+
+// PeerCheckpoints returns the last checkpoint this node witnessed for
+// each peer country.
+func (db *DB) PeerCheckpoints(ctx context.Context) (map[string]audit.Checkpoint, error) {
+	out := map[string]audit.Checkpoint{}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAuditPeers).ForEach(func(k, v []byte) error {
+			var cp audit.Checkpoint
+			if err := json.Unmarshal(v, &cp); err != nil {
+				return err
+			}
+			out[string(k)] = cp
+			return nil
+		})
+	})
+	return out, err
+}
