@@ -19,7 +19,7 @@ const (
 	Operator    Role = "operator"    // the national agency running the node
 	Seller      Role = "seller"      // one registered seller
 	Marketplace Role = "marketplace" // a buyer-facing shop (orders issue)
-	Auditor     Role = "auditor"     // read-only audit access (audit issue)
+	Auditor     Role = "auditor"     // reads the audit routes and nothing else
 )
 
 // Valid reports whether r is one of the known roles.

@@ -35,6 +35,11 @@ const (
 	AdminRestore  Kind = "admin.restore"  // a backup restored
 )
 
+// PurposeRelay is the purpose of catalog records of another origin that
+// this node passes on as their origin signed them: no data of this
+// country crosses.
+const PurposeRelay = "catalog_relay"
+
 // Egress reports whether the kind records data leaving this node.
 func (k Kind) Egress() bool { return strings.HasSuffix(string(k), ".egress") }
 
@@ -145,4 +150,13 @@ func (e *Entry) Follows(prevSeq uint64, prevHash string) error {
 		return fmt.Errorf("%w: entry %d was altered (its hash does not match its content)", ErrChain, e.Seq)
 	}
 	return nil
+}
+
+// Query selects entries (GET /v1/audit/entries).
+type Query struct {
+	Kind     string    // a kind or a kind prefix ("admin", "order"); "" for all
+	Peer     string    // a peer's country or peer ID; "" for all
+	From, To time.Time // From included, To excluded; zero: unbounded
+	After    uint64    // the cursor: entries after this seq
+	Limit    int       // at most this many (1 to 1000; 0: 100)
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/policy"
 	"github.com/imtgt/imtgt-node/refdata"
 )
@@ -215,6 +216,7 @@ var purposeLabels = map[string]string{
 	string(policy.PurposeOrderHandoff): "Order handoff",
 	string(policy.PurposeOrderStatus):  "Order status update",
 	ReceiptPurpose:                     "Delivery receipt",
+	audit.PurposeRelay:                 "Relay of another member's catalog",
 }
 
 func purposeLabel(p string) string {

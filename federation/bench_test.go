@@ -49,18 +49,22 @@ func buildOriginStore(b *testing.B, th identity) *store.DB {
 	return db
 }
 
-func benchNode(b *testing.B, me identity, db *store.DB, raw []byte, psk []byte) *testNode {
+func benchNode(b *testing.B, me identity, db *store.DB, raw []byte, psk []byte, audited bool) *testNode {
 	b.Helper()
 	m, err := membership.Parse(raw)
 	require.NoError(b, err)
 	key, err := ParsePSK(psk)
 	require.NoError(b, err)
 	tn := &testNode{reg: prometheus.NewRegistry()}
-	tn.svc, err = New(Config{
+	cfg := Config{
 		Country: me.country, Key: me.key, ListenAddr: me.addr, PSK: key, Manifest: m, ManifestRaw: raw,
 		CatalogFunc: func() *catalog.Catalog { return tn.cat },
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: tn.reg, SyncInterval: time.Hour,
-	})
+	}
+	if audited {
+		cfg.Audit, cfg.Policy = db.AppendAudit, defaultPolicy(b, me.country)
+	}
+	tn.svc, err = New(cfg)
 	require.NoError(b, err)
 	tn.cat = catalog.New(db, catalog.NewIndex(), catalog.Config{Country: me.country, Currency: "THB",
 		Seal: RecordSealer(me.key, me.country, time.Now, defaultPolicy(b, me.country)), Published: tn.svc.Published})
@@ -70,9 +74,18 @@ func benchNode(b *testing.B, me identity, db *store.DB, raw []byte, psk []byte) 
 }
 
 // BenchmarkFullSync100k: a fresh peer pulls 100,000 listings from their
-// origin over loopback (verify, store, index). Compare with
-// BenchmarkFullSyncNoNetwork100k, the same work without the network.
-func BenchmarkFullSync100k(b *testing.B) {
+// origin over loopback (verify, store, index), with the audit log on as a
+// node runs: the origin records each range it serves before sending it, the
+// peer records each range it stores in the same transaction. Compare with
+// BenchmarkFullSyncUnaudited100k (the same without the audit log) and
+// BenchmarkFullSyncNoNetwork100k (the work without the network).
+func BenchmarkFullSync100k(b *testing.B) { benchFullSync(b, true) }
+
+// BenchmarkFullSyncUnaudited100k is BenchmarkFullSync100k with the audit
+// log off on both nodes: the cost of auditing is the ratio of the two.
+func BenchmarkFullSyncUnaudited100k(b *testing.B) { benchFullSync(b, false) }
+
+func benchFullSync(b *testing.B, audited bool) {
 	th, my := newIdentity(b, "TH"), newIdentity(b, "MY")
 	origin := buildOriginStore(b, th)
 	defer origin.Close()
@@ -81,12 +94,12 @@ func BenchmarkFullSync100k(b *testing.B) {
 		th.addr, my.addr = freeAddr(b), freeAddr(b)
 		_, raw := testManifest(b, th, my)
 		psk, _ := NewPSK()
-		src := benchNode(b, th, origin, raw, psk)
-		db, err := store.Open(filepath.Join(b.TempDir(), fmt.Sprintf("peer-%d.db", time.Now().UnixNano())), store.Options{})
+		src := benchNode(b, th, origin, raw, psk, audited)
+		db, err := store.Open(filepath.Join(b.TempDir(), fmt.Sprintf("peer-%d.db", time.Now().UnixNano())), store.Options{NoAudit: !audited})
 		require.NoError(b, err)
 		b.StartTimer()
 		start := time.Now()
-		dst := benchNode(b, my, db, raw, psk)
+		dst := benchNode(b, my, db, raw, psk, audited)
 		for dst.cat.Index().Count() < benchListings {
 			ws := memdb.NewWatchSet()
 			dst.cat.Index().Watch(ws)
@@ -97,6 +110,11 @@ func BenchmarkFullSync100k(b *testing.B) {
 		}
 		elapsed := time.Since(start)
 		b.StopTimer()
+		if audited {
+			seq, _, err := db.AuditHead(context.Background())
+			require.NoError(b, err)
+			require.NotZero(b, seq, "the audited run wrote no audit entries")
+		}
 		b.ReportMetric(benchListings/elapsed.Seconds(), "listings/s")
 		dst.svc.Close()
 		src.svc.Close()
@@ -165,7 +183,7 @@ func BenchmarkPropagation(b *testing.B) {
 		db, err := store.Open(filepath.Join(b.TempDir(), who.country+".db"), store.Options{})
 		require.NoError(b, err)
 		defer db.Close()
-		n := benchNode(b, who, db, raw, psk)
+		n := benchNode(b, who, db, raw, psk, true)
 		defer n.svc.Close()
 		nodes = append(nodes, n)
 	}

@@ -176,7 +176,7 @@ func (s *Service) catalogEgress(p peer.ID, origin string, from uint64, recs [][]
 		Records: []string{fmt.Sprintf("%s#%d-%d", origin, from, from+uint64(len(recs))-1)}, Count: len(recs),
 		PayloadHash: hex.EncodeToString(h.Sum(nil))}
 	if origin != s.cfg.Country {
-		e.Reason = "relay of " + origin + "'s log"
+		e.Purpose, e.Reason = audit.PurposeRelay, "relay of "+origin+"'s log"
 		return e
 	}
 	if s.cfg.Policy == nil || s.cfg.Policy() == nil {

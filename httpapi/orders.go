@@ -21,7 +21,7 @@ type Marketplaces interface {
 	Marketplaces(ctx context.Context) ([]store.Marketplace, error)
 }
 
-func (s *Server) createMarketplace(w http.ResponseWriter, r *http.Request, _ *access.Principal) error {
+func (s *Server) createMarketplace(w http.ResponseWriter, r *http.Request, p *access.Principal) error {
 	var req struct {
 		Name string `json:"name"`
 	}
@@ -43,6 +43,7 @@ func (s *Server) createMarketplace(w http.ResponseWriter, r *http.Request, _ *ac
 		return err
 	}
 	s.log.Info("marketplace created", "marketplace", m.ID)
+	s.record(r, tokenEntry(access.Marketplace, m.ID, actor(p, "")))
 	writeJSON(w, http.StatusCreated, map[string]any{"id": m.ID, "name": m.Name, "token": token})
 	return nil
 }

@@ -35,7 +35,7 @@ func fullSeller(s *sellers.Seller) sellerFull {
 	return sellerFull{sellerPublic: publicSeller(s), Owner: s.Personal.Owner, BankAccount: s.Personal.BankAccount, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
 }
 
-func (s *Server) registerSeller(w http.ResponseWriter, r *http.Request, _ *access.Principal) error {
+func (s *Server) registerSeller(w http.ResponseWriter, r *http.Request, p *access.Principal) error {
 	var reg sellers.Registration
 	if err := decodeJSON(r, &reg); err != nil {
 		return err
@@ -45,6 +45,9 @@ func (s *Server) registerSeller(w http.ResponseWriter, r *http.Request, _ *acces
 		return err
 	}
 	s.log.Info("seller registered", "seller", sel.ID)
+	// Registration needs no token: the registrant is the new seller.
+	who := actor(p, "seller "+sel.ID+" (self-registration)")
+	s.record(r, sellerEntry(sel.ID, "registered, "+string(sel.Status), who), tokenEntry(access.Seller, sel.ID, who))
 	writeJSON(w, http.StatusCreated, map[string]any{"id": sel.ID, "status": sel.Status, "token": token})
 	return nil
 }
@@ -85,22 +88,24 @@ func (s *Server) listSellers(w http.ResponseWriter, r *http.Request, _ *access.P
 	return nil
 }
 
-func (s *Server) approveSeller(w http.ResponseWriter, r *http.Request, _ *access.Principal) error {
+func (s *Server) approveSeller(w http.ResponseWriter, r *http.Request, p *access.Principal) error {
 	sel, err := s.cfg.Sellers.Approve(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
 	s.log.Info("seller approved", "seller", sel.ID)
+	s.record(r, sellerEntry(sel.ID, "approved", actor(p, "")))
 	writeJSON(w, http.StatusOK, fullSeller(sel))
 	return nil
 }
 
-func (s *Server) suspendSeller(w http.ResponseWriter, r *http.Request, _ *access.Principal) error {
+func (s *Server) suspendSeller(w http.ResponseWriter, r *http.Request, p *access.Principal) error {
 	sel, err := s.cfg.Sellers.Suspend(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
 	s.log.Info("seller suspended", "seller", sel.ID)
+	s.record(r, sellerEntry(sel.ID, "suspended", actor(p, "")))
 	writeJSON(w, http.StatusOK, fullSeller(sel))
 	return nil
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/imtgt/imtgt-node/access"
+	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/catalog"
 	"github.com/imtgt/imtgt-node/orders"
 	"github.com/imtgt/imtgt-node/sellers"
@@ -73,6 +75,12 @@ type Config struct {
 	Marketplaces   Marketplaces
 	// PolicyRefused is the sentinel of a refused policy install (422).
 	PolicyRefused error
+	// Auditing is the node's audit log: the audit routes read it, and
+	// every admin act the API performs is appended to it. Nil: the audit
+	// routes fail and admin acts are not recorded (tests only).
+	Auditing Auditing
+	// Auditors keeps the auditors and their tokens.
+	Auditors Auditors
 }
 
 // Server is the HTTP API of one node.
@@ -118,14 +126,18 @@ func (s *Server) Handler() http.Handler { return s.mux }
 type route struct {
 	Method  string
 	Pattern string
-	// Roles admitted; nil means no token is needed. anyRole admits every
-	// authenticated principal.
+	// Roles admitted; nil means no token is needed. trading admits every
+	// authenticated principal but the auditor.
 	Roles   []access.Role
 	Limit   int64 // body limit; 0 = MaxBodyBytes
 	handler func(w http.ResponseWriter, r *http.Request, p *access.Principal) error
 }
 
-var anyRole = []access.Role{access.Operator, access.Seller, access.Marketplace, access.Auditor}
+// trading is every role that takes part in the node's trade: all but the
+// auditor. An auditor's token reads the audit routes and nothing else
+// (see wrap), so that a token handed to an outside authority shows it
+// the evidence, not the catalog, the sellers or the orders.
+var trading = []access.Role{access.Operator, access.Seller, access.Marketplace}
 
 // Route is the public description of a route, for tests and docs.
 type Route struct{ Method, Pattern string }
@@ -143,16 +155,17 @@ func (s *Server) routes() []route {
 	op := []access.Role{access.Operator}
 	seller := []access.Role{access.Seller}
 	sellerOrOp := []access.Role{access.Seller, access.Operator}
+	auditorOrOp := []access.Role{access.Auditor, access.Operator}
 	return []route{
 		{Method: "GET", Pattern: "/healthz", handler: s.healthz},
 		{Method: "GET", Pattern: "/readyz", handler: s.readyz},
 		{Method: "GET", Pattern: "/metrics", Roles: op, handler: s.metricsHandler},
-		{Method: "GET", Pattern: "/v1/node", Roles: anyRole, handler: s.nodeInfo},
+		{Method: "GET", Pattern: "/v1/node", Roles: trading, handler: s.nodeInfo},
 		{Method: "GET", Pattern: "/v1/admin/backup", Roles: op, handler: s.backup},
 
 		{Method: "POST", Pattern: "/v1/sellers", handler: s.registerSeller},
 		{Method: "GET", Pattern: "/v1/sellers", Roles: op, handler: s.listSellers},
-		{Method: "GET", Pattern: "/v1/sellers/{id}", Roles: anyRole, handler: s.getSeller},
+		{Method: "GET", Pattern: "/v1/sellers/{id}", Roles: trading, handler: s.getSeller},
 		{Method: "POST", Pattern: "/v1/sellers/{id}/approve", Roles: op, handler: s.approveSeller},
 		{Method: "POST", Pattern: "/v1/sellers/{id}/suspend", Roles: op, handler: s.suspendSeller},
 
@@ -167,9 +180,9 @@ func (s *Server) routes() []route {
 		{Method: "GET", Pattern: "/v1/federation/manifest", Roles: op, handler: s.getManifest},
 		{Method: "POST", Pattern: "/v1/federation/manifest", Roles: op, handler: s.installManifest},
 
-		{Method: "GET", Pattern: "/v1/catalog/search", Roles: anyRole, handler: s.search},
-		{Method: "GET", Pattern: "/v1/catalog/listings/{id}", Roles: anyRole, handler: s.catalogListing},
-		{Method: "GET", Pattern: "/v1/catalog/listings/{id}/quote", Roles: anyRole, handler: s.quoteListing},
+		{Method: "GET", Pattern: "/v1/catalog/search", Roles: trading, handler: s.search},
+		{Method: "GET", Pattern: "/v1/catalog/listings/{id}", Roles: trading, handler: s.catalogListing},
+		{Method: "GET", Pattern: "/v1/catalog/listings/{id}/quote", Roles: trading, handler: s.quoteListing},
 
 		{Method: "POST", Pattern: "/v1/marketplaces", Roles: op, handler: s.createMarketplace},
 		{Method: "GET", Pattern: "/v1/marketplaces", Roles: op, handler: s.listMarketplaces},
@@ -180,8 +193,14 @@ func (s *Server) routes() []route {
 		{Method: "POST", Pattern: "/v1/orders/{id}/transitions", Roles: seller, handler: s.transitionOrder},
 		{Method: "GET", Pattern: "/v1/outbox", Roles: op, handler: s.outbox},
 
-		{Method: "GET", Pattern: "/v1/policy", Roles: anyRole, handler: s.getPolicy},
+		{Method: "GET", Pattern: "/v1/policy", Roles: trading, handler: s.getPolicy},
 		{Method: "POST", Pattern: "/v1/policy", Roles: op, handler: s.installPolicy},
+
+		{Method: "POST", Pattern: "/v1/auditors", Roles: op, handler: s.createAuditor},
+		{Method: "GET", Pattern: "/v1/auditors", Roles: op, handler: s.listAuditors},
+		{Method: "GET", Pattern: "/v1/audit/entries", Roles: auditorOrOp, handler: s.auditEntries},
+		{Method: "GET", Pattern: "/v1/audit/residency", Roles: auditorOrOp, handler: s.auditResidency},
+		{Method: "GET", Pattern: "/v1/audit/export", Roles: auditorOrOp, handler: s.auditExport},
 	}
 }
 
@@ -229,6 +248,13 @@ func (s *Server) wrap(rt route) http.Handler {
 			var err error
 			if p, err = s.authenticate(r); err != nil {
 				s.writeError(sw, r, err)
+				return
+			}
+			// Not even the open routes: the auditor role is read-only
+			// and confined to the audit routes. (A path no route serves
+			// is still a 404.)
+			if p.Role == access.Auditor && rt.Method != "" {
+				s.writeError(sw, r, errorf(http.StatusForbidden, "forbidden", "role auditor may only call the audit routes (GET /v1/audit/...), not %s", label))
 				return
 			}
 		}
@@ -343,7 +369,7 @@ func (s *Server) nodeInfo(w http.ResponseWriter, r *http.Request, _ *access.Prin
 	return nil
 }
 
-func (s *Server) backup(w http.ResponseWriter, r *http.Request, _ *access.Principal) error {
+func (s *Server) backup(w http.ResponseWriter, r *http.Request, p *access.Principal) error {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", `attachment; filename="node.db"`)
 	n, err := s.cfg.Backup.Backup(w, func(size int64) {
@@ -356,6 +382,7 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request, _ *access.Princi
 		panic(http.ErrAbortHandler)
 	}
 	s.log.Info("backup served", "bytes", n)
+	s.record(r, &audit.Entry{Kind: audit.AdminBackup, Actor: actor(p, ""), Reason: fmt.Sprintf("backup taken: %d bytes", n)})
 	return nil
 }
 

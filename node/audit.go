@@ -49,14 +49,17 @@ func manifestInstalled(m *membership.Manifest, raw []byte, actor string) *audit.
 		Reason: fmt.Sprintf("installed manifest %s version %d", m.Federation, m.Version)}
 }
 
+// ErrNoAuditEntries means a period holds no audit entries.
+var ErrNoAuditEntries = errors.New("no audit entries")
+
 // Audit appends entries to the node's audit chain, durably.
-func (n *Node) Audit(ctx context.Context, es ...*audit.Entry) error { return n.Store.AppendAudit(ctx, es...) }
+func (n *Node) Audit(ctx context.Context, es ...*audit.Entry) error {
+	return n.Store.AppendAudit(ctx, es...)
+}
 
 // auditRejected queues a refusal for the audit writer without blocking.
+// It gets its time when written, so the log stays in time order.
 func (n *Node) auditRejected(e *audit.Entry) {
-	if e.Time.IsZero() {
-		e.Time = time.Now()
-	}
 	select {
 	case n.rejects <- e:
 	default:
@@ -78,7 +81,6 @@ func (n *Node) auditWriter(ctx context.Context) {
 			}
 			break
 		}
-		slices.SortStableFunc(batch, func(a, b *audit.Entry) int { return a.Time.Compare(b.Time) })
 		if err := n.Store.AppendAudit(context.Background(), batch...); err != nil {
 			n.log.Error("audit: write refusals", "entries", len(batch), "err", err)
 		}
@@ -231,18 +233,9 @@ func (n *Node) auditSource() (*auditSource, error) {
 	return &auditSource{country: n.Config.Node.Country, key: key, db: n.Store, now: time.Now}, nil
 }
 
-// AuditQuery selects entries for GET /v1/audit/entries.
-type AuditQuery struct {
-	Kind     string    // a kind or a kind prefix ("admin", "order")
-	Peer     string    // a peer's country or peer ID
-	From, To time.Time // From included, To excluded; zero: unbounded
-	After    uint64    // the cursor: entries after this seq
-	Limit    int
-}
-
 // AuditEntries returns the entries a query selects, in order, and the
 // cursor of the next page (0 when there is none).
-func (n *Node) AuditEntries(ctx context.Context, q AuditQuery) ([]audit.Entry, uint64, error) {
+func (n *Node) AuditEntries(ctx context.Context, q audit.Query) ([]audit.Entry, uint64, error) {
 	if q.Limit <= 0 || q.Limit > 1000 {
 		q.Limit = 100
 	}
@@ -354,7 +347,7 @@ func (a *auditSource) export(ctx context.Context, w io.Writer, from, to time.Tim
 		return err
 	}
 	if first == 0 {
-		return fmt.Errorf("no audit entries between %s and %s", fmtTime(from), fmtTime(to))
+		return fmt.Errorf("%w between %s and %s", ErrNoAuditEntries, fmtTime(from), fmtTime(to))
 	}
 	bw, err := audit.NewBundleWriter(w, audit.Header{
 		Node: a.country, PeerID: id.String(), PublicKey: pub, Manifest: string(manifest), Policies: docs,

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/keys"
 	"github.com/imtgt/imtgt-node/store"
 )
@@ -169,6 +170,15 @@ func Restore(dir, from string, now time.Time) (*RestoreResult, error) {
 	res := &RestoreResult{Restored: target}
 	if _, err := os.Stat(target); err == nil {
 		res.Previous = target + ".before-restore-" + now.UTC().Format("20060102T150405Z")
+	}
+	// A restore rewinds the audit log to the backup's head: the restored
+	// chain says so itself, and where the entries after it are kept. Peers
+	// refuse this node's checkpoints until the chain passes what they
+	// witnessed (docs/OPERATIONS.md, "Backup and restore").
+	if err := recordRestore(tmp.Name(), from, res.Previous, now); err != nil {
+		return nil, err
+	}
+	if res.Previous != "" {
 		if err := os.Rename(target, res.Previous); err != nil {
 			return nil, fmt.Errorf("keep the current store: %w", err)
 		}
@@ -181,4 +191,21 @@ func Restore(dir, from string, now time.Time) (*RestoreResult, error) {
 		d.Close()
 	}
 	return res, nil
+}
+
+// recordRestore appends the admin.restore entry to a restored store.
+func recordRestore(path, from, previous string, now time.Time) error {
+	db, err := store.Open(path, store.Options{})
+	if err != nil {
+		return fmt.Errorf("open restored store: %w", err)
+	}
+	reason := fmt.Sprintf("restored from backup %s", filepath.Base(from))
+	if previous != "" {
+		reason += "; the replaced store, with any entries after the backup, is kept as " + filepath.Base(previous)
+	}
+	err = db.AppendAudit(context.Background(), &audit.Entry{Kind: audit.AdminRestore, Time: now, Actor: "operator (CLI, node stopped)", Reason: reason})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imtgt/imtgt-node/audit"
+	"github.com/imtgt/imtgt-node/auditor"
 	"github.com/imtgt/imtgt-node/federation"
 	"github.com/imtgt/imtgt-node/keys"
 	"github.com/imtgt/imtgt-node/membership"
@@ -44,6 +46,7 @@ type DemoNode struct {
 	OperatorToken    string
 	SellerTokens     map[string]string // legal name -> token
 	MarketplaceToken string
+	AuditorToken     string
 	Node             *Node
 	sellerIDs        []struct{ id, token string }
 }
@@ -52,6 +55,9 @@ type DemoNode struct {
 type Demo struct {
 	Dir   string
 	Nodes []*DemoNode
+	// ReportPath is TH's residency report (HTML); BundlePath MY's evidence
+	// bundle.
+	ReportPath, BundlePath string
 }
 
 // StartDemo initialises three national nodes (TH, MY, ID) on loopback,
@@ -167,7 +173,68 @@ func StartDemo(ctx context.Context, opts DemoOptions) (*Demo, error) {
 	if err := d.orders(ctx, out); err != nil {
 		return fail(fmt.Errorf("orders: %w", err))
 	}
+	// 7. What an auditor sees: each node's chain countersigned by its
+	// peers, TH's residency report, MY's evidence bundle verified offline.
+	if err := d.audit(ctx, out); err != nil {
+		return fail(fmt.Errorf("audit: %w", err))
+	}
 	return d, nil
+}
+
+// audit checkpoints every node's audit log (the peers countersign), writes
+// TH's residency report as HTML and MY's evidence bundle, and verifies the
+// bundle as an auditor would, offline.
+func (d *Demo) audit(ctx context.Context, out io.Writer) error {
+	for _, dn := range d.Nodes {
+		cp, err := dn.Node.Checkpoint(ctx)
+		if err != nil {
+			return err
+		}
+		var by []string
+		for _, w := range cp.Witnesses {
+			by = append(by, w.Node)
+		}
+		fmt.Fprintf(out, "  %s audit log: %d entries, head countersigned by %s\n", dn.Country, cp.Seq, strings.Join(by, ", "))
+		c := &apiClient{base: dn.URL, http: &http.Client{Timeout: 10 * time.Second}}
+		var a struct{ Token string }
+		if err := c.do(ctx, "POST", "/v1/auditors", dn.OperatorToken, map[string]string{"name": dn.Country + " data protection authority"}, http.StatusCreated, &a); err != nil {
+			return err
+		}
+		dn.AuditorToken = a.Token
+	}
+	th, my := d.Nodes[0], d.Nodes[1]
+	rep, err := th.Node.AuditReport(ctx, time.Time{}, time.Time{})
+	if err != nil {
+		return err
+	}
+	var html bytes.Buffer
+	if err := auditor.RenderHTML(&html, rep); err != nil {
+		return err
+	}
+	d.ReportPath = filepath.Join(d.Dir, "residency-TH.html")
+	if err := os.WriteFile(d.ReportPath, html.Bytes(), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  TH residency report: %d transfer groups, %d violations -> %s\n", len(rep.Transfers), len(rep.Violations), d.ReportPath)
+	var bundle bytes.Buffer
+	if err := my.Node.AuditExport(ctx, &bundle, time.Time{}, time.Time{}); err != nil {
+		return err
+	}
+	d.BundlePath = filepath.Join(d.Dir, "evidence-MY.jsonl")
+	if err := os.WriteFile(d.BundlePath, bundle.Bytes(), 0o644); err != nil {
+		return err
+	}
+	b, err := audit.ReadBundle(&bundle)
+	if err != nil {
+		return err
+	}
+	sum, err := auditor.Verify(b, auditor.VerifyOptions{OpenReceipt: federation.OpenReceipt})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  MY evidence bundle verified offline: %d entries, %d receipts, %d checkpoints (%d countersigned) -> %s\n",
+		sum.Entries, sum.Receipts, sum.Checkpoints, sum.Witnessed, d.BundlePath)
+	return nil
 }
 
 // orders places demo orders from an MY marketplace for TH listings and moves
@@ -341,6 +408,7 @@ func (d *Demo) PrintSummary(w io.Writer) {
 	for _, dn := range d.Nodes {
 		fmt.Fprintf(w, "%s node  %s\n", dn.Country, dn.URL)
 		fmt.Fprintf(w, "  operator token: %s\n", dn.OperatorToken)
+		fmt.Fprintf(w, "  auditor token: %s\n", dn.AuditorToken)
 		if dn.MarketplaceToken != "" {
 			fmt.Fprintf(w, "  marketplace token: %s\n", dn.MarketplaceToken)
 		}
@@ -362,6 +430,14 @@ func (d *Demo) PrintSummary(w io.Writer) {
 			fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/v1/catalog/search?q=hamper'    # the ID node: copy the id, then\n", id.OperatorToken, id.URL)
 			fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/v1/catalog/listings/ID/quote'  # duty and VAT in IDR\n", id.OperatorToken, id.URL)
 		}
+	}
+	if len(d.Nodes) > 0 {
+		th := d.Nodes[0]
+		fmt.Fprintf(w, "\nAudit:\n")
+		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/v1/audit/residency'\n", th.AuditorToken, th.URL)
+		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/v1/audit/entries?kind=catalog'\n", th.AuditorToken, th.URL)
+		fmt.Fprintf(w, "  open %s                     # TH's residency report\n", d.ReportPath)
+		fmt.Fprintf(w, "  go run ./cmd/imtgt-node audit verify %s    # offline, no keys\n", d.BundlePath)
 	}
 	fmt.Fprintf(w, "\nPress Ctrl-C to stop.\n")
 }

@@ -199,6 +199,9 @@ type Options struct {
 	SyncInterval time.Duration
 	// CheckpointInterval overrides DefaultCheckpointInterval.
 	CheckpointInterval time.Duration
+	// NoAudit turns the audit log off: only benchmarks set it, to measure
+	// what auditing costs (see store.Options.NoAudit).
+	NoAudit bool
 }
 
 // Node is a running national node.
@@ -254,7 +257,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := store.Open(StorePath(dir), store.Options{})
+	db, err := store.Open(StorePath(dir), store.Options{NoAudit: opts.NoAudit})
 	if err != nil {
 		return nil, err
 	}
@@ -430,6 +433,8 @@ func (n *Node) Start(ctx context.Context) error {
 		PolicyRefused:  ErrPolicy,
 		Orders:         n.Orders,
 		Marketplaces:   n.Store,
+		Auditing:       n,
+		Auditors:       n.Store,
 	})
 	ln, err := net.Listen("tcp", n.Config.HTTP.Addr)
 	if err != nil {
@@ -579,6 +584,8 @@ type nodeCollector struct {
 	n        *Node
 	size     *prometheus.Desc
 	listings *prometheus.Desc
+	auditSeq *prometheus.Desc
+	dropped  *prometheus.Desc
 }
 
 func newNodeCollector(n *Node) *nodeCollector {
@@ -586,14 +593,25 @@ func newNodeCollector(n *Node) *nodeCollector {
 		n:        n,
 		size:     prometheus.NewDesc("imtgt_store_size_bytes", "Size of the node's bbolt store.", nil, nil),
 		listings: prometheus.NewDesc("imtgt_catalog_listings", "Listings in the catalog by origin country.", []string{"origin"}, nil),
+		auditSeq: prometheus.NewDesc("imtgt_audit_entries", "Sequence number of the audit log's last entry.", nil, nil),
+		dropped:  prometheus.NewDesc("imtgt_audit_rejections_dropped_total", "Refusals not written to the audit log because its queue was full.", nil, nil),
 	}
 }
 
-func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.size; ch <- c.listings }
+func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.size
+	ch <- c.listings
+	ch <- c.auditSeq
+	ch <- c.dropped
+}
 
 func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(c.n.Store.Size()))
 	for origin, count := range c.n.Catalog.Index().CountByOrigin() {
 		ch <- prometheus.MustNewConstMetric(c.listings, prometheus.GaugeValue, float64(count), origin)
 	}
+	if seq, _, err := c.n.Store.AuditHead(context.Background()); err == nil {
+		ch <- prometheus.MustNewConstMetric(c.auditSeq, prometheus.GaugeValue, float64(seq))
+	}
+	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(c.n.rejectsDropped.Load()))
 }

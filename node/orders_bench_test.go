@@ -35,9 +35,20 @@ type benchNet struct {
 	seq     atomic.Int64
 }
 
-func newBenchNet(b *testing.B) *benchNet {
+func newBenchNet(b *testing.B) *benchNet { return newBenchNetAudit(b, true) }
+
+// newBenchNetAudit is newBenchNet with the audit log on or off (off only
+// to measure what auditing costs).
+func newBenchNetAudit(b *testing.B, audited bool) *benchNet {
 	b.Helper()
 	fed := testnet.Federate(b, "MY", "TH")
+	if !audited {
+		for _, n := range fed.Nodes {
+			n.NoAudit = true
+			n.Restart()
+		}
+		fed.WaitConnected()
+	}
 	bn := &benchNet{my: fed.Nodes["MY"], th: fed.Nodes["TH"]}
 	_, seller := bn.th.ActiveSeller(testnet.THSeller("Surat Thani Rice & Coffee Co., Ltd.", 3))
 	body := testnet.Listing("ข้าวหอมมะลิ 5 กก. jasmine rice", "100630", "265.00")
@@ -159,9 +170,16 @@ func BenchmarkHandoffLatency(b *testing.B) {
 }
 
 // BenchmarkHandoffThroughput: 32 placers; orders per second from the
-// first Place until every receipt is durable on the buyer's node.
-func BenchmarkHandoffThroughput(b *testing.B) {
-	bn := newBenchNet(b)
+// first Place until every receipt is durable on the buyer's node, with
+// the audit log on (as a node runs). BenchmarkHandoffThroughputUnaudited
+// is the same with it off: the cost of auditing is the ratio.
+func BenchmarkHandoffThroughput(b *testing.B) { benchThroughput(b, true) }
+
+// BenchmarkHandoffThroughputUnaudited: see BenchmarkHandoffThroughput.
+func BenchmarkHandoffThroughputUnaudited(b *testing.B) { benchThroughput(b, false) }
+
+func benchThroughput(b *testing.B, audited bool) {
+	bn := newBenchNetAudit(b, audited)
 	const placers = 32
 	ids := make([]string, b.N)
 	var next atomic.Int64

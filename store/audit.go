@@ -33,8 +33,9 @@ var (
 // auditHead is meta/audit_head: the chain's last entry, so an append
 // needs no scan.
 type auditHead struct {
-	Seq  uint64 `json:"seq"`
-	Hash string `json:"hash"`
+	Seq  uint64    `json:"seq"`
+	Hash string    `json:"hash"`
+	Time time.Time `json:"time"`
 }
 
 func readAuditHead(tx *bolt.Tx) (auditHead, error) {
@@ -52,8 +53,8 @@ func readAuditHead(tx *bolt.Tx) (auditHead, error) {
 // appendAudit links entries onto the chain inside tx: the caller's
 // transaction, so an entry exists exactly when the change it records
 // does. Entries without a time get the commit's.
-func appendAudit(tx *bolt.Tx, es ...*audit.Entry) error {
-	if len(es) == 0 {
+func (db *DB) appendAudit(tx *bolt.Tx, es ...*audit.Entry) error {
+	if len(es) == 0 || db.noAudit {
 		return nil
 	}
 	h, err := readAuditHead(tx)
@@ -66,11 +67,16 @@ func appendAudit(tx *bolt.Tx, es ...*audit.Entry) error {
 		if e.Time.IsZero() {
 			e.Time = now
 		}
+		// Entries are in time order, so a period is one run of the chain;
+		// a clock stepping back must not break that.
+		if e.Time.Before(h.Time) {
+			e.Time = h.Time
+		}
 		e.Link(h.Seq, h.Hash)
 		if err := putJSON(b, seqKey(e.Seq), e); err != nil {
 			return err
 		}
-		h = auditHead{Seq: e.Seq, Hash: e.Hash}
+		h = auditHead{Seq: e.Seq, Hash: e.Hash, Time: e.Time}
 	}
 	return putJSON(tx.Bucket(bucketMeta), keyAuditHead, h)
 }
@@ -81,7 +87,7 @@ func (db *DB) AppendAudit(ctx context.Context, es ...*audit.Entry) error {
 	if len(es) == 0 {
 		return nil
 	}
-	return db.batch(func(tx *bolt.Tx) error { return appendAudit(tx, es...) })
+	return db.batch(func(tx *bolt.Tx) error { return db.appendAudit(tx, es...) })
 }
 
 // AuditHead returns the chain's last sequence number and hash (0, "" when

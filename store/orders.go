@@ -271,7 +271,7 @@ func (db *DB) CompleteOutbox(ctx context.Context, row orders.OutboxRow, receipt 
 		if err := putJSON(tx.Bucket(bucketReceipts), []byte(orders.InboxKey(row.Dest, row.OrderID, row.Kind, row.MsgSeq)), kept); err != nil {
 			return err
 		}
-		return appendAudit(tx, entries...)
+		return db.appendAudit(tx, entries...)
 	})
 }
 
@@ -315,7 +315,7 @@ func (db *DB) ReceiveHandoffs(ctx context.Context, hs []orders.ReceivedHandoff, 
 			if err := putJSON(tx.Bucket(bucketOrders), []byte(h.Order.ID), h.Order); err != nil {
 				return err
 			}
-			if err := appendAudit(tx, h.Audit...); err != nil {
+			if err := db.appendAudit(tx, h.Audit...); err != nil {
 				return err
 			}
 		}
@@ -351,7 +351,7 @@ func (db *DB) ApplyReceived(ctx context.Context, key string, hash []byte, orderI
 		if err := putJSON(tx.Bucket(bucketInbox), []byte(key), orders.InboxEntry{Hash: hash, Receipt: receipt}); err != nil {
 			return err
 		}
-		return appendAudit(tx, entries...)
+		return db.appendAudit(tx, entries...)
 	})
 	return o, receipt, err
 }

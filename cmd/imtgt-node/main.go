@@ -68,6 +68,7 @@ node, whose catalog is searchable, and their personal data stays at home.`,
 		newMemberCmd(),
 		newFederationCmd(),
 		newPolicyCmd(),
+		newAuditCmd(),
 		newDemoCmd(),
 		newVersionCmd(),
 	)

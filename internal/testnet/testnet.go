@@ -28,7 +28,9 @@ type Node struct {
 	URL           string
 	OperatorToken string
 	SyncInterval  time.Duration
-	logs          *syncBuffer
+	// NoAudit opens the node without its audit log (benchmarks only).
+	NoAudit bool
+	logs    *syncBuffer
 	*node.Node
 }
 
@@ -66,7 +68,7 @@ func Start(tb testing.TB, country string) *Node {
 
 func (tn *Node) start() {
 	tn.t.Helper()
-	n, err := node.Open(context.Background(), tn.Dir, node.Options{Logger: slog.New(slog.NewTextHandler(tn.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), SyncInterval: tn.SyncInterval})
+	n, err := node.Open(context.Background(), tn.Dir, node.Options{Logger: slog.New(slog.NewTextHandler(tn.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), SyncInterval: tn.SyncInterval, NoAudit: tn.NoAudit})
 	require.NoError(tn.t, err)
 	require.NoError(tn.t, n.Start(context.Background()))
 	tn.Node, tn.URL = n, n.HTTPURL()
