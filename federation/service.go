@@ -73,7 +73,7 @@ type Config struct {
 	SaveManifest func(raw []byte, m *membership.Manifest) error
 	// Orders returns the order service that handles /imtgt/orders (nil
 	// until it exists).
-	Orders       func() OrderHandler
+	Orders func() OrderHandler
 	// Policy returns the policy in force: the evidence of what catalog
 	// records carry when they leave. Nil: catalog egress is recorded
 	// without fields.
@@ -85,7 +85,7 @@ type Config struct {
 	Rejected func(*audit.Entry)
 	// WitnessPeer accepts a member's checkpoint for countersigning, or
 	// refuses one that contradicts what this node witnessed before.
-	WitnessPeer func(ctx context.Context, country string, cp *audit.Checkpoint) error
+	WitnessPeer  func(ctx context.Context, country string, cp *audit.Checkpoint) error
 	Logger       *slog.Logger
 	Registry     prometheus.Registerer
 	Now          func() time.Time

@@ -31,10 +31,10 @@ type OutboxRow struct {
 	// Transfer is the policy's evidence for the payload's projection:
 	// what the audit entry of its delivery records.
 	Transfer  *policy.Transfer `json:"transfer,omitempty"`
-	Attempts  int       `json:"attempts"`
-	NextRetry time.Time `json:"next_retry"`
-	LastError string    `json:"last_error,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	Attempts  int              `json:"attempts"`
+	NextRetry time.Time        `json:"next_retry"`
+	LastError string           `json:"last_error,omitempty"`
+	CreatedAt time.Time        `json:"created_at"`
 }
 
 // InboxEntry is what a node remembers of a message it received: the
