@@ -83,6 +83,9 @@ type Config struct {
 	// queues them).
 	Audit    func(ctx context.Context, es ...*audit.Entry) error
 	Rejected func(*audit.Entry)
+	// Connected is told when a connection to a member's node comes up
+	// (the order relay retries what waits for it at once).
+	Connected func(country string)
 	// WitnessPeer accepts a member's checkpoint for countersigning, or
 	// refuses one that contradicts what this node witnessed before.
 	WitnessPeer  func(ctx context.Context, country string, cp *audit.Checkpoint) error
@@ -270,6 +273,31 @@ func (s *Service) Start(ctx context.Context) error {
 	return s.startHost()
 }
 
+// advertised is the host's AddrsFactory: a node tells its peers the
+// addresses the manifest gives it, not the ones it binds. Behind NAT, a
+// port forward or a proxy those differ, and the manifest is what the
+// members agreed to dial; a peer must not learn a way around it.
+func (s *Service) advertised(bound []ma.Multiaddr) []ma.Multiaddr {
+	st, err := s.current()
+	if err != nil {
+		return bound
+	}
+	me, ok := st.m.Member(s.cfg.Country)
+	if !ok {
+		return bound
+	}
+	var out []ma.Multiaddr
+	for _, a := range me.Addrs {
+		if x, err := ma.NewMultiaddr(a); err == nil {
+			out = append(out, x)
+		}
+	}
+	if len(out) == 0 {
+		return bound
+	}
+	return out
+}
+
 func (s *Service) startHost() error {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
@@ -300,6 +328,7 @@ func (s *Service) startHost() error {
 		libp2p.DisableRelay(),
 		libp2p.DisableMetrics(),
 		libp2p.Ping(false),
+		libp2p.AddrsFactory(s.advertised),
 	)
 	if err != nil {
 		return fmt.Errorf("start libp2p host on %s: %w", s.cfg.ListenAddr, err)
@@ -312,7 +341,12 @@ func (s *Service) startHost() error {
 	h.SetStreamHandler(ProtoOrders, s.handle(ProtoOrders, s.serveOrders))
 	h.SetStreamHandler(ProtoAudit, s.handle(ProtoAudit, s.serveAudit))
 	h.Network().Notify(&network.NotifyBundle{
-		ConnectedF: func(_ network.Network, c network.Conn) { s.trigger(c.RemotePeer()) },
+		ConnectedF: func(_ network.Network, c network.Conn) {
+			s.trigger(c.RemotePeer())
+			if country, err := s.countryOf(c.RemotePeer()); err == nil && s.cfg.Connected != nil {
+				s.cfg.Connected(country)
+			}
+		},
 	})
 	s.log.Info("federation listening", "peer", s.self, "addrs", h.Addrs())
 	s.applyMembers()

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-msgio"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -556,6 +557,13 @@ func (w *peerWorker) round() error {
 	ctx, cancel := context.WithTimeout(w.s.ctx, 2*time.Minute)
 	defer cancel()
 	if w.s.host.Network().Connectedness(w.id) != network.Connected {
+		// This worker paces its own redials (at most SyncInterval apart).
+		// libp2p's dial backoff would add its own, growing to 5 minutes
+		// after a long partition, and keep a member unreachable for that
+		// long after the network heals.
+		if sw, ok := w.s.host.Network().(*swarm.Swarm); ok {
+			sw.Backoff().Clear(w.id)
+		}
 		dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
 		err := w.s.host.Connect(dctx, peer.AddrInfo{ID: w.id})
 		dcancel()

@@ -362,6 +362,11 @@ func (n *Node) openFederation(opts Options) error {
 		Logger:       n.log, Registry: n.Metrics, SyncInterval: opts.SyncInterval,
 		Policy: func() *policy.Policy { p, _ := n.Policy(); return p },
 		Audit:  n.Audit, Rejected: n.auditRejected, WitnessPeer: n.witnessPeer,
+		Connected: func(country string) {
+			if o := n.fedOrders.Load(); o != nil {
+				o.RetryNow(country)
+			}
+		},
 	})
 	return err
 }

@@ -290,3 +290,59 @@ func BenchmarkHandoffFloor(b *testing.B) {
 	b.ReportMetric(float64(pct(hand, 50))/float64(floor), "p50/floor")
 	b.ReportMetric(0, "ns/op")
 }
+
+// BenchmarkHandoffAuditCost measures what the audit log costs order
+// throughput as a ratio measured in the same run: two pairs of nodes, one
+// with the audit log and one without, take turns placing rounds of
+// b.N orders (32 placers), the order of the turns alternating, so that
+// the shared machine's changing load falls on both alike. It reports the
+// median of the per-round ratios (target ≥ 0.9).
+func BenchmarkHandoffAuditCost(b *testing.B) {
+	audited, unaudited := newBenchNetAudit(b, true), newBenchNetAudit(b, false)
+	const rounds = 5
+	var ratios, withAudit, without []float64
+	b.ResetTimer()
+	for r := range rounds {
+		var a, u float64
+		if r%2 == 0 {
+			a, u = audited.rate(b, b.N), unaudited.rate(b, b.N)
+		} else {
+			u, a = unaudited.rate(b, b.N), audited.rate(b, b.N)
+		}
+		ratios, withAudit, without = append(ratios, a/u), append(withAudit, a), append(without, u)
+	}
+	b.StopTimer()
+	median := func(xs []float64) float64 { slices.Sort(xs); return xs[len(xs)/2] }
+	b.ReportMetric(median(ratios), "audited/unaudited")
+	b.ReportMetric(median(withAudit), "audited-orders/s")
+	b.ReportMetric(median(without), "unaudited-orders/s")
+	b.ReportMetric(0, "ns/op")
+}
+
+// rate places n orders with 32 placers and returns orders per second
+// until every receipt is durable on the buyer's node.
+func (bn *benchNet) rate(b *testing.B, n int) float64 {
+	const placers = 32
+	ids := make([]string, n)
+	var next atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range placers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				ids[i] = bn.place(b)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, id := range ids {
+		bn.waitReceipt(b, id)
+	}
+	return float64(n) / time.Since(start).Seconds()
+}

@@ -53,7 +53,7 @@ const (
 func (s *Service) Run(ctx context.Context, t Transport) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	st := &relayState{seen: map[string]uint64{}, rows: map[string]map[uint64]*OutboxRow{}, busy: map[string]bool{}}
+	st := s.relay
 	for {
 		next := s.pass(ctx, t, &wg, st)
 		wait := relayIdle
@@ -67,6 +67,19 @@ func (s *Service) Run(ctx context.Context, t Transport) {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// RetryNow makes every row waiting for dest due at once: the federation
+// calls it when a connection to dest's node comes up, so a backlog that
+// waited out a partition with growing backoff (up to 30 s) goes now.
+func (s *Service) RetryNow(dest string) {
+	st := s.relay
+	st.mu.Lock()
+	for _, r := range st.rows[dest] {
+		r.NextRetry = time.Time{}
+	}
+	st.mu.Unlock()
+	s.Wake()
 }
 
 // relayState is the relay's view of the outbox. The store is the truth:

@@ -54,6 +54,7 @@ type Service struct {
 	log     *slog.Logger
 	wake    chan struct{}
 	metrics *metrics
+	relay   *relayState
 }
 
 // New returns an order service.
@@ -70,7 +71,8 @@ func New(cfg Config) *Service {
 	if cfg.Audit == nil {
 		cfg.Audit = func(context.Context, ...*audit.Entry) error { return nil }
 	}
-	return &Service{cfg: cfg, log: cfg.Logger.With("system", "orders"), wake: make(chan struct{}, 1), metrics: newMetrics(cfg.Registry)}
+	return &Service{cfg: cfg, log: cfg.Logger.With("system", "orders"), wake: make(chan struct{}, 1), metrics: newMetrics(cfg.Registry),
+		relay: &relayState{seen: map[string]uint64{}, rows: map[string]map[uint64]*OutboxRow{}, busy: map[string]bool{}}}
 }
 
 // Wake tells the relay there is something to deliver.

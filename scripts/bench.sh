@@ -18,6 +18,7 @@ run ./catalog  'Import' 20x
 run ./policy   '.' 2000x
 run ./federation 'Propagation' 200x
 run ./federation 'FullSync' 1x
-run ./node     'Handoff' 200x
+run ./node     'Handoff' 300x
+run ./auditor  'Verify' 3x
 go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da "$out/bench.txt"
 echo "raw results: $out/bench.txt" >&2

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,23 +32,29 @@ var (
 )
 
 // auditHead is meta/audit_head: the chain's last entry, so an append
-// needs no scan.
+// needs no scan. Stored as 8-byte BE seq, 8-byte BE Unix nanoseconds,
+// then the hex hash.
 type auditHead struct {
-	Seq  uint64    `json:"seq"`
-	Hash string    `json:"hash"`
-	Time time.Time `json:"time"`
+	Seq  uint64
+	Hash string
+	Time time.Time
+}
+
+func (h auditHead) bytes() []byte {
+	b := binary.BigEndian.AppendUint64(nil, h.Seq)
+	b = binary.BigEndian.AppendUint64(b, uint64(h.Time.UnixNano()))
+	return append(b, h.Hash...)
 }
 
 func readAuditHead(tx *bolt.Tx) (auditHead, error) {
-	var h auditHead
 	v := tx.Bucket(bucketMeta).Get(keyAuditHead)
 	if v == nil {
-		return h, nil
+		return auditHead{}, nil
 	}
-	if err := json.Unmarshal(v, &h); err != nil {
-		return h, fmt.Errorf("meta/audit_head: %w", err)
+	if len(v) < 16 {
+		return auditHead{}, fmt.Errorf("meta/audit_head: %d bytes", len(v))
 	}
-	return h, nil
+	return auditHead{Seq: binary.BigEndian.Uint64(v), Time: time.Unix(0, int64(binary.BigEndian.Uint64(v[8:]))).UTC(), Hash: string(v[16:])}, nil
 }
 
 // appendAudit links entries onto the chain inside tx: the caller's
@@ -73,12 +80,16 @@ func (db *DB) appendAudit(tx *bolt.Tx, es ...*audit.Entry) error {
 			e.Time = h.Time
 		}
 		e.Link(h.Seq, h.Hash)
-		if err := putJSON(b, seqKey(e.Seq), e); err != nil {
+		v, err := e.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		if err := b.Put(seqKey(e.Seq), v); err != nil {
 			return err
 		}
 		h = auditHead{Seq: e.Seq, Hash: e.Hash, Time: e.Time}
 	}
-	return putJSON(tx.Bucket(bucketMeta), keyAuditHead, h)
+	return tx.Bucket(bucketMeta).Put(keyAuditHead, h.bytes())
 }
 
 // AppendAudit appends entries in a transaction of their own (shared with
@@ -112,8 +123,8 @@ func (db *DB) AuditScan(ctx context.Context, from uint64, fn func(*audit.Entry) 
 				return err
 			}
 			var e audit.Entry
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("audit entry %x: %w", k, err)
+			if err := e.UnmarshalBinary(v); err != nil {
+				return fmt.Errorf("audit entry %d: %w", binary.BigEndian.Uint64(k), err)
 			}
 			if err := fn(&e); err != nil {
 				return err
@@ -139,7 +150,7 @@ func (db *DB) AuditEntry(ctx context.Context, seq uint64) (*audit.Entry, error) 
 			return nil
 		}
 		e = &audit.Entry{}
-		return json.Unmarshal(v, e)
+		return e.UnmarshalBinary(v)
 	})
 	return e, err
 }

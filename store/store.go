@@ -5,7 +5,7 @@ package store
 //	meta/
 //	  schema_version            decimal string, currently "2"
 //	  node                      {"country", "node_public_key", "created_at"}
-//	  audit_head                {"seq", "hash"}: the audit chain's last entry
+//	  audit_head                the audit chain's last entry: seq, time (8-byte BE each), hex hash
 //	tokens/
 //	  <sha256 hex of token>     access.Principal {"role", "subject", "created_at"}
 //	sellers/
@@ -43,7 +43,7 @@ package store
 //	  <dest> NUL <order id> NUL <kind> NUL <seq>   orders.KeptReceipt: a peer's
 //	                            signed receipt for a message this node sent
 //	audit/
-//	  <seq, 8-byte BE>          audit.Entry, hash-chained; appended in the same
+//	  <seq, 8-byte BE>          audit.Entry (MarshalBinary: canonical bytes + hash), hash-chained; appended in the same
 //	                            transaction as the change it records
 //	audit_checkpoints/
 //	  <seq, 8-byte BE>          audit.Checkpoint of this node's chain, signed,
