@@ -164,31 +164,69 @@ type Query struct {
 // canonicalDomain opens every entry's canonical bytes.
 const canonicalDomain = "imtgt-audit-entry/1"
 
-// MarshalBinary is the form the store keeps an entry in: its canonical
-// bytes followed by the 32-byte hash. Smaller and cheaper to write than
-// JSON, and the hash is checked again on reading.
+// storedVersion opens the stored form.
+const storedVersion = 1
+
+// MarshalBinary is the form the store keeps an entry in: the canonical
+// fields without the domain, the hex hashes (payload, receipt, prev) as
+// 32 raw bytes, then the entry's own hash, raw. A third smaller than the
+// canonical bytes and far cheaper than JSON to write, which matters on the
+// order path (four entries an order); UnmarshalBinary recomputes the hash
+// and refuses bytes that do not match it.
 func (e *Entry) MarshalBinary() ([]byte, error) {
 	h, err := hex.DecodeString(e.Hash)
 	if err != nil || len(h) != sha256.Size {
 		return nil, fmt.Errorf("%w: entry %d has no valid hash", ErrChain, e.Seq)
 	}
-	return append(e.Canonical(), h...), nil
+	b := make([]byte, 0, 384)
+	b = append(b, storedVersion)
+	b = binary.BigEndian.AppendUint64(b, e.Seq)
+	b = binary.BigEndian.AppendUint64(b, uint64(e.Time.UnixNano()))
+	str := func(s string) {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	list := func(l []string) {
+		b = binary.AppendUvarint(b, uint64(len(l)))
+		for _, s := range l {
+			str(s)
+		}
+	}
+	hash := func(s string) {
+		if raw, err := hex.DecodeString(s); err == nil && len(raw) == sha256.Size && hex.EncodeToString(raw) == s {
+			b = append(b, 1)
+			b = append(b, raw...)
+			return
+		}
+		b = append(b, 0)
+		str(s)
+	}
+	str(string(e.Kind))
+	str(e.Peer)
+	str(e.PeerID)
+	str(e.Purpose)
+	list(e.Records)
+	b = binary.AppendUvarint(b, uint64(e.Count))
+	list(e.Fields)
+	b = binary.BigEndian.AppendUint64(b, e.PolicyVersion)
+	list(e.Rules)
+	str(e.LegalBasis)
+	hash(e.PayloadHash)
+	hash(e.ReceiptHash)
+	str(e.Actor)
+	str(e.Reason)
+	hash(e.Prev)
+	return append(b, h...), nil
 }
 
 // UnmarshalBinary reads what MarshalBinary wrote, refusing bytes whose
 // hash does not match their content.
 func (e *Entry) UnmarshalBinary(b []byte) error {
-	if len(b) < sha256.Size {
-		return fmt.Errorf("%w: stored entry of %d bytes", ErrChain, len(b))
+	if len(b) < 1+sha256.Size || b[0] != storedVersion {
+		return fmt.Errorf("%w: not a stored audit entry", ErrChain)
 	}
-	body, sum := b[:len(b)-sha256.Size], b[len(b)-sha256.Size:]
-	if got := sha256.Sum256(body); string(got[:]) != string(sum) {
-		return fmt.Errorf("%w: stored entry does not match its hash", ErrChain)
-	}
-	d := decoder{b: body}
-	if string(d.take(len(canonicalDomain))) != canonicalDomain {
-		return fmt.Errorf("%w: not an audit entry", ErrChain)
-	}
+	d := decoder{b: b[1 : len(b)-sha256.Size]}
+	sum := b[len(b)-sha256.Size:]
 	*e = Entry{}
 	e.Seq = d.u64()
 	e.Time = time.Unix(0, int64(d.u64())).UTC()
@@ -202,15 +240,18 @@ func (e *Entry) UnmarshalBinary(b []byte) error {
 	e.PolicyVersion = d.u64()
 	e.Rules = d.list()
 	e.LegalBasis = d.str()
-	e.PayloadHash = d.str()
-	e.ReceiptHash = d.str()
+	e.PayloadHash = d.hash()
+	e.ReceiptHash = d.hash()
 	e.Actor = d.str()
 	e.Reason = d.str()
-	e.Prev = d.str()
+	e.Prev = d.hash()
 	if d.err != nil || len(d.b) != 0 {
 		return fmt.Errorf("%w: stored entry is malformed", ErrChain)
 	}
 	e.Hash = hex.EncodeToString(sum)
+	if e.ComputeHash() != e.Hash {
+		return fmt.Errorf("%w: stored entry %d does not match its hash", ErrChain, e.Seq)
+	}
 	return nil
 }
 
@@ -257,6 +298,19 @@ func (d *decoder) str() string {
 		return ""
 	}
 	return string(d.take(int(n)))
+}
+
+func (d *decoder) hash() string {
+	switch t := d.take(1); {
+	case t == nil:
+		return ""
+	case t[0] == 1:
+		return hex.EncodeToString(d.take(sha256.Size))
+	case t[0] == 0:
+		return d.str()
+	}
+	d.err = errors.New("bad hash tag")
+	return ""
 }
 
 func (d *decoder) list() []string {

@@ -299,7 +299,7 @@ func BenchmarkHandoffFloor(b *testing.B) {
 // median of the per-round ratios (target ≥ 0.9).
 func BenchmarkHandoffAuditCost(b *testing.B) {
 	audited, unaudited := newBenchNetAudit(b, true), newBenchNetAudit(b, false)
-	const rounds = 5
+	const rounds = 7
 	var ratios, withAudit, without []float64
 	b.ResetTimer()
 	for r := range rounds {

@@ -17,8 +17,10 @@ run ./catalog  'Search|IndexUpsert|Restore100k' 2000x
 run ./catalog  'Import' 20x
 run ./policy   '.' 2000x
 run ./federation 'Propagation' 200x
-run ./federation 'FullSync' 1x
-run ./node     'Handoff' 300x
+run ./federation 'FullSync' 1x      # audited, unaudited, no network
+run ./node     'HandoffLatency|HandoffFloor' 300x
+run ./node     'HandoffThroughput' 3000x
+run ./node     'HandoffAuditCost' 5000x
 run ./auditor  'Verify' 3x
 go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da "$out/bench.txt"
 echo "raw results: $out/bench.txt" >&2

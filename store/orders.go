@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -267,8 +269,9 @@ func (db *DB) CompleteOutbox(ctx context.Context, row orders.OutboxRow, receipt 
 		if _, err := updateOrder(tx, row.OrderID, fn); err != nil {
 			return err
 		}
-		kept := orders.KeptReceipt{From: row.Dest, OrderID: row.OrderID, Kind: row.Kind, Seq: row.MsgSeq, Envelope: receipt}
-		if err := putJSON(tx.Bucket(bucketReceipts), []byte(orders.InboxKey(row.Dest, row.OrderID, row.Kind, row.MsgSeq)), kept); err != nil {
+		// The key says whose receipt for which message; the value is the
+		// envelope as received (no JSON: it is written once per delivery).
+		if err := tx.Bucket(bucketReceipts).Put([]byte(orders.InboxKey(row.Dest, row.OrderID, row.Kind, row.MsgSeq)), receipt); err != nil {
 			return err
 		}
 		return db.appendAudit(tx, entries...)
@@ -360,11 +363,15 @@ func (db *DB) ApplyReceived(ctx context.Context, key string, hash []byte, orderI
 func (db *DB) Receipts(ctx context.Context, fn func(orders.KeptReceipt) error) error {
 	return db.bolt.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketReceipts).ForEach(func(k, v []byte) error {
-			var r orders.KeptReceipt
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("receipt %q: %w", k, err)
+			parts := strings.Split(string(k), "\x00")
+			if len(parts) != 4 {
+				return fmt.Errorf("receipt key %q", k)
 			}
-			return fn(r)
+			seq, err := strconv.ParseUint(parts[3], 10, 64)
+			if err != nil {
+				return fmt.Errorf("receipt key %q: %w", k, err)
+			}
+			return fn(orders.KeptReceipt{From: parts[0], OrderID: parts[1], Kind: parts[2], Seq: seq, Envelope: append([]byte(nil), v...)})
 		})
 	})
 }

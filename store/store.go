@@ -40,10 +40,10 @@ package store
 //	  <origin country>/         one append-only catalog log per origin
 //	    <seq, 8-byte big-endian> the origin-signed record envelope, as received
 //	receipts/
-//	  <dest> NUL <order id> NUL <kind> NUL <seq>   orders.KeptReceipt: a peer's
-//	                            signed receipt for a message this node sent
+//	  <dest> NUL <order id> NUL <kind> NUL <seq>   a peer's signed receipt
+//	                            envelope (raw) for a message this node sent
 //	audit/
-//	  <seq, 8-byte BE>          audit.Entry (MarshalBinary: canonical bytes + hash), hash-chained; appended in the same
+//	  <seq, 8-byte BE>          audit.Entry (MarshalBinary: compact fields + hash), hash-chained; appended in the same
 //	                            transaction as the change it records
 //	audit_checkpoints/
 //	  <seq, 8-byte BE>          audit.Checkpoint of this node's chain, signed,
