@@ -428,6 +428,10 @@ func (s *Service) fetch(ctx context.Context, p peer.ID, origin string, from uint
 
 // announcer sends the node's heads to every connected member when the log
 // grows, coalescing bursts.
+// announceDelay is how long the announcer waits after a change before
+// telling the peers: see announcer.
+const announceDelay = 25 * time.Millisecond
+
 func (s *Service) announcer() {
 	defer s.wg.Done()
 	for {
@@ -435,6 +439,14 @@ func (s *Service) announcer() {
 		case <-s.ctx.Done():
 			return
 		case <-s.announce:
+		}
+		// Coalesce: changes that follow within announceDelay go out in
+		// this announcement, and the pulls they cause stay off the path of
+		// the writes that made them.
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(announceDelay):
 		}
 		if _, err := s.current(); err != nil {
 			continue
