@@ -12,11 +12,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imtgt/imtgt-node/audit"
+	"github.com/imtgt/imtgt-node/internal/audittest"
 )
 
 func TestBundleRoundTrip(t *testing.T) {
-	f := btNewFixture(t, 0)
-	data := f.encode()
+	f := audittest.NewFixture(t, 0)
+	data := f.Encode()
 	require.True(t, bytes.HasPrefix(data, []byte(`{"header":{"format":"imtgt-audit-bundle/1","node":"TH",`)), "%.80s", data)
 	assert.Equal(t, 1+10+2+2, bytes.Count(data, []byte("\n")), "one line per record")
 
@@ -24,12 +25,12 @@ func TestBundleRoundTrip(t *testing.T) {
 	// must not depend on how its input arrives.
 	b, err := audit.ReadBundle(iotest.OneByteReader(bytes.NewReader(data)))
 	require.NoError(t, err)
-	want := f.b.Header
+	want := f.Bundle.Header
 	want.Format = audit.BundleFormat
 	assert.Equal(t, want, b.Header)
-	assert.Equal(t, f.b.Entries, b.Entries)
-	assert.Equal(t, f.b.Checkpoints, b.Checkpoints)
-	assert.Equal(t, f.b.Receipts, b.Receipts)
+	assert.Equal(t, f.Bundle.Entries, b.Entries)
+	assert.Equal(t, f.Bundle.Checkpoints, b.Checkpoints)
+	assert.Equal(t, f.Bundle.Receipts, b.Receipts)
 	assert.Equal(t, []int{2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, b.EntryLines)
 	assert.Equal(t, []int{12, 13}, b.CheckpointLines)
 	assert.Equal(t, []int{14, 15}, b.ReceiptLines)
@@ -38,11 +39,11 @@ func TestBundleRoundTrip(t *testing.T) {
 // TestReadBundleLongHeader: the header holds the manifest and every policy;
 // it may be far longer than the read buffer.
 func TestReadBundleLongHeader(t *testing.T) {
-	f := btNewFixture(t, 0)
+	f := audittest.NewFixture(t, 0)
 	for v := uint64(3); v <= 60; v++ {
-		f.b.Header.Policies = append(f.b.Header.Policies, audit.PolicyDoc{Version: v, Document: f.policies[1]})
+		f.Bundle.Header.Policies = append(f.Bundle.Header.Policies, audit.PolicyDoc{Version: v, Document: f.Policies[1]})
 	}
-	data := f.encode()
+	data := f.Encode()
 	require.Greater(t, bytes.IndexByte(data, '\n'), 256<<10, "longer than the reader's buffer")
 	b, err := audit.ReadBundle(bytes.NewReader(data))
 	require.NoError(t, err)

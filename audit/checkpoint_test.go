@@ -11,13 +11,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imtgt/imtgt-node/audit"
+	"github.com/imtgt/imtgt-node/internal/audittest"
 )
 
 // btSignedCheckpoint is a checkpoint the returned key signed.
 func btSignedCheckpoint(t *testing.T) (*audit.Checkpoint, crypto.PrivKey) {
 	t.Helper()
-	k, _ := btKey(t)
-	c := &audit.Checkpoint{Node: "TH", Seq: 42, Head: btHash("head"),
+	k, _ := audittest.Key(t)
+	c := &audit.Checkpoint{Node: "TH", Seq: 42, Head: audittest.Hash("head"),
 		Time: time.Date(2026, 3, 1, 15, 4, 5, 123456789, time.FixedZone("ICT", 7*3600))}
 	require.NoError(t, audit.SignCheckpoint(k, c))
 	return c, k
@@ -30,8 +31,8 @@ func TestSignCheckpoint(t *testing.T) {
 	assert.Len(t, c.Signature, 64)
 
 	// The PeerID set must be the key's.
-	_, other := btKey(t)
-	bad := &audit.Checkpoint{Node: "TH", PeerID: other, Seq: 1, Head: btHash("x")}
+	_, other := audittest.Key(t)
+	bad := &audit.Checkpoint{Node: "TH", PeerID: other, Seq: 1, Head: audittest.Hash("x")}
 	err := audit.SignCheckpoint(k, bad)
 	require.ErrorIs(t, err, audit.ErrBadCheckpoint)
 	assert.EqualError(t, err, fmt.Sprintf("bad checkpoint: peer_id %s is not the signing key's (%s)", other, c.PeerID))
@@ -48,7 +49,7 @@ func TestSignCheckpoint(t *testing.T) {
 }
 
 func TestCheckpointVerifyDetectsChanges(t *testing.T) {
-	_, anotherPeer := btKey(t)
+	_, anotherPeer := audittest.Key(t)
 	tests := []struct {
 		name string
 		edit func(c *audit.Checkpoint)
@@ -57,7 +58,7 @@ func TestCheckpointVerifyDetectsChanges(t *testing.T) {
 		{"node", func(c *audit.Checkpoint) { c.Node = "MY" }, "signature does not verify"},
 		{"no node", func(c *audit.Checkpoint) { c.Node = "" }, "bad checkpoint: no node"},
 		{"seq", func(c *audit.Checkpoint) { c.Seq++ }, "signature does not verify"},
-		{"head", func(c *audit.Checkpoint) { c.Head = btHash("other") }, "signature does not verify"},
+		{"head", func(c *audit.Checkpoint) { c.Head = audittest.Hash("other") }, "signature does not verify"},
 		{"time", func(c *audit.Checkpoint) { c.Time = c.Time.Add(time.Nanosecond) }, "signature does not verify"},
 		{"signature", func(c *audit.Checkpoint) { c.Signature[63] ^= 0x80 }, "signature does not verify"},
 		{"no signature", func(c *audit.Checkpoint) { c.Signature = nil }, "bad checkpoint: not signed"},
@@ -80,7 +81,7 @@ func TestCheckpointVerifyDetectsChanges(t *testing.T) {
 
 func TestCountersign(t *testing.T) {
 	c, nodeKey := btSignedCheckpoint(t)
-	wk, wid := btKey(t)
+	wk, wid := audittest.Key(t)
 	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.FixedZone("MYT", 8*3600))
 	w, err := audit.Countersign(wk, "MY", c, at)
 	require.NoError(t, err)
@@ -102,7 +103,7 @@ func TestCountersign(t *testing.T) {
 		for name, edit := range map[string]func(w *audit.Witness){
 			"node": func(w *audit.Witness) { w.Node = "ID" },
 			"time": func(w *audit.Witness) { w.Time = w.Time.Add(time.Second) },
-			"peer": func(w *audit.Witness) { _, w.PeerID = btKey(t) },
+			"peer": func(w *audit.Witness) { _, w.PeerID = audittest.Key(t) },
 		} {
 			bad := w
 			bad.Signature = append([]byte(nil), w.Signature...)
@@ -115,7 +116,7 @@ func TestCountersign(t *testing.T) {
 	})
 	t.Run("a bad checkpoint is not countersigned", func(t *testing.T) {
 		bad := *c
-		bad.Head = btHash("forged")
+		bad.Head = audittest.Hash("forged")
 		_, err := audit.Countersign(wk, "MY", &bad, at)
 		require.ErrorIs(t, err, audit.ErrBadCheckpoint)
 		assert.Contains(t, err.Error(), "signature does not verify")

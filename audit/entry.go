@@ -93,34 +93,53 @@ func HashHex(b []byte) string {
 func (e *Entry) Canonical() []byte {
 	b := make([]byte, 0, 256)
 	b = append(b, canonicalDomain...)
+	return e.appendFields(b, appendStr)
+}
+
+// appendFields appends every field of e but Hash, in the order the
+// canonical and the stored forms share, to b: Seq and Time as 8 bytes
+// big-endian, Count as a uvarint, PolicyVersion as 8 bytes, strings and
+// lists length-prefixed (uvarint), and the three hex hashes (PayloadHash,
+// ReceiptHash, Prev) as hash writes them.
+func (e *Entry) appendFields(b []byte, hash func([]byte, string) []byte) []byte {
 	b = binary.BigEndian.AppendUint64(b, e.Seq)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.Time.UnixNano()))
-	str := func(s string) {
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		b = append(b, s...)
-	}
-	list := func(l []string) {
-		b = binary.AppendUvarint(b, uint64(len(l)))
-		for _, s := range l {
-			str(s)
-		}
-	}
-	str(string(e.Kind))
-	str(e.Peer)
-	str(e.PeerID)
-	str(e.Purpose)
-	list(e.Records)
+	b = appendStr(b, string(e.Kind))
+	b = appendStr(b, e.Peer)
+	b = appendStr(b, e.PeerID)
+	b = appendStr(b, e.Purpose)
+	b = appendList(b, e.Records)
 	b = binary.AppendUvarint(b, uint64(e.Count))
-	list(e.Fields)
+	b = appendList(b, e.Fields)
 	b = binary.BigEndian.AppendUint64(b, e.PolicyVersion)
-	list(e.Rules)
-	str(e.LegalBasis)
-	str(e.PayloadHash)
-	str(e.ReceiptHash)
-	str(e.Actor)
-	str(e.Reason)
-	str(e.Prev)
+	b = appendList(b, e.Rules)
+	b = appendStr(b, e.LegalBasis)
+	b = hash(b, e.PayloadHash)
+	b = hash(b, e.ReceiptHash)
+	b = appendStr(b, e.Actor)
+	b = appendStr(b, e.Reason)
+	return hash(b, e.Prev)
+}
+
+// appendList appends the number of strings in l as a uvarint, then each
+// as appendStr (checkpoint.go) writes it.
+func appendList(b []byte, l []string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(l)))
+	for _, s := range l {
+		b = appendStr(b, s)
+	}
 	return b
+}
+
+// appendRawHash is the stored form of a hash: 1 and the 32 raw bytes when
+// s is lowercase hex of a SHA-256, else 0 and s as appendStr writes it.
+func appendRawHash(b []byte, s string) []byte {
+	if raw, err := hex.DecodeString(s); err == nil && len(raw) == sha256.Size && hex.EncodeToString(raw) == s {
+		b = append(b, 1)
+		return append(b, raw...)
+	}
+	b = append(b, 0)
+	return appendStr(b, s)
 }
 
 // ComputeHash returns the hash the entry should carry.
@@ -180,42 +199,7 @@ func (e *Entry) MarshalBinary() ([]byte, error) {
 	}
 	b := make([]byte, 0, 384)
 	b = append(b, storedVersion)
-	b = binary.BigEndian.AppendUint64(b, e.Seq)
-	b = binary.BigEndian.AppendUint64(b, uint64(e.Time.UnixNano()))
-	str := func(s string) {
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		b = append(b, s...)
-	}
-	list := func(l []string) {
-		b = binary.AppendUvarint(b, uint64(len(l)))
-		for _, s := range l {
-			str(s)
-		}
-	}
-	hash := func(s string) {
-		if raw, err := hex.DecodeString(s); err == nil && len(raw) == sha256.Size && hex.EncodeToString(raw) == s {
-			b = append(b, 1)
-			b = append(b, raw...)
-			return
-		}
-		b = append(b, 0)
-		str(s)
-	}
-	str(string(e.Kind))
-	str(e.Peer)
-	str(e.PeerID)
-	str(e.Purpose)
-	list(e.Records)
-	b = binary.AppendUvarint(b, uint64(e.Count))
-	list(e.Fields)
-	b = binary.BigEndian.AppendUint64(b, e.PolicyVersion)
-	list(e.Rules)
-	str(e.LegalBasis)
-	hash(e.PayloadHash)
-	hash(e.ReceiptHash)
-	str(e.Actor)
-	str(e.Reason)
-	hash(e.Prev)
+	b = e.appendFields(b, appendRawHash)
 	return append(b, h...), nil
 }
 

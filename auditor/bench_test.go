@@ -6,6 +6,7 @@ import (
 
 	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/auditor"
+	"github.com/imtgt/imtgt-node/internal/audittest"
 )
 
 // btBenchEntries is the size of the benchmark's bundle.
@@ -14,8 +15,8 @@ const btBenchEntries = 100_000
 // BenchmarkVerify measures `audit verify FILE` on a bundle of 100,000
 // entries (a witnessed checkpoint every 1000), and its parts.
 func BenchmarkVerify(b *testing.B) {
-	f := btNewFixture(b, btBenchEntries-10)
-	data := f.encode()
+	f := audittest.NewFixture(b, btBenchEntries-10)
+	data := f.Encode()
 	parsed, err := audit.ReadBundle(bytes.NewReader(data))
 	if err != nil {
 		b.Fatal(err)

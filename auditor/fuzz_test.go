@@ -6,13 +6,14 @@ import (
 
 	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/auditor"
+	"github.com/imtgt/imtgt-node/internal/audittest"
 )
 
 // FuzzReadBundle: reading any bytes never panics, and neither does
 // verifying (and summarising) whatever reads.
 func FuzzReadBundle(f *testing.F) {
-	fx := btNewFixture(f, 0)
-	good := fx.encode()
+	fx := audittest.NewFixture(f, 0)
+	good := fx.Encode()
 	f.Add(good)
 	f.Add([]byte{})
 	f.Add([]byte("\n"))
@@ -21,7 +22,7 @@ func FuzzReadBundle(f *testing.F) {
 	// The broken bundles of the verify tests, each from a fixture of its
 	// own (they edit it).
 	for _, tc := range btBrokenBundles {
-		f.Add(tc.brk(f, btNewFixture(f, 0)))
+		f.Add(tc.brk(f, audittest.NewFixture(f, 0)))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := audit.ReadBundle(bytes.NewReader(data))
@@ -32,7 +33,7 @@ func FuzzReadBundle(f *testing.F) {
 		// pinned: the two paths through receipts and the header.
 		opt := btVerifyOpts
 		if len(data)%2 == 1 {
-			opt = auditor.VerifyOptions{Node: fx.peers[btNode]}
+			opt = auditor.VerifyOptions{Node: fx.Peers[audittest.Node]}
 		}
 		if s, _ := auditor.Verify(b, opt); s != nil {
 			_ = s.String()

@@ -151,6 +151,7 @@ func Residency(in ReportInput) *Report {
 	in2 := map[reportKey]*Transfer{}
 	daily := map[DayCount]int{} // Count left zero in the key
 	inForce := in.PolicyAtStart
+	crossing := reportCrossing(in.Policies)
 	for i := range in.Entries {
 		e := &in.Entries[i]
 		if !in.To.IsZero() && !e.Time.Before(in.To) {
@@ -171,7 +172,7 @@ func Residency(in ReportInput) *Report {
 		case e.Kind.Egress():
 			addReportTransfer(out, e)
 			daily[DayCount{Day: e.Time.UTC().Format(time.DateOnly), Destination: e.Peer}] += entryRecords(e)
-			if reason := egressViolation(in.Policies, inForce, e); reason != "" {
+			if reason := egressViolation(inForce, e, crossing); reason != "" {
 				r.Violations = append(r.Violations, Violation{
 					Seq: e.Seq, Time: e.Time.UTC(), Kind: string(e.Kind), Peer: e.Peer,
 					Fields: slices.Clone(e.Fields), PolicyVersion: e.PolicyVersion, Reason: reason,
@@ -200,10 +201,14 @@ func Residency(in ReportInput) *Report {
 }
 
 // egressViolation returns why an egress entry was not allowed by the
-// policy in force, or "" if it was. Every reason found is given, so that
+// policy in force (version inForce, 0 for none), or "" if it was. Entries
+// that carry no fields (receipts) cross no data. crossing says why
+// version inForce does not allow e's crossing, "" if it does; it is asked
+// only when a policy was in force. Every reason found is given, so that
 // an entry that both names the wrong version and sends a forbidden field
-// shows both.
-func egressViolation(policies map[uint64]*policy.Policy, inForce uint64, e *audit.Entry) string {
+// shows both. The residency report and the verifier both judge by it, so
+// that they never disagree on what a violation is.
+func egressViolation(inForce uint64, e *audit.Entry, crossing func(version uint64, e *audit.Entry) string) string {
 	if len(e.Fields) == 0 {
 		return ""
 	}
@@ -217,13 +222,26 @@ func egressViolation(policies map[uint64]*policy.Policy, inForce uint64, e *audi
 		reasons = append(reasons, fmt.Sprintf("the entry names policy version %d, but version %d was in force", e.PolicyVersion, inForce))
 	}
 	if inForce != 0 {
-		if p := policies[inForce]; p == nil {
-			reasons = append(reasons, fmt.Sprintf("policy version %d, in force, is not among the installed policies given to the report", inForce))
-		} else if err := CheckCrossing(p, e); err != nil {
-			reasons = append(reasons, crossingReason(err, e.Seq))
+		if reason := crossing(inForce, e); reason != "" {
+			reasons = append(reasons, reason)
 		}
 	}
 	return strings.Join(reasons, "; ")
+}
+
+// reportCrossing is the report's crossing check for egressViolation:
+// CheckCrossing against the installed policies given to the report.
+func reportCrossing(policies map[uint64]*policy.Policy) func(version uint64, e *audit.Entry) string {
+	return func(version uint64, e *audit.Entry) string {
+		p := policies[version]
+		if p == nil {
+			return fmt.Sprintf("policy version %d, in force, is not among the installed policies given to the report", version)
+		}
+		if err := CheckCrossing(p, e); err != nil {
+			return crossingReason(err, e.Seq)
+		}
+		return ""
+	}
 }
 
 // crossingReason drops what a Violation already says (that it is one, and

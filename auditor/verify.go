@@ -295,32 +295,11 @@ func (v *verifier) entries() error {
 }
 
 // residency records why egress entry i was not allowed by the policy in
-// force, if it was not: it names another version than the one in force,
-// or sends a field no rule of that version allows (both are given when
-// both hold). Entries that carry no fields (receipts) cross no data. The
-// rules are those of the residency report, so that the report and the
-// verifier never disagree on what a violation is.
+// force, if it was not (egressViolation, the rule the residency report
+// applies).
 func (v *verifier) residency(i int, inForce uint64) {
-	e := &v.b.Entries[i]
-	if len(e.Fields) == 0 {
-		return
-	}
-	var reasons []string
-	switch {
-	case inForce == 0:
-		reasons = append(reasons, "no policy was in force")
-	case e.PolicyVersion == 0:
-		reasons = append(reasons, fmt.Sprintf("the entry names no policy version (version %d was in force)", inForce))
-	case e.PolicyVersion != inForce:
-		reasons = append(reasons, fmt.Sprintf("the entry names policy version %d, but version %d was in force", e.PolicyVersion, inForce))
-	}
-	if inForce != 0 {
-		if reason := v.crossing(inForce, e); reason != "" {
-			reasons = append(reasons, reason)
-		}
-	}
-	if len(reasons) > 0 {
-		v.violation(i, strings.Join(reasons, "; "))
+	if reason := egressViolation(inForce, &v.b.Entries[i], v.crossing); reason != "" {
+		v.violation(i, reason)
 	}
 }
 
@@ -345,10 +324,7 @@ func (v *verifier) crossing(version uint64, e *audit.Entry) string {
 	}
 	var reason string
 	if err := CheckCrossing(v.policies[version], e); err != nil {
-		// The violation's own prefix already says what CheckCrossing's
-		// message starts with: that it is one, and the entry.
-		reason = strings.TrimPrefix(err.Error(), ErrViolation.Error()+": ")
-		reason = strings.TrimPrefix(reason, fmt.Sprintf("entry %d: ", e.Seq))
+		reason = crossingReason(err, e.Seq)
 	}
 	if v.crossings == nil {
 		v.crossings = map[crossingKey]string{}

@@ -13,15 +13,16 @@ import (
 
 	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/auditor"
+	"github.com/imtgt/imtgt-node/internal/audittest"
 )
 
 func TestVerifyGoodBundle(t *testing.T) {
-	f := btNewFixture(t, 0)
-	s, err := btVerify(f.encode(), auditor.VerifyOptions{OpenReceipt: btVerifyOpts.OpenReceipt, Node: f.peers[btNode]})
+	f := audittest.NewFixture(t, 0)
+	s, err := btVerify(f.Encode(), auditor.VerifyOptions{OpenReceipt: btVerifyOpts.OpenReceipt, Node: f.Peers[audittest.Node]})
 	require.NoError(t, err)
 	assert.Equal(t, &auditor.Summary{
-		Node: "TH", PeerID: f.peers["TH"], Federation: "imtgt-test", ManifestVersion: 1,
-		Entries: 10, FirstSeq: 1, LastSeq: 10, From: btStart, To: btStart.Add(9 * time.Minute),
+		Node: "TH", PeerID: f.Peers["TH"], Federation: "imtgt-test", ManifestVersion: 1,
+		Entries: 10, FirstSeq: 1, LastSeq: 10, From: audittest.Start, To: audittest.Start.Add(9 * time.Minute),
 		Checkpoints: 2, Witnessed: 1, Witnesses: 2, Unwitnessed: 3,
 		Receipts: 2, ReceiptsChecked: true,
 		Egress: 4, Ingress: 2, Rejections: 1, Admin: 3,
@@ -30,7 +31,7 @@ func TestVerifyGoodBundle(t *testing.T) {
 	}, s)
 	out := s.String()
 	for _, want := range []string{
-		"Node:         TH (" + f.peers["TH"] + "), federation imtgt-test, manifest version 1\n",
+		"Node:         TH (" + f.Peers["TH"] + "), federation imtgt-test, manifest version 1\n",
 		"Entries:      10, seq 1 to 10, 2026-03-01T08:00:00Z to 2026-03-01T08:09:00Z\n",
 		"egress 4, ingress 2, rejections 1, admin 3\n",
 		"Checkpoints:  2, 1 witnessed (2 countersignatures), 3 entries after the last witnessed one\n",
@@ -45,9 +46,9 @@ func TestVerifyGoodBundle(t *testing.T) {
 // TestVerifyReceiptsUnchecked: without a receipt verifier receipts are
 // counted and still matched to their entries by hash.
 func TestVerifyReceiptsUnchecked(t *testing.T) {
-	f := btNewFixture(t, 0)
-	f.b.Receipts = f.b.Receipts[:1] // the status message's receipt is missing
-	s, err := btVerify(f.encode(), auditor.VerifyOptions{})
+	f := audittest.NewFixture(t, 0)
+	f.Bundle.Receipts = f.Bundle.Receipts[:1] // the status message's receipt is missing
+	s, err := btVerify(f.Encode(), auditor.VerifyOptions{})
 	require.NoError(t, err)
 	assert.False(t, s.ReceiptsChecked)
 	assert.Equal(t, 1, s.Receipts)
@@ -61,13 +62,13 @@ func TestVerifyReceiptsUnchecked(t *testing.T) {
 // hash of entry 3 and the policy in force then; the handoff's receipt
 // still matches, a receipt of an earlier message is a note.
 func TestVerifyPartialRange(t *testing.T) {
-	f := btNewFixture(t, 0)
-	f.b.Header.FirstSeq, f.b.Header.Prev, f.b.Header.PolicyAtStart = 4, f.b.Entries[2].Hash, 1
-	f.b.Entries = f.b.Entries[3:]
+	f := audittest.NewFixture(t, 0)
+	f.Bundle.Header.FirstSeq, f.Bundle.Header.Prev, f.Bundle.Header.PolicyAtStart = 4, f.Bundle.Entries[2].Hash, 1
+	f.Bundle.Entries = f.Bundle.Entries[3:]
 	// A handoff sent before entry 4, outside the range.
-	f.orderEgress(audit.HandoffEgress, "MY", "ORD-0", 1, 1)
-	f.receipt("MY", "MY", "handoff", "ORD-0", 1)
-	s, err := btVerify(f.encode(), btVerifyOpts)
+	f.OrderEgress(audit.HandoffEgress, "MY", "ORD-0", 1, 1)
+	f.Receipt("MY", "MY", "handoff", "ORD-0", 1)
+	s, err := btVerify(f.Encode(), btVerifyOpts)
 	require.NoError(t, err)
 	assert.Equal(t, 7, s.Entries)
 	assert.Equal(t, uint64(4), s.FirstSeq)
@@ -77,16 +78,16 @@ func TestVerifyPartialRange(t *testing.T) {
 }
 
 // btBreak is one way of breaking a good bundle: it returns the bytes.
-type btBreak func(t testing.TB, f *btFixture) []byte
+type btBreak func(t testing.TB, f *audittest.Fixture) []byte
 
 // btLines edits the good bundle's lines.
-func btLines(edit func(f *btFixture, lines []string) []string) btBreak {
-	return func(t testing.TB, f *btFixture) []byte { return btJoin(edit(f, f.lines())) }
+func btLines(edit func(f *audittest.Fixture, lines []string) []string) btBreak {
+	return func(t testing.TB, f *audittest.Fixture) []byte { return audittest.Join(edit(f, f.Lines())) }
 }
 
 // btRecords edits the records before encoding.
-func btRecords(edit func(t testing.TB, f *btFixture)) btBreak {
-	return func(t testing.TB, f *btFixture) []byte { edit(t, f); return f.encode() }
+func btRecords(edit func(t testing.TB, f *audittest.Fixture)) btBreak {
+	return func(t testing.TB, f *audittest.Fixture) []byte { edit(t, f); return f.Encode() }
 }
 
 // btBrokenBundles are the ways a bundle is tampered with, and the error
@@ -101,7 +102,7 @@ var btBrokenBundles = []struct {
 }{
 	{
 		name: "a field of an entry edited",
-		brk: btLines(func(f *btFixture, l []string) []string {
+		brk: btLines(func(f *audittest.Fixture, l []string) []string {
 			l[5] = strings.Replace(l[5], `"buyer.phone"`, `"buyer.email"`, 1)
 			return l
 		}),
@@ -110,7 +111,7 @@ var btBrokenBundles = []struct {
 	},
 	{
 		name: "the peer of an entry edited",
-		brk: btLines(func(f *btFixture, l []string) []string {
+		brk: btLines(func(f *audittest.Fixture, l []string) []string {
 			l[3] = strings.Replace(l[3], `"peer":"MY"`, `"peer":"ID"`, 1)
 			return l
 		}),
@@ -119,19 +120,19 @@ var btBrokenBundles = []struct {
 	},
 	{
 		name:  "an entry in the middle dropped",
-		brk:   btLines(func(f *btFixture, l []string) []string { return append(l[:4:4], l[5:]...) }),
+		brk:   btLines(func(f *audittest.Fixture, l []string) []string { return append(l[:4:4], l[5:]...) }),
 		want:  "entry 5 (line 5): audit chain broken: entry 5 follows entry 3",
 		isErr: audit.ErrChain,
 	},
 	{
 		name:  "the last entry dropped",
-		brk:   btLines(func(f *btFixture, l []string) []string { return append(l[:10:10], l[11:]...) }),
+		brk:   btLines(func(f *audittest.Fixture, l []string) []string { return append(l[:10:10], l[11:]...) }),
 		want:  "checkpoint at seq 10 (line 12): bad checkpoint: seq 10 is outside the exported entries 1 to 9",
 		isErr: audit.ErrBadCheckpoint,
 	},
 	{
 		name: "two entries swapped",
-		brk: btLines(func(f *btFixture, l []string) []string {
+		brk: btLines(func(f *audittest.Fixture, l []string) []string {
 			l[3], l[4] = l[4], l[3]
 			return l
 		}),
@@ -140,24 +141,24 @@ var btBrokenBundles = []struct {
 	},
 	{
 		name: "an entry inserted",
-		brk: btRecords(func(t testing.TB, f *btFixture) {
-			e := btCatalogEgress("ID", 1, 1, 10)
-			e.Time = btStart
-			e.Link(4, f.b.Entries[3].Hash)
-			f.b.Entries = append(f.b.Entries[:4:4], append([]audit.Entry{e}, f.b.Entries[4:]...)...)
+		brk: btRecords(func(t testing.TB, f *audittest.Fixture) {
+			e := audittest.CatalogEgress("ID", 1, 1, 10)
+			e.Time = audittest.Start
+			e.Link(4, f.Bundle.Entries[3].Hash)
+			f.Bundle.Entries = append(f.Bundle.Entries[:4:4], append([]audit.Entry{e}, f.Bundle.Entries[4:]...)...)
 		}),
 		want:  "entry 5 (line 7): audit chain broken: entry 5 follows entry 5",
 		isErr: audit.ErrChain,
 	},
 	{
 		name: "an entry inserted and the rest of the chain rewritten",
-		brk: btRecords(func(t testing.TB, f *btFixture) {
-			e := btCatalogEgress("ID", 1, 1, 10)
-			es := append(f.b.Entries[:4:4], append([]audit.Entry{e}, f.b.Entries[4:]...)...)
+		brk: btRecords(func(t testing.TB, f *audittest.Fixture) {
+			e := audittest.CatalogEgress("ID", 1, 1, 10)
+			es := append(f.Bundle.Entries[:4:4], append([]audit.Entry{e}, f.Bundle.Entries[4:]...)...)
 			for i := 4; i < len(es); i++ {
 				es[i].Link(es[i-1].Seq, es[i-1].Hash)
 			}
-			f.b.Entries = es
+			f.Bundle.Entries = es
 		}),
 		want:  "checkpoint at seq 7 (line 13): bad checkpoint: head ",
 		also:  "is not the hash of entry 7 (",
@@ -165,44 +166,44 @@ var btBrokenBundles = []struct {
 	},
 	{
 		name:  "the file cut off mid-line",
-		brk:   func(t testing.TB, f *btFixture) []byte { b := f.encode(); return b[:len(b)-40] },
+		brk:   func(t testing.TB, f *audittest.Fixture) []byte { b := f.Encode(); return b[:len(b)-40] },
 		want:  "line 15 is cut off: the bundle is truncated",
 		isErr: audit.ErrBundle,
 	},
 	{
 		name:  "the file cut at a line boundary, losing the final checkpoint",
-		brk:   btLines(func(f *btFixture, l []string) []string { return l[:12] }),
+		brk:   btLines(func(f *audittest.Fixture, l []string) []string { return l[:12] }),
 		want:  "entry 10 (line 11): audit chain broken: the last checkpoint covers entry 7 only (checkpoint 1 (line 12)): the bundle was truncated, or entries were appended after its final checkpoint",
 		isErr: audit.ErrChain,
 	},
 	{
 		name:  "every checkpoint removed",
-		brk:   btRecords(func(t testing.TB, f *btFixture) { f.b.Checkpoints = nil }),
+		brk:   btRecords(func(t testing.TB, f *audittest.Fixture) { f.Bundle.Checkpoints = nil }),
 		want:  "entry 10 (line 11): audit chain broken: no checkpoint signs the chain",
 		isErr: audit.ErrChain,
 	},
 	{
 		name: "entries appended after the final checkpoint",
-		brk: btRecords(func(t testing.TB, f *btFixture) {
-			f.add(btCatalogEgress("MY", 2, 30, 40))
+		brk: btRecords(func(t testing.TB, f *audittest.Fixture) {
+			f.Add(audittest.CatalogEgress("MY", 2, 30, 40))
 		}),
 		want:  "entry 11 (line 12): audit chain broken: the last checkpoint covers entry 10 only (checkpoint 2 (line 14))",
 		isErr: audit.ErrChain,
 	},
 	{
 		name: "a checkpoint's head changed",
-		brk: btRecords(func(t testing.TB, f *btFixture) {
-			f.b.Checkpoints[0].Head = f.b.Entries[5].Hash
+		brk: btRecords(func(t testing.TB, f *audittest.Fixture) {
+			f.Bundle.Checkpoints[0].Head = f.Bundle.Entries[5].Hash
 		}),
 		want:  "checkpoint at seq 7 (line 12): bad checkpoint: signature does not verify with {TH}'s key",
 		isErr: audit.ErrBadCheckpoint,
 	},
 	{
 		name: "a checkpoint of a head not in the chain, signed by the node",
-		brk: btRecords(func(t testing.TB, f *btFixture) {
-			c := &f.b.Checkpoints[0]
-			c.Head, c.Witnesses = btHash("another history"), nil
-			require.NoError(t, audit.SignCheckpoint(f.keys[btNode], c))
+		brk: btRecords(func(t testing.TB, f *audittest.Fixture) {
+			c := &f.Bundle.Checkpoints[0]
+			c.Head, c.Witnesses = audittest.Hash("another history"), nil
+			require.NoError(t, audit.SignCheckpoint(f.Keys[audittest.Node], c))
 		}),
 		want:  "checkpoint at seq 7 (line 12): bad checkpoint: head 854a9410ca85… is not the hash of entry 7 (", // sha256("another history")
 		also:  "…): the checkpoint is forged or the chain was rewritten",
@@ -210,9 +211,9 @@ var btBrokenBundles = []struct {
 	},
 	{
 		name: "a checkpoint re-signed with another key",
-		brk: btRecords(func(t testing.TB, f *btFixture) {
-			k, _ := btKey(t)
-			c := &f.b.Checkpoints[1]
+		brk: btRecords(func(t testing.TB, f *audittest.Fixture) {
+			k, _ := audittest.Key(t)
+			c := &f.Bundle.Checkpoints[1]
 			sig, err := k.Sign(c.SigningBytes())
 			require.NoError(t, err)
 			c.Signature = sig
@@ -222,9 +223,9 @@ var btBrokenBundles = []struct {
 	},
 	{
 		name: "a checkpoint re-signed with another key under its peer ID",
-		brk: btRecords(func(t testing.TB, f *btFixture) {
-			k, id := btKey(t)
-			c := &f.b.Checkpoints[1]
+		brk: btRecords(func(t testing.TB, f *audittest.Fixture) {
+			k, id := audittest.Key(t)
+			c := &f.Bundle.Checkpoints[1]
 			c.PeerID = id
 			require.NoError(t, audit.SignCheckpoint(k, c))
 		}),
@@ -234,17 +235,17 @@ var btBrokenBundles = []struct {
 	},
 	{
 		name:  "a checkpoint's signature flipped",
-		brk:   btRecords(func(t testing.TB, f *btFixture) { f.b.Checkpoints[1].Signature[7] ^= 1 }),
+		brk:   btRecords(func(t testing.TB, f *audittest.Fixture) { f.Bundle.Checkpoints[1].Signature[7] ^= 1 }),
 		want:  "checkpoint at seq 10 (line 13): bad checkpoint: signature does not verify with {TH}'s key",
 		isErr: audit.ErrBadCheckpoint,
 	},
 	{
 		name: "a witness that is not a member",
-		brk: btRecords(func(t testing.TB, f *btFixture) {
-			k, _ := btKey(t)
-			w, err := audit.Countersign(k, "MY", &f.b.Checkpoints[1], btStart)
+		brk: btRecords(func(t testing.TB, f *audittest.Fixture) {
+			k, _ := audittest.Key(t)
+			w, err := audit.Countersign(k, "MY", &f.Bundle.Checkpoints[1], audittest.Start)
 			require.NoError(t, err)
-			f.b.Checkpoints[1].Witnesses = append(f.b.Checkpoints[1].Witnesses, w)
+			f.Bundle.Checkpoints[1].Witnesses = append(f.Bundle.Checkpoints[1].Witnesses, w)
 		}),
 		want:  "checkpoint at seq 10 (line 13): bad checkpoint: witness 12D3KooW",
 		also:  " (MY) is not a member of federation imtgt-test",
@@ -252,26 +253,26 @@ var btBrokenBundles = []struct {
 	},
 	{
 		name: "a witness signature flipped",
-		brk: btRecords(func(t testing.TB, f *btFixture) {
-			f.b.Checkpoints[0].Witnesses[1].Signature[0] ^= 1
+		brk: btRecords(func(t testing.TB, f *audittest.Fixture) {
+			f.Bundle.Checkpoints[0].Witnesses[1].Signature[0] ^= 1
 		}),
 		want:  "checkpoint at seq 7 (line 12): bad checkpoint: witness ID: signature does not verify with {ID}'s key",
 		isErr: audit.ErrBadCheckpoint,
 	},
 	{
 		name: "a witness claiming another country",
-		brk: btRecords(func(t testing.TB, f *btFixture) {
-			w, err := audit.Countersign(f.keys["ID"], "MY", &f.b.Checkpoints[1], btStart)
+		brk: btRecords(func(t testing.TB, f *audittest.Fixture) {
+			w, err := audit.Countersign(f.Keys["ID"], "MY", &f.Bundle.Checkpoints[1], audittest.Start)
 			require.NoError(t, err)
-			f.b.Checkpoints[1].Witnesses = []audit.Witness{w}
+			f.Bundle.Checkpoints[1].Witnesses = []audit.Witness{w}
 		}),
 		want:  "checkpoint at seq 10 (line 13): bad checkpoint: witness {ID} is ID's node, not MY's",
 		isErr: audit.ErrBadCheckpoint,
 	},
 	{
 		name: "a witness counted twice",
-		brk: btRecords(func(t testing.TB, f *btFixture) {
-			c := &f.b.Checkpoints[0]
+		brk: btRecords(func(t testing.TB, f *audittest.Fixture) {
+			c := &f.Bundle.Checkpoints[0]
 			c.Witnesses = append(c.Witnesses, c.Witnesses[0])
 		}),
 		want:  "checkpoint at seq 7 (line 12): bad checkpoint: MY witnesses it twice",
@@ -279,13 +280,13 @@ var btBrokenBundles = []struct {
 	},
 	{
 		name: "the header names another node's keys",
-		brk: btRecords(func(t testing.TB, f *btFixture) {
+		brk: btRecords(func(t testing.TB, f *audittest.Fixture) {
 			// MY's node passes off a chain it signed as TH's.
-			f.b.Header.PeerID, f.b.Header.PublicKey = f.peers["MY"], btMarshalPub(t, f.keys["MY"])
-			for i := range f.b.Checkpoints {
-				c := &f.b.Checkpoints[i]
+			f.Bundle.Header.PeerID, f.Bundle.Header.PublicKey = f.Peers["MY"], audittest.MarshalPub(t, f.Keys["MY"])
+			for i := range f.Bundle.Checkpoints {
+				c := &f.Bundle.Checkpoints[i]
 				c.PeerID, c.Witnesses = "", nil
-				require.NoError(t, audit.SignCheckpoint(f.keys["MY"], c))
+				require.NoError(t, audit.SignCheckpoint(f.Keys["MY"], c))
 			}
 		}),
 		want:  "header (line 1): bad evidence bundle: the manifest names TH's node {TH}, but the bundle is signed by {MY}",
@@ -293,24 +294,24 @@ var btBrokenBundles = []struct {
 	},
 	{
 		name: "the header's peer ID is not its key's",
-		brk: btRecords(func(t testing.TB, f *btFixture) {
-			f.b.Header.PublicKey = btMarshalPub(t, f.keys["MY"])
+		brk: btRecords(func(t testing.TB, f *audittest.Fixture) {
+			f.Bundle.Header.PublicKey = audittest.MarshalPub(t, f.Keys["MY"])
 		}),
 		want:  "header (line 1): bad evidence bundle: peer_id {TH} is not public_key's peer ID {MY}",
 		isErr: audit.ErrBundle,
 	},
 	{
 		name: "a policy signed by another agency's key",
-		brk: btRecords(func(t testing.TB, f *btFixture) {
-			f.b.Header.Policies[1].Document = f.signedPolicy(btNode, 2, f.gov["MY"])
+		brk: btRecords(func(t testing.TB, f *audittest.Fixture) {
+			f.Bundle.Header.Policies[1].Document = f.SignedPolicy(audittest.Node, 2, f.Gov["MY"])
 		}),
 		want:  "header (line 1): bad evidence bundle: policies[1] (version 2): policy signature: signed by key",
 		isErr: audit.ErrBundle,
 	},
 	{
 		name: "a policy edited after signing",
-		brk: btRecords(func(t testing.TB, f *btFixture) {
-			d := &f.b.Header.Policies[0].Document
+		brk: btRecords(func(t testing.TB, f *audittest.Fixture) {
+			d := &f.Bundle.Header.Policies[0].Document
 			*d = strings.Replace(*d, "fields: [name, phone,", "fields: [name, email, phone,", 1)
 		}),
 		want:  "header (line 1): bad evidence bundle: policies[0] (version 1): policy signature: does not verify: the file was changed after it was signed",
@@ -318,67 +319,69 @@ var btBrokenBundles = []struct {
 	},
 	{
 		name: "another country's policy",
-		brk: btRecords(func(t testing.TB, f *btFixture) {
-			f.b.Header.Policies[0].Document = f.signedPolicy("MY", 1, f.gov["MY"])
+		brk: btRecords(func(t testing.TB, f *audittest.Fixture) {
+			f.Bundle.Header.Policies[0].Document = f.SignedPolicy("MY", 1, f.Gov["MY"])
 		}),
 		want:  "header (line 1): bad evidence bundle: policies[0] (version 1): the policy is MY's, the node TH's",
 		isErr: audit.ErrBundle,
 	},
 	{
 		name: "a policy the chain installs is missing",
-		brk: btRecords(func(t testing.TB, f *btFixture) {
-			f.b.Header.Policies = f.b.Header.Policies[:1]
+		brk: btRecords(func(t testing.TB, f *audittest.Fixture) {
+			f.Bundle.Header.Policies = f.Bundle.Header.Policies[:1]
 		}),
 		want:  "entry 8 (line 9): bad evidence bundle: installs policy version 2, which the header does not hold",
 		isErr: audit.ErrBundle,
 	},
 	{
 		name: "the manifest's signatures removed",
-		brk: btRecords(func(t testing.TB, f *btFixture) {
-			m := f.b.Header.Manifest
-			f.b.Header.Manifest = m[:strings.Index(m, "signatures:")]
+		brk: btRecords(func(t testing.TB, f *audittest.Fixture) {
+			m := f.Bundle.Header.Manifest
+			f.Bundle.Header.Manifest = m[:strings.Index(m, "signatures:")]
 		}),
 		want:  "header (line 1): bad evidence bundle: manifest imtgt-test version 1 has 0 valid signature(s) of the 2 it requires",
 		isErr: audit.ErrBundle,
 	},
 	{
 		name: "a partial export whose prev is not the chain's",
-		brk: btRecords(func(t testing.TB, f *btFixture) {
-			f.b.Header.FirstSeq, f.b.Header.Prev, f.b.Header.PolicyAtStart = 4, btHash("x"), 1
-			f.b.Entries = f.b.Entries[3:]
+		brk: btRecords(func(t testing.TB, f *audittest.Fixture) {
+			f.Bundle.Header.FirstSeq, f.Bundle.Header.Prev, f.Bundle.Header.PolicyAtStart = 4, audittest.Hash("x"), 1
+			f.Bundle.Entries = f.Bundle.Entries[3:]
 		}),
 		want:  "entry 4 (line 2): audit chain broken: entry 4 does not link to entry 3",
 		isErr: audit.ErrChain,
 	},
 	{
 		name: "a receipt signed by the wrong node",
-		brk: btRecords(func(t testing.TB, f *btFixture) {
+		brk: btRecords(func(t testing.TB, f *audittest.Fixture) {
 			// The node logged a handoff with a receipt ID's node made up.
-			env := f.seal("ID", "MY", "handoff", "ORD-1", 1)
-			f.b.Entries[4].ReceiptHash = audit.HashHex(env)
-			f.b.Entries[5].ReceiptHash = audit.HashHex(env)
+			env := f.Seal("ID", "MY", "handoff", "ORD-1", 1)
+			f.Bundle.Entries[4].ReceiptHash = audit.HashHex(env)
+			f.Bundle.Entries[5].ReceiptHash = audit.HashHex(env)
 			btRelink(f, 4)
-			f.b.Receipts[0].Envelope = env
+			f.Bundle.Receipts[0].Envelope = env
 		}),
 		want:  "receipt of handoff for order ORD-1 (line 14): bad evidence bundle: signed by {ID}, not by MY's node {MY}",
 		isErr: audit.ErrBundle,
 	},
 	{
-		name:  "a receipt's envelope altered",
-		brk:   btRecords(func(t testing.TB, f *btFixture) { f.b.Receipts[1].Envelope[len(f.b.Receipts[1].Envelope)-3] ^= 1 }),
+		name: "a receipt's envelope altered",
+		brk: btRecords(func(t testing.TB, f *audittest.Fixture) {
+			f.Bundle.Receipts[1].Envelope[len(f.Bundle.Receipts[1].Envelope)-3] ^= 1
+		}),
 		want:  "receipt of status for order ORD-1 (line 15): bad evidence bundle: the envelope does not verify",
 		isErr: audit.ErrBundle,
 	},
 	{
 		name:  "a receipt line naming another order",
-		brk:   btRecords(func(t testing.TB, f *btFixture) { f.b.Receipts[0].OrderID = "ORD-2" }),
+		brk:   btRecords(func(t testing.TB, f *audittest.Fixture) { f.Bundle.Receipts[0].OrderID = "ORD-2" }),
 		want:  "receipt of handoff for order ORD-2 (line 14): bad evidence bundle: the envelope acknowledges handoff 1 of order ORD-1, the line says handoff 1 of order ORD-2",
 		isErr: audit.ErrBundle,
 	},
 	{
 		name: "a receipt for another payload than the entry's",
-		brk: btRecords(func(t testing.TB, f *btFixture) {
-			f.b.Entries[4].PayloadHash = btHash("something else")
+		brk: btRecords(func(t testing.TB, f *audittest.Fixture) {
+			f.Bundle.Entries[4].PayloadHash = audittest.Hash("something else")
 			btRelink(f, 4)
 		}),
 		want:  "receipt of handoff for order ORD-1 (line 14): bad evidence bundle: it acknowledges payload ",
@@ -388,8 +391,8 @@ var btBrokenBundles = []struct {
 
 // btRelink relinks the entries from index i on and re-signs every
 // checkpoint from there, as a node (or a thief of its key) would.
-func btRelink(f *btFixture, i int) {
-	es := f.b.Entries
+func btRelink(f *audittest.Fixture, i int) {
+	es := f.Bundle.Entries
 	for ; i < len(es); i++ {
 		var seq uint64
 		var prev string
@@ -398,13 +401,13 @@ func btRelink(f *btFixture, i int) {
 		}
 		es[i].Link(seq, prev)
 	}
-	for j := range f.b.Checkpoints {
-		c := &f.b.Checkpoints[j]
+	for j := range f.Bundle.Checkpoints {
+		c := &f.Bundle.Checkpoints[j]
 		c.Head = es[c.Seq-es[0].Seq].Hash
-		require.NoError(f.tb, audit.SignCheckpoint(f.keys[btNode], c))
+		require.NoError(f.TB, audit.SignCheckpoint(f.Keys[audittest.Node], c))
 		for k := range c.Witnesses {
-			w, err := audit.Countersign(f.keys[c.Witnesses[k].Node], c.Witnesses[k].Node, c, c.Witnesses[k].Time)
-			require.NoError(f.tb, err)
+			w, err := audit.Countersign(f.Keys[c.Witnesses[k].Node], c.Witnesses[k].Node, c, c.Witnesses[k].Time)
+			require.NoError(f.TB, err)
 			c.Witnesses[k] = w
 		}
 	}
@@ -413,13 +416,13 @@ func btRelink(f *btFixture, i int) {
 func TestVerifyBrokenBundles(t *testing.T) {
 	for _, tc := range btBrokenBundles {
 		t.Run(tc.name, func(t *testing.T) {
-			f := btNewFixture(t, 0)
+			f := audittest.NewFixture(t, 0)
 			data := tc.brk(t, f)
 			s, err := btVerify(data, btVerifyOpts)
 			require.Error(t, err)
 			assert.Nil(t, s)
 			assert.ErrorIs(t, err, tc.isErr)
-			ids := strings.NewReplacer("{TH}", f.peers["TH"], "{MY}", f.peers["MY"], "{ID}", f.peers["ID"])
+			ids := strings.NewReplacer("{TH}", f.Peers["TH"], "{MY}", f.Peers["MY"], "{ID}", f.Peers["ID"])
 			assert.Contains(t, err.Error(), ids.Replace(tc.want))
 			assert.Contains(t, err.Error(), ids.Replace(tc.also))
 		})
@@ -429,24 +432,26 @@ func TestVerifyBrokenBundles(t *testing.T) {
 func TestVerifyViolations(t *testing.T) {
 	tests := []struct {
 		name string
-		edit func(f *btFixture)
+		edit func(f *audittest.Fixture)
 		want []string
 	}{
 		{
 			name: "a field the policy does not let leave",
-			edit: func(f *btFixture) { f.b.Entries[4].Fields = append(f.b.Entries[4].Fields, "buyer.email") },
+			edit: func(f *audittest.Fixture) {
+				f.Bundle.Entries[4].Fields = append(f.Bundle.Entries[4].Fields, "buyer.email")
+			},
 			want: []string{"entry 5 (line 6): field buyer.email to MY for order_handoff is allowed by no rule of TH policy version 1"},
 		},
 		{
 			name: "an entry naming another policy version than the one in force",
-			edit: func(f *btFixture) { f.b.Entries[8].PolicyVersion = 1 },
+			edit: func(f *audittest.Fixture) { f.Bundle.Entries[8].PolicyVersion = 1 },
 			want: []string{"entry 9 (line 10): the entry names policy version 1, but version 2 was in force"},
 		},
 		{
 			name: "both, and a crossing before any policy",
-			edit: func(f *btFixture) {
-				f.b.Entries[1].Kind, f.b.Entries[1].PolicyVersion = audit.AdminSeller, 0 // no policy installed
-				f.b.Entries[9].Fields = append(f.b.Entries[9].Fields, "seller.owner.national_id")
+			edit: func(f *audittest.Fixture) {
+				f.Bundle.Entries[1].Kind, f.Bundle.Entries[1].PolicyVersion = audit.AdminSeller, 0 // no policy installed
+				f.Bundle.Entries[9].Fields = append(f.Bundle.Entries[9].Fields, "seller.owner.national_id")
 			},
 			want: []string{
 				"entry 3 (line 4): no policy was in force",
@@ -458,11 +463,11 @@ func TestVerifyViolations(t *testing.T) {
 			// The verifier memoises verdicts by fields: a list that reads
 			// like another when joined must not reuse its verdict.
 			name: "a field list passing for another",
-			edit: func(f *btFixture) {
-				e := f.b.Entries[9]
+			edit: func(f *audittest.Fixture) {
+				e := f.Bundle.Entries[9]
 				e.Fields = []string{strings.Join(e.Fields, "\x00")}
-				f.b.Entries = append(f.b.Entries, e)
-				f.b.Checkpoints[1].Seq = 11
+				f.Bundle.Entries = append(f.Bundle.Entries, e)
+				f.Bundle.Checkpoints[1].Seq = 11
 			},
 			want: []string{"entry 11 (line 12): field listing.id\x00listing.title\x00listing.price\x00listing.hs_code\x00listing.seller.legal_name" +
 				" to ID for catalog is allowed by no rule of TH policy version 2"},
@@ -470,15 +475,15 @@ func TestVerifyViolations(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := btNewFixture(t, 0)
+			f := audittest.NewFixture(t, 0)
 			tc.edit(f)
 			btRelink(f, 0)
-			s, err := btVerify(f.encode(), btVerifyOpts)
+			s, err := btVerify(f.Encode(), btVerifyOpts)
 			require.ErrorIs(t, err, auditor.ErrViolation)
 			assert.Equal(t, fmt.Sprintf("crossing not allowed by the policy in force: %d violation(s), the first: %s", len(tc.want), tc.want[0]), err.Error())
 			require.NotNil(t, s, "a bundle with violations is still summarised")
 			assert.Equal(t, tc.want, s.Violations)
-			assert.Equal(t, len(f.b.Entries), s.Entries)
+			assert.Equal(t, len(f.Bundle.Entries), s.Entries)
 			shown := tc.want[0]
 			if strings.Contains(shown, "\x00") {
 				shown = strconv.Quote(shown) // String quotes what is not printable
@@ -490,11 +495,11 @@ func TestVerifyViolations(t *testing.T) {
 }
 
 func TestVerifyExpectedNode(t *testing.T) {
-	f := btNewFixture(t, 0)
-	data := f.encode()
-	_, err := btVerify(data, auditor.VerifyOptions{Node: f.peers["MY"]})
+	f := audittest.NewFixture(t, 0)
+	data := f.Encode()
+	_, err := btVerify(data, auditor.VerifyOptions{Node: f.Peers["MY"]})
 	require.ErrorIs(t, err, audit.ErrBundle)
-	assert.EqualError(t, err, fmt.Sprintf("header (line 1): bad evidence bundle: the bundle is from %s, not from the expected node %s", f.peers["TH"], f.peers["MY"]))
+	assert.EqualError(t, err, fmt.Sprintf("header (line 1): bad evidence bundle: the bundle is from %s, not from the expected node %s", f.Peers["TH"], f.Peers["MY"]))
 
 	_, err = btVerify(data, auditor.VerifyOptions{Node: "TH"})
 	require.ErrorIs(t, err, audit.ErrBundle)
@@ -508,7 +513,7 @@ func TestVerifyHeaderFields(t *testing.T) {
 		want string
 	}{
 		{"first seq 0", func(h *audit.Header) { h.FirstSeq = 0 }, "first_seq is 0; entries are numbered from 1"},
-		{"prev without predecessor", func(h *audit.Header) { h.Prev = btHash("x") }, "first_seq is 1 but prev is set"},
+		{"prev without predecessor", func(h *audit.Header) { h.Prev = audittest.Hash("x") }, "first_seq is 1 but prev is set"},
 		{"policy at start unknown", func(h *audit.Header) { h.PolicyAtStart = 7 }, "policy_at_start 7 is none of the policies"},
 		{"a policy twice", func(h *audit.Header) { h.Policies = append(h.Policies, h.Policies[0]) }, "policies[2] (version 1): version 1 appears twice"},
 		{"version not the document's", func(h *audit.Header) { h.Policies[0].Version = 3 }, "policies[0] (version 3): the document is version 1"},
@@ -518,9 +523,9 @@ func TestVerifyHeaderFields(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := btNewFixture(t, 0)
-			tc.edit(&f.b.Header)
-			_, err := btVerify(f.encode(), btVerifyOpts)
+			f := audittest.NewFixture(t, 0)
+			tc.edit(&f.Bundle.Header)
+			_, err := btVerify(f.Encode(), btVerifyOpts)
 			require.ErrorIs(t, err, audit.ErrBundle)
 			assert.Contains(t, err.Error(), "header (line 1): bad evidence bundle: "+tc.want)
 		})
@@ -530,9 +535,9 @@ func TestVerifyHeaderFields(t *testing.T) {
 // TestVerifyNoEntries: an export of an empty range proves nothing and is
 // refused rather than passed.
 func TestVerifyNoEntries(t *testing.T) {
-	f := btNewFixture(t, 0)
-	f.b.Entries, f.b.Checkpoints, f.b.Receipts = nil, nil, nil
-	_, err := btVerify(f.encode(), btVerifyOpts)
+	f := audittest.NewFixture(t, 0)
+	f.Bundle.Entries, f.Bundle.Checkpoints, f.Bundle.Receipts = nil, nil, nil
+	_, err := btVerify(f.Encode(), btVerifyOpts)
 	require.ErrorIs(t, err, audit.ErrBundle)
 	assert.EqualError(t, err, "bad evidence bundle: the bundle holds no entries")
 }
@@ -540,8 +545,8 @@ func TestVerifyNoEntries(t *testing.T) {
 // TestVerifyWithoutLines: a Bundle built in code (no line numbers) still
 // names the entry.
 func TestVerifyWithoutLines(t *testing.T) {
-	f := btNewFixture(t, 0)
-	b, err := audit.ReadBundle(bytes.NewReader(f.encode()))
+	f := audittest.NewFixture(t, 0)
+	b, err := audit.ReadBundle(bytes.NewReader(f.Encode()))
 	require.NoError(t, err)
 	b.EntryLines = nil
 	b.Entries[2].Count++

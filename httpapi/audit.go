@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/oklog/ulid/v2"
-
 	"github.com/imtgt/imtgt-node/access"
 	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/auditor"
@@ -99,29 +97,14 @@ func tokenEntry(role access.Role, id, actor string) *audit.Entry {
 // --- auditors ---
 
 func (s *Server) createAuditor(w http.ResponseWriter, r *http.Request, p *access.Principal) error {
-	var req struct {
-		Name string `json:"name"`
-	}
-	if err := decodeJSON(r, &req); err != nil {
-		return err
-	}
-	if strings.TrimSpace(req.Name) == "" || len(req.Name) > 200 {
-		he := errorf(http.StatusUnprocessableEntity, "required", "name is required (at most 200 characters)")
-		he.Field = "name"
-		return he
-	}
-	now := time.Now().UTC()
-	a := store.Auditor{ID: "aud_" + ulid.Make().String(), Name: req.Name, CreatedAt: now}
-	token, hash, err := access.NewToken(access.Auditor)
+	id, _, token, err := s.createTokenHolder(r, p, access.Auditor, "aud_",
+		func(ctx context.Context, id, name string, now time.Time, hash string, holder access.Principal) error {
+			return s.cfg.Auditors.CreateAuditor(ctx, store.Auditor{ID: id, Name: name, CreatedAt: now}, hash, holder)
+		})
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Auditors.CreateAuditor(r.Context(), a, hash, access.Principal{Role: access.Auditor, Subject: a.ID, CreatedAt: now}); err != nil {
-		return err
-	}
-	s.log.Info("auditor created", "auditor", a.ID)
-	s.record(r, tokenEntry(access.Auditor, a.ID, actor(p, "")))
-	writeJSON(w, http.StatusCreated, map[string]any{"id": a.ID, "token": token})
+	writeJSON(w, http.StatusCreated, map[string]any{"id": id, "token": token})
 	return nil
 }
 
@@ -172,11 +155,17 @@ func periodParams(r *http.Request) (from, to time.Time, err error) {
 	return from, to, nil
 }
 
-func (s *Server) auditEntries(w http.ResponseWriter, r *http.Request, _ *access.Principal) error {
+// auditPeriod begins every audit read: the server must keep an audit log,
+// and the period is the query's from and to (periodParams).
+func (s *Server) auditPeriod(r *http.Request) (from, to time.Time, err error) {
 	if s.cfg.Auditing == nil {
-		return errNoAuditLog
+		return time.Time{}, time.Time{}, errNoAuditLog
 	}
-	from, to, err := periodParams(r)
+	return periodParams(r)
+}
+
+func (s *Server) auditEntries(w http.ResponseWriter, r *http.Request, _ *access.Principal) error {
+	from, to, err := s.auditPeriod(r)
 	if err != nil {
 		return err
 	}
@@ -216,10 +205,7 @@ func (s *Server) auditEntries(w http.ResponseWriter, r *http.Request, _ *access.
 }
 
 func (s *Server) auditResidency(w http.ResponseWriter, r *http.Request, _ *access.Principal) error {
-	if s.cfg.Auditing == nil {
-		return errNoAuditLog
-	}
-	from, to, err := periodParams(r)
+	from, to, err := s.auditPeriod(r)
 	if err != nil {
 		return err
 	}
@@ -232,10 +218,7 @@ func (s *Server) auditResidency(w http.ResponseWriter, r *http.Request, _ *acces
 }
 
 func (s *Server) auditExport(w http.ResponseWriter, r *http.Request, _ *access.Principal) error {
-	if s.cfg.Auditing == nil {
-		return errNoAuditLog
-	}
-	from, to, err := periodParams(r)
+	from, to, err := s.auditPeriod(r)
 	if err != nil {
 		return err
 	}

@@ -22,30 +22,49 @@ type Marketplaces interface {
 }
 
 func (s *Server) createMarketplace(w http.ResponseWriter, r *http.Request, p *access.Principal) error {
+	id, name, token, err := s.createTokenHolder(r, p, access.Marketplace, "mkt_",
+		func(ctx context.Context, id, name string, now time.Time, hash string, holder access.Principal) error {
+			return s.cfg.Marketplaces.CreateMarketplace(ctx, store.Marketplace{ID: id, Name: name, CreatedAt: now}, hash, holder)
+		})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"id": id, "name": name, "token": token})
+	return nil
+}
+
+// createTokenHolder is the part createMarketplace and createAuditor
+// share. It reads a body holding only a name (required, at most 200
+// characters), gives the new holder of role the ID prefix+ULID and a
+// token, stores it with create (given the token's hash and the principal
+// it stands for), then logs and records the act. It returns the ID, the
+// name and the token for the response.
+func (s *Server) createTokenHolder(r *http.Request, p *access.Principal, role access.Role, prefix string,
+	create func(ctx context.Context, id, name string, now time.Time, hash string, holder access.Principal) error,
+) (id, name, token string, err error) {
 	var req struct {
 		Name string `json:"name"`
 	}
 	if err := decodeJSON(r, &req); err != nil {
-		return err
+		return "", "", "", err
 	}
 	if strings.TrimSpace(req.Name) == "" || len(req.Name) > 200 {
 		he := errorf(http.StatusUnprocessableEntity, "required", "name is required (at most 200 characters)")
 		he.Field = "name"
-		return he
+		return "", "", "", he
 	}
 	now := time.Now().UTC()
-	m := store.Marketplace{ID: "mkt_" + ulid.Make().String(), Name: req.Name, CreatedAt: now}
-	token, hash, err := access.NewToken(access.Marketplace)
+	id = prefix + ulid.Make().String()
+	token, hash, err := access.NewToken(role)
 	if err != nil {
-		return err
+		return "", "", "", err
 	}
-	if err := s.cfg.Marketplaces.CreateMarketplace(r.Context(), m, hash, access.Principal{Role: access.Marketplace, Subject: m.ID, CreatedAt: now}); err != nil {
-		return err
+	if err := create(r.Context(), id, req.Name, now, hash, access.Principal{Role: role, Subject: id, CreatedAt: now}); err != nil {
+		return "", "", "", err
 	}
-	s.log.Info("marketplace created", "marketplace", m.ID)
-	s.record(r, tokenEntry(access.Marketplace, m.ID, actor(p, "")))
-	writeJSON(w, http.StatusCreated, map[string]any{"id": m.ID, "name": m.Name, "token": token})
-	return nil
+	s.log.Info(string(role)+" created", string(role), id)
+	s.record(r, tokenEntry(role, id, actor(p, "")))
+	return id, req.Name, token, nil
 }
 
 func (s *Server) listMarketplaces(w http.ResponseWriter, r *http.Request, _ *access.Principal) error {
