@@ -112,9 +112,11 @@ func newReportView(r *Report) *reportView {
 	}
 	dests := map[string]bool{}
 	for _, t := range r.Transfers {
-		v.RecordsOut += t.Count
-		v.MessagesOut += t.Messages
-		dests[t.Destination] = true
+		if t.Purpose != ReceiptPurpose && t.Purpose != audit.PurposeRelay {
+			v.RecordsOut += t.Count
+			v.MessagesOut += t.Messages
+			dests[t.Destination] = true
+		}
 		v.Transfers = append(v.Transfers, newTransferRow(t))
 	}
 	for d := range dests {

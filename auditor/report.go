@@ -61,7 +61,7 @@ type Report struct {
 	AtRest        AtRest      `json:"at_rest"`
 	Rejected      Rejected    `json:"rejected"`
 	Violations    []Violation `json:"violations"`
-	Daily         []DayCount  `json:"daily"`     // egress records per UTC day and destination
+	Daily         []DayCount  `json:"daily"`     // records of this country's data sent per UTC day and destination (not receipts or relays)
 	Entries       int         `json:"entries"`   // entries in the period
 	FirstSeq      uint64      `json:"first_seq"` // of the first entry in the period (0: none)
 	LastSeq       uint64      `json:"last_seq"`  // of the last entry in the period (0: none)
@@ -171,7 +171,9 @@ func Residency(in ReportInput) *Report {
 		switch {
 		case e.Kind.Egress():
 			addReportTransfer(out, e)
-			daily[DayCount{Day: e.Time.UTC().Format(time.DateOnly), Destination: e.Peer}] += entryRecords(e)
+			if ownData(e) {
+				daily[DayCount{Day: e.Time.UTC().Format(time.DateOnly), Destination: e.Peer}] += entryRecords(e)
+			}
 			if reason := egressViolation(inForce, e, crossing); reason != "" {
 				r.Violations = append(r.Violations, Violation{
 					Seq: e.Seq, Time: e.Time.UTC(), Kind: string(e.Kind), Peer: e.Peer,
@@ -284,10 +286,17 @@ func entryRecords(e *audit.Entry) int {
 
 // reportPurpose is the purpose an entry is reported under.
 func reportPurpose(e *audit.Entry) string {
-	if e.Purpose == "" && strings.HasPrefix(string(e.Kind), "receipt.") {
+	if strings.HasPrefix(string(e.Kind), "receipt.") {
 		return ReceiptPurpose
 	}
 	return e.Purpose
+}
+
+// ownData reports whether an egress entry carries this country's data:
+// receipts acknowledge what others sent, relays pass on other members'
+// records. The headline and the chart count only own data.
+func ownData(e *audit.Entry) bool {
+	return reportPurpose(e) != ReceiptPurpose && e.Purpose != audit.PurposeRelay
 }
 
 // reportKey groups crossings: one row of the transfers table each.

@@ -1,8 +1,10 @@
 package auditor
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -32,7 +34,22 @@ type VerifyOptions struct {
 	// manifest version with the installed one) ties it to the real
 	// federation.
 	Node string
+	// AllowUnwitnessed accepts a bundle whose crossings no peer
+	// countersigned (a federation whose other members were all offline).
+	AllowUnwitnessed bool
+	// MaxUnwitnessed is how old, before the bundle was made, the entries
+	// after the last countersigned checkpoint may be (0:
+	// DefaultMaxUnwitnessed). Nodes checkpoint every 5 s while their chain
+	// grows, so a longer node-only tail means missing countersignatures.
+	MaxUnwitnessed time.Duration
 }
+
+// DefaultMaxUnwitnessed: see VerifyOptions.MaxUnwitnessed.
+const DefaultMaxUnwitnessed = 10 * time.Minute
+
+// ErrUnwitnessed means part of the history is vouched for by the node
+// alone, which its operator could have rewritten with the node key.
+var ErrUnwitnessed = errors.New("history not countersigned by any peer")
 
 // Summary is what a verified bundle shows.
 type Summary struct {
@@ -52,13 +69,12 @@ type Summary struct {
 
 	Receipts        int
 	ReceiptsChecked bool // envelopes were verified (VerifyOptions.OpenReceipt was set)
-	// ReceiptsUnmatched counts receipts that match no exported entry:
-	// their message was sent outside the exported range. Not an error: an
-	// export of a range may still carry them, and their signatures hold.
+	// ReceiptsUnmatched counts receipts that match no exported entry, and
+	// ReceiptsMissing exported order messages whose receipt the bundle
+	// does not hold. The exporter writes exactly the receipts of the
+	// exported entries, so either one fails Verify.
 	ReceiptsUnmatched int
-	// ReceiptsMissing counts exported order messages that record a
-	// receipt the bundle does not hold.
-	ReceiptsMissing int
+	ReceiptsMissing   int
 
 	Egress, Ingress, Rejections, Admin int
 	PolicyVersions                     []uint64 // the versions in the header, ascending
@@ -94,7 +110,7 @@ func Verify(b *audit.Bundle, opt VerifyOptions) (*Summary, error) {
 		return nil, fmt.Errorf("%w: no bundle", audit.ErrBundle)
 	}
 	v := &verifier{b: b, opt: opt, s: &Summary{}}
-	for _, step := range []func() error{v.header, v.entries, v.checkpoints, v.receipts} {
+	for _, step := range []func() error{v.header, v.entries, v.checkpoints, v.receipts, v.evidence} {
 		if err := step(); err != nil {
 			return nil, err
 		}
@@ -487,17 +503,41 @@ func (v *verifier) receipts() error {
 	return nil
 }
 
+// evidence refuses what only the node vouches for where its peers or its
+// receipts should vouch too. The node's operator holds the node key: a
+// chain re-linked and checkpoints re-signed by it pass every check above,
+// so what a rewrite cannot fake is the peers' countersignatures and the
+// peers' receipts. The exporter writes every checkpoint and every receipt
+// of the exported entries, so a bundle without them was cut.
+func (v *verifier) evidence() error {
+	s, h, es := v.s, v.b.Header, v.b.Entries
+	if s.ReceiptsMissing > 0 || s.ReceiptsUnmatched > 0 {
+		return fmt.Errorf("%w: %d order message(s) lack the receipt they record and %d receipt(s) match no entry: receipts or entries were removed",
+			audit.ErrBundle, s.ReceiptsMissing, s.ReceiptsUnmatched)
+	}
+	if v.opt.AllowUnwitnessed || s.Unwitnessed == 0 {
+		return nil
+	}
+	first := es[len(es)-int(min(s.Unwitnessed, uint64(len(es))))]
+	crossings := slices.ContainsFunc(es, func(e audit.Entry) bool { return e.Peer != "" && (e.Kind.Egress() || e.Kind.Ingress()) })
+	if s.Witnessed == 0 && crossings {
+		return fmt.Errorf("%w: no checkpoint is countersigned by a peer, though the bundle records crossings with peers: "+
+			"the node alone vouches for all of it (use --allow-unwitnessed only if no other member was online)", ErrUnwitnessed)
+	}
+	window := cmp.Or(v.opt.MaxUnwitnessed, DefaultMaxUnwitnessed)
+	if h.To.IsZero() && first.Time.Before(h.GeneratedAt.Add(-window)) {
+		return fmt.Errorf("%s: %w: entries %d to %d were written more than %s before the bundle was made, yet no peer countersigned them: "+
+			"countersignatures were removed or the history after entry %d rewritten", v.entryAt(len(es)-int(s.Unwitnessed)), ErrUnwitnessed,
+			first.Seq, s.LastSeq, window, first.Seq-1)
+	}
+	return nil
+}
+
 // notes records what an auditor should know that is not a failure.
 func (v *verifier) notes() {
 	s := v.s
 	if s.Receipts > 0 && !s.ReceiptsChecked {
 		s.Notes = append(s.Notes, fmt.Sprintf("%d receipt(s) counted, not verified (no receipt verifier)", s.Receipts))
-	}
-	if s.ReceiptsUnmatched > 0 {
-		s.Notes = append(s.Notes, fmt.Sprintf("%d receipt(s) match no exported entry: their messages were sent outside the exported range", s.ReceiptsUnmatched))
-	}
-	if s.ReceiptsMissing > 0 {
-		s.Notes = append(s.Notes, fmt.Sprintf("%d order message(s) record a receipt the bundle does not hold", s.ReceiptsMissing))
 	}
 	if s.Unwitnessed > 0 {
 		s.Notes = append(s.Notes, fmt.Sprintf("%d entries after the last witnessed checkpoint are signed by the node alone", s.Unwitnessed))

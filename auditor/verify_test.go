@@ -44,37 +44,77 @@ func TestVerifyGoodBundle(t *testing.T) {
 }
 
 // TestVerifyReceiptsUnchecked: without a receipt verifier receipts are
-// counted and still matched to their entries by hash.
+// counted and still matched to their entries by hash; one removed is
+// caught either way (the exporter writes the receipt of every exported
+// order message).
 func TestVerifyReceiptsUnchecked(t *testing.T) {
 	f := audittest.NewFixture(t, 0)
-	f.Bundle.Receipts = f.Bundle.Receipts[:1] // the status message's receipt is missing
 	s, err := btVerify(f.Encode(), auditor.VerifyOptions{})
 	require.NoError(t, err)
 	assert.False(t, s.ReceiptsChecked)
-	assert.Equal(t, 1, s.Receipts)
-	assert.Equal(t, 1, s.ReceiptsMissing)
-	assert.Contains(t, s.Notes, "1 receipt(s) counted, not verified (no receipt verifier)")
-	assert.Contains(t, s.Notes, "1 order message(s) record a receipt the bundle does not hold")
-	assert.Contains(t, s.String(), "Receipts:     1 (not verified)\n")
+	assert.Equal(t, 2, s.Receipts)
+	assert.Contains(t, s.Notes, "2 receipt(s) counted, not verified (no receipt verifier)")
+	assert.Contains(t, s.String(), "Receipts:     2 (not verified)\n")
+
+	f.Bundle.Receipts = f.Bundle.Receipts[:1] // the status message's receipt is removed
+	_, err = btVerify(f.Encode(), auditor.VerifyOptions{})
+	require.ErrorIs(t, err, audit.ErrBundle)
+	require.ErrorContains(t, err, "1 order message(s) lack the receipt they record")
 }
 
 // TestVerifyPartialRange: a bundle of entries 4 to 10 starts from the
 // hash of entry 3 and the policy in force then; the handoff's receipt
-// still matches, a receipt of an earlier message is a note.
+// still matches. A receipt matching no exported entry means an entry was
+// removed: the exporter writes only the receipts of exported entries.
 func TestVerifyPartialRange(t *testing.T) {
 	f := audittest.NewFixture(t, 0)
 	f.Bundle.Header.FirstSeq, f.Bundle.Header.Prev, f.Bundle.Header.PolicyAtStart = 4, f.Bundle.Entries[2].Hash, 1
 	f.Bundle.Entries = f.Bundle.Entries[3:]
-	// A handoff sent before entry 4, outside the range.
-	f.OrderEgress(audit.HandoffEgress, "MY", "ORD-0", 1, 1)
-	f.Receipt("MY", "MY", "handoff", "ORD-0", 1)
 	s, err := btVerify(f.Encode(), btVerifyOpts)
 	require.NoError(t, err)
 	assert.Equal(t, 7, s.Entries)
 	assert.Equal(t, uint64(4), s.FirstSeq)
-	assert.Equal(t, 1, s.ReceiptsUnmatched)
+	assert.Equal(t, 0, s.ReceiptsUnmatched)
 	assert.Equal(t, 0, s.ReceiptsMissing)
-	assert.Contains(t, s.Notes, "1 receipt(s) match no exported entry: their messages were sent outside the exported range")
+
+	f.OrderEgress(audit.HandoffEgress, "MY", "ORD-0", 1, 1)
+	f.Receipt("MY", "MY", "handoff", "ORD-0", 1)
+	_, err = btVerify(f.Encode(), btVerifyOpts)
+	require.ErrorIs(t, err, audit.ErrBundle)
+	require.ErrorContains(t, err, "1 receipt(s) match no entry")
+}
+
+// TestVerifyUnwitnessed: the operator holds the node key, so a history
+// only the node signed could have been rewritten. A bundle whose
+// crossings no peer countersigned fails, and so does a node-only tail
+// older than the window, unless the auditor accepts it.
+func TestVerifyUnwitnessed(t *testing.T) {
+	t.Run("no countersignature at all", func(t *testing.T) {
+		f := audittest.NewFixture(t, 0)
+		for i := range f.Bundle.Checkpoints {
+			f.Bundle.Checkpoints[i].Witnesses = nil
+		}
+		_, err := btVerify(f.Encode(), btVerifyOpts)
+		require.ErrorIs(t, err, auditor.ErrUnwitnessed)
+		require.ErrorContains(t, err, "no checkpoint is countersigned by a peer")
+		opts := btVerifyOpts
+		opts.AllowUnwitnessed = true
+		s, err := btVerify(f.Encode(), opts)
+		require.NoError(t, err)
+		assert.Zero(t, s.Witnessed)
+	})
+	t.Run("an old node-only tail", func(t *testing.T) {
+		f := audittest.NewFixture(t, 0)
+		f.Bundle.Header.GeneratedAt = f.Bundle.Header.GeneratedAt.Add(time.Hour)
+		_, err := btVerify(f.Encode(), btVerifyOpts)
+		require.ErrorIs(t, err, auditor.ErrUnwitnessed)
+		require.ErrorContains(t, err, "entry 8 (line 9)")
+		require.ErrorContains(t, err, "entries 8 to 10 were written more than 10m0s before the bundle was made")
+		opts := btVerifyOpts
+		opts.MaxUnwitnessed = 2 * time.Hour
+		_, err = btVerify(f.Encode(), opts)
+		require.NoError(t, err)
+	})
 }
 
 // btBreak is one way of breaking a good bundle: it returns the bytes.

@@ -154,8 +154,12 @@ func (s *Service) serveSync(ctx context.Context, from peer.ID, msg *pb.Message) 
 		return nil, err
 	}
 	if len(recs) > 0 {
+		e, err := s.catalogEgress(from, req.Origin, req.FromSeq, recs)
+		if err != nil {
+			return nil, err
+		}
 		// Recorded before the records leave: no crossing without its entry.
-		if err := s.cfg.Audit(ctx, s.catalogEgress(from, req.Origin, req.FromSeq, recs)); err != nil {
+		if err := s.cfg.Audit(ctx, e); err != nil {
 			return nil, fmt.Errorf("record the crossing: %w", err)
 		}
 	}
@@ -167,7 +171,7 @@ func (s *Service) serveSync(ctx context.Context, from peer.ID, msg *pb.Message) 
 // lets leave for p's country (records are projected by that rule when
 // sealed); records of other origins are relayed as their origin signed
 // them and carry no data of this country.
-func (s *Service) catalogEgress(p peer.ID, origin string, from uint64, recs [][]byte) *audit.Entry {
+func (s *Service) catalogEgress(p peer.ID, origin string, from uint64, recs [][]byte) (*audit.Entry, error) {
 	country, _ := s.countryOf(p)
 	h := sha256.New()
 	for _, r := range recs {
@@ -178,21 +182,25 @@ func (s *Service) catalogEgress(p peer.ID, origin string, from uint64, recs [][]
 		PayloadHash: hex.EncodeToString(h.Sum(nil))}
 	if origin != s.cfg.Country {
 		e.Purpose, e.Reason = audit.PurposeRelay, "relay of "+origin+"'s log"
-		return e
+		return e, nil
 	}
 	if s.cfg.Policy == nil || s.cfg.Policy() == nil {
-		return e
+		return e, nil // no policy wired (package tests)
 	}
 	t, err := s.cfg.Policy().Transfer(policy.KindListing, country, policy.PurposeCatalog)
 	if err != nil {
-		e.Reason = err.Error() // an auditor sees records left with no rule
-		return e
+		// No rule lets this country's listings go to that member: they do
+		// not leave, and the refusal is on record.
+		s.metrics.rejected.WithLabelValues("policy").Inc()
+		s.cfg.Rejected(&audit.Entry{Kind: audit.Rejection, Peer: country, PeerID: p.String(), Purpose: string(policy.PurposeCatalog),
+			Records: e.Records, Count: e.Count, Reason: "policy: " + err.Error()})
+		return nil, fmt.Errorf("policy: %w", err)
 	}
 	for _, f := range t.Fields {
 		e.Fields = append(e.Fields, policy.KindListing+"."+f)
 	}
 	e.PolicyVersion, e.Rules, e.LegalBasis = t.Version, t.Rules, t.LegalBasis
-	return e
+	return e, nil
 }
 
 func (s *Service) serveManifest(ctx context.Context, from peer.ID, msg *pb.Message) (*pb.Message, error) {

@@ -432,7 +432,7 @@ func (a *auditSource) report(ctx context.Context, from, to time.Time) (*auditor.
 	return auditor.Residency(auditor.ReportInput{
 		Node: a.country, PeerID: id.String(), GeneratedAt: a.now().UTC(), From: from, To: to,
 		Entries: entries, Policies: parsed,
-		AtRest: auditor.AtRest{Country: a.country, Store: "bbolt, " + a.db.Path(), Sellers: sellers, Listings: own, Replicas: replicas,
+		AtRest: auditor.AtRest{Country: a.country, Store: "bbolt, one file on the node in " + a.country, Sellers: sellers, Listings: own, Replicas: replicas,
 			Orders: ords, PersonalEncrypted: true},
 	}), nil
 }

@@ -120,7 +120,7 @@ func TestAuditDoneWhen(t *testing.T) {
 	require.NotContains(t, handoffFields, "buyer.email")
 	// MY answered TH's three status messages with receipts.
 	statusReceipts := 0
-	for _, tr := range transfersTo(myRep, "TH", "order_status") {
+	for _, tr := range transfersTo(myRep, "TH", auditor.ReceiptPurpose) {
 		require.Equal(t, string(audit.ReceiptEgress), tr.Kind)
 		statusReceipts += tr.Count
 	}
@@ -140,10 +140,14 @@ func TestAuditDoneWhen(t *testing.T) {
 	require.Equal(t, []string{orderID}, thIn[0].Records)
 	require.NotContains(t, thIn[0].Fields, "buyer.email")
 
-	// Peers countersign checkpoints.
+	// Peers countersign checkpoints (the nodes do it every 5 s; here at
+	// once, before the export).
 	cp, err := my.Checkpoint(ctx)
 	require.NoError(t, err)
 	require.Len(t, cp.Witnesses, 2, "TH and ID countersign MY's checkpoint")
+	cp, err = th.Checkpoint(ctx)
+	require.NoError(t, err)
+	require.Len(t, cp.Witnesses, 2, "MY and ID countersign TH's checkpoint")
 
 	// Each node's bundle verifies offline, with the receipts of what it
 	// sent: MY the handoff's, TH its three status messages'.

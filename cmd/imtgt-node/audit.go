@@ -214,7 +214,11 @@ summary goes to standard error.`,
 }
 
 func newAuditVerifyCmd() *cobra.Command {
-	var peerID string
+	var (
+		peerID           string
+		allowUnwitnessed bool
+		maxUnwitnessed   time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "verify [--node PEERID] FILE",
 		Short: "Check an evidence bundle offline: chain, signatures, receipts and residency",
@@ -230,7 +234,15 @@ It prints a summary. It exits 1, naming the first bad entry (with its line),
 when anything fails, and also when crossings broke the policy (the summary
 lists them). --node pins the node the bundle must come from (its peer ID, as
 in the federation manifest): without it a bundle is only as trustworthy as
-the manifest it carries. FILE "-" reads standard input.`,
+the manifest it carries. FILE "-" reads standard input.
+
+The node's operator holds the node key and could re-sign a rewritten
+history; what it cannot forge is its peers' countersignatures. So verify
+also fails when the bundle records crossings with peers but no peer
+countersigned any checkpoint, or when entries older than --max-unwitnessed
+(before the bundle was made) are countersigned by no peer.
+--allow-unwitnessed accepts such a bundle (a federation whose other members
+were all offline); the summary still says how much the node alone vouches for.`,
 		Example: `  imtgt-node audit verify th-2026-01.jsonl
   imtgt-node audit verify --node 12D3KooWRq9cX3F5... th-2026-01.jsonl`,
 		Args: oneArg,
@@ -252,7 +264,8 @@ the manifest it carries. FILE "-" reads standard input.`,
 			if err != nil {
 				return untrustedError{fmt.Errorf("%s: %w", name, err)}
 			}
-			sum, err := auditor.Verify(b, auditor.VerifyOptions{OpenReceipt: federation.OpenReceipt, Node: peerID})
+			sum, err := auditor.Verify(b, auditor.VerifyOptions{OpenReceipt: federation.OpenReceipt, Node: peerID,
+				AllowUnwitnessed: allowUnwitnessed, MaxUnwitnessed: maxUnwitnessed})
 			if sum != nil {
 				fmt.Fprint(cmd.OutOrStdout(), escapeUntrusted(sum.String(), true))
 			}
@@ -263,6 +276,8 @@ the manifest it carries. FILE "-" reads standard input.`,
 		},
 	}
 	cmd.Flags().StringVar(&peerID, "node", "", "peer ID the bundle must be from (from the federation manifest)")
+	cmd.Flags().BoolVar(&allowUnwitnessed, "allow-unwitnessed", false, "accept a history no peer countersigned")
+	cmd.Flags().DurationVar(&maxUnwitnessed, "max-unwitnessed", auditor.DefaultMaxUnwitnessed, "how old entries no peer countersigned may be, before the bundle was made")
 	return cmd
 }
 

@@ -117,8 +117,7 @@ func NewFixture(tb testing.TB, bulk int) *Fixture {
 	f.Bundle.Header = audit.Header{
 		Node: Node, PeerID: f.Peers[Node], PublicKey: MarshalPub(tb, f.Keys[Node]),
 		Manifest: f.Manifest, FirstSeq: 1,
-		Policies:    []audit.PolicyDoc{{Version: 1, Document: f.Policies[1]}, {Version: 2, Document: f.Policies[2]}},
-		GeneratedAt: Start.Add(24 * time.Hour),
+		Policies: []audit.PolicyDoc{{Version: 1, Document: f.Policies[1]}, {Version: 2, Document: f.Policies[2]}},
 	}
 	f.Add(audit.Entry{Kind: audit.AdminManifest, Actor: "operator:tok-1", Reason: "manifest imtgt-test version 1 installed"})
 	f.Add(audit.Entry{Kind: audit.AdminPolicy, PolicyVersion: 1, Actor: "node", Reason: "policy version 1 installed"})
@@ -149,6 +148,8 @@ func NewFixture(tb testing.TB, bulk int) *Fixture {
 	f.Checkpoint()
 	f.Receipt("MY", "MY", "handoff", "ORD-1", 1)
 	f.Receipt("MY", "MY", "status", "ORD-1", 2)
+	// Exported a minute after its last entry, as a node exports at once.
+	f.Bundle.Header.GeneratedAt = f.Bundle.Entries[len(f.Bundle.Entries)-1].Time.Add(time.Minute)
 	return f
 }
 
