@@ -27,6 +27,9 @@ type Auditing interface {
 	AuditExport(ctx context.Context, w io.Writer, from, to time.Time) error
 	// Audit appends entries to the chain, durably.
 	Audit(ctx context.Context, es ...*audit.Entry) error
+	// AuditWitnessed returns, per peer, the last checkpoint of that
+	// peer's chain this node countersigned.
+	AuditWitnessed(ctx context.Context) ([]audit.Checkpoint, error)
 }
 
 // Auditors creates and lists auditors.
@@ -214,6 +217,24 @@ func (s *Server) auditResidency(w http.ResponseWriter, r *http.Request, _ *acces
 		return err
 	}
 	writeJSON(w, http.StatusOK, rep)
+	return nil
+}
+
+// auditWitnessed is what this node countersigned of its peers' chains: an
+// auditor of another member compares it with that member's bundle, whose
+// node-only tail it cannot check otherwise.
+func (s *Server) auditWitnessed(w http.ResponseWriter, r *http.Request, _ *access.Principal) error {
+	if s.cfg.Auditing == nil {
+		return errNoAuditLog
+	}
+	cps, err := s.cfg.Auditing.AuditWitnessed(r.Context())
+	if err != nil {
+		return err
+	}
+	if cps == nil {
+		cps = []audit.Checkpoint{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": cps})
 	return nil
 }
 

@@ -32,6 +32,7 @@ var auditReads = map[string]bool{
 	"GET /v1/audit/entries":   true,
 	"GET /v1/audit/residency": true,
 	"GET /v1/audit/export":    true,
+	"GET /v1/audit/witnessed": true,
 }
 
 var atWildcard = regexp.MustCompile(`\{[^}]+\}`)
@@ -433,6 +434,8 @@ func (f *fakeAudit) AuditReport(context.Context, time.Time, time.Time) (*auditor
 }
 
 func (f *fakeAudit) AuditExport(context.Context, io.Writer, time.Time, time.Time) error { return nil }
+
+func (f *fakeAudit) AuditWitnessed(context.Context) ([]audit.Checkpoint, error) { return nil, nil }
 
 func (f *fakeAudit) Audit(_ context.Context, es ...*audit.Entry) error {
 	f.mu.Lock()

@@ -200,6 +200,7 @@ func (s *Server) routes() []route {
 		{Method: "GET", Pattern: "/v1/auditors", Roles: op, handler: s.listAuditors},
 		{Method: "GET", Pattern: "/v1/audit/entries", Roles: auditorOrOp, handler: s.auditEntries},
 		{Method: "GET", Pattern: "/v1/audit/residency", Roles: auditorOrOp, handler: s.auditResidency},
+		{Method: "GET", Pattern: "/v1/audit/witnessed", Roles: auditorOrOp, handler: s.auditWitnessed},
 		{Method: "GET", Pattern: "/v1/audit/export", Roles: auditorOrOp, handler: s.auditExport},
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -260,6 +261,20 @@ func (n *Node) AuditEntries(ctx context.Context, q audit.Query) ([]audit.Entry, 
 		return nil
 	})
 	return out, next, err
+}
+
+// AuditWitnessed returns the last checkpoint this node countersigned of
+// each peer's chain, by country.
+func (n *Node) AuditWitnessed(ctx context.Context) ([]audit.Checkpoint, error) {
+	m, err := n.Store.PeerCheckpoints(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]audit.Checkpoint, 0, len(m))
+	for _, c := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, m[c])
+	}
+	return out, nil
 }
 
 // AuditExport writes the evidence bundle of entries in [from, to) to w.

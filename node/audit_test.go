@@ -145,9 +145,22 @@ func TestAuditDoneWhen(t *testing.T) {
 	cp, err := my.Checkpoint(ctx)
 	require.NoError(t, err)
 	require.Len(t, cp.Witnesses, 2, "TH and ID countersign MY's checkpoint")
+	myCP := cp
 	cp, err = th.Checkpoint(ctx)
 	require.NoError(t, err)
 	require.Len(t, cp.Witnesses, 2, "MY and ID countersign TH's checkpoint")
+	// TH tells MY's auditor what it countersigned of MY's chain.
+	aud := th.Do("POST", "/v1/auditors", th.OperatorToken, map[string]string{"name": "PDPC"})
+	require.Equal(t, http.StatusCreated, aud.Status, string(aud.Body))
+	r := th.Do("GET", "/v1/audit/witnessed", aud.JSON["token"].(string), nil)
+	require.Equal(t, http.StatusOK, r.Status, string(r.Body))
+	var seen []map[string]any
+	for _, it := range r.JSON["items"].([]any) {
+		seen = append(seen, it.(map[string]any))
+	}
+	require.True(t, slices.ContainsFunc(seen, func(c map[string]any) bool {
+		return c["node"] == "MY" && c["seq"] == float64(myCP.Seq) && c["head"] == myCP.Head
+	}), "%v", seen)
 
 	// Each node's bundle verifies offline, with the receipts of what it
 	// sent: MY the handoff's, TH its three status messages'.
