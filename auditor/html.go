@@ -221,15 +221,7 @@ var purposeLabels = map[string]string{
 	audit.PurposeRelay:                 "Relay of another member's catalog",
 }
 
-func purposeLabel(p string) string {
-	if l, ok := purposeLabels[p]; ok {
-		return l
-	}
-	if p == "" {
-		return "(none recorded)"
-	}
-	return p
-}
+func purposeLabel(p string) string { return labelOr(purposeLabels, p, "(none recorded)") }
 
 var basisLabels = map[string]string{
 	policy.BasisNotPersonal:       "No personal data",
@@ -239,14 +231,17 @@ var basisLabels = map[string]string{
 	policy.BasisSafeguards:        "Safeguards (clauses, BCRs, certification)",
 }
 
-func basisLabel(b string) string {
-	if l, ok := basisLabels[b]; ok {
+func basisLabel(b string) string { return labelOr(basisLabels, b, "—") }
+
+// labelOr is v's label in labels; else none for "", else v itself.
+func labelOr(labels map[string]string, v, none string) string {
+	if l, ok := labels[v]; ok {
 		return l
 	}
-	if b == "" {
-		return "—"
+	if v == "" {
+		return none
 	}
-	return b
+	return v
 }
 
 // periodLabel says the period in words. To is excluded; a To at midnight

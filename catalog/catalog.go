@@ -141,6 +141,27 @@ func (c *Catalog) holds(l *Listing) {
 	}
 }
 
+// reindex brings the index in step with stored changes: upserts, then
+// deletions.
+func (c *Catalog) reindex(ups []*Listing, dels []string) error {
+	if len(ups) > 0 {
+		if err := c.index.Upsert(ups...); err != nil {
+			return err
+		}
+	}
+	if len(dels) > 0 {
+		return c.index.Delete(dels...)
+	}
+	return nil
+}
+
+// published tells the federation there is a new head.
+func (c *Catalog) published() {
+	if c.cfg.Published != nil {
+		c.cfg.Published()
+	}
+}
+
 // Create validates and publishes a new listing for seller.
 func (c *Catalog) Create(ctx context.Context, seller SellerProfile, in Input) (*Listing, error) {
 	l, err := c.build(seller, &in, c.cfg.Now().UTC())
@@ -169,19 +190,10 @@ func (c *Catalog) apply(ctx context.Context, changes []Change) error {
 			dels = append(dels, ch.DeleteID)
 		}
 	}
-	if len(ups) > 0 {
-		if err := c.index.Upsert(ups...); err != nil {
-			return err
-		}
+	if err := c.reindex(ups, dels); err != nil {
+		return err
 	}
-	if len(dels) > 0 {
-		if err := c.index.Delete(dels...); err != nil {
-			return err
-		}
-	}
-	if c.cfg.Published != nil {
-		c.cfg.Published()
-	}
+	c.published()
 	return nil
 }
 
@@ -218,15 +230,8 @@ func (c *Catalog) ApplyRemote(ctx context.Context, origin string, recs []RemoteR
 			dels = append(dels, id)
 		}
 	}
-	if len(ups) > 0 {
-		if err := c.index.Upsert(ups...); err != nil {
-			return 0, err
-		}
-	}
-	if len(dels) > 0 {
-		if err := c.index.Delete(dels...); err != nil {
-			return 0, err
-		}
+	if err := c.reindex(ups, dels); err != nil {
+		return 0, err
 	}
 	return len(applied), nil
 }
@@ -294,9 +299,7 @@ func (c *Catalog) Indexed(ls ...*Listing) error {
 	if err := c.index.Upsert(ls...); err != nil {
 		return err
 	}
-	if c.cfg.Published != nil {
-		c.cfg.Published()
-	}
+	c.published()
 	return nil
 }
 

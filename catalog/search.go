@@ -3,7 +3,6 @@ package catalog
 import (
 	"encoding/base64"
 	"errors"
-	"slices"
 	"strings"
 	"unique"
 
@@ -171,9 +170,9 @@ func driver(st *state, k postingKey, start string) func() *doc {
 		if n, ok := st.post.lookup(kd, k.value); ok {
 			docs = st.post.lists[n].docs
 		}
-		// The first doc with an ID > start, minus one.
-		i, found := slices.BinarySearchFunc(docs, start, func(d *doc, id string) int { return strings.Compare(d.id, id) })
-		if !found {
+		// The last doc with an ID <= start.
+		i := search(docs, start)
+		if i == len(docs) || docs[i].id != start {
 			i--
 		}
 		return func() *doc {

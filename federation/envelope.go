@@ -66,62 +66,67 @@ func Reason(err error) string {
 	return "other"
 }
 
-// messageRecord adapts pb.Message to libp2p's record.Record.
-type messageRecord struct{ msg *pb.Message }
+// protoRecord adapts a protobuf payload to libp2p's record.Record under
+// one signing domain and payload type: messages, catalog records and
+// receipts differ only in those.
+type protoRecord struct {
+	domain string
+	codec  []byte
+	msg    proto.Message
+}
 
-func (r *messageRecord) Domain() string { return MessageDomain }
-func (r *messageRecord) Codec() []byte  { return messageCodec }
-func (r *messageRecord) MarshalRecord() ([]byte, error) {
+func (r *protoRecord) Domain() string { return r.domain }
+func (r *protoRecord) Codec() []byte  { return r.codec }
+func (r *protoRecord) MarshalRecord() ([]byte, error) {
 	return proto.MarshalOptions{Deterministic: true}.Marshal(r.msg)
 }
-func (r *messageRecord) UnmarshalRecord(b []byte) error {
-	r.msg = &pb.Message{}
-	return proto.Unmarshal(b, r.msg)
-}
+func (r *protoRecord) UnmarshalRecord(b []byte) error { return proto.Unmarshal(b, r.msg) }
 
-// listingRecord adapts pb.ListingRecord to libp2p's record.Record.
-type listingRecord struct{ rec *pb.ListingRecord }
-
-func (r *listingRecord) Domain() string { return RecordDomain }
-func (r *listingRecord) Codec() []byte  { return recordCodec }
-func (r *listingRecord) MarshalRecord() ([]byte, error) {
-	return proto.MarshalOptions{Deterministic: true}.Marshal(r.rec)
-}
-func (r *listingRecord) UnmarshalRecord(b []byte) error {
-	r.rec = &pb.ListingRecord{}
-	return proto.Unmarshal(b, r.rec)
-}
-
-// SealRecord signs a catalog record with the origin node's key and returns
-// the envelope bytes, which are stored and relayed as they are.
-func SealRecord(key crypto.PrivKey, rec *pb.ListingRecord) ([]byte, error) {
-	env, err := record.Seal(&listingRecord{rec: rec}, key)
+// sealProto signs msg under domain and codec and returns the envelope bytes.
+func sealProto(key crypto.PrivKey, domain string, codec []byte, msg proto.Message) ([]byte, error) {
+	env, err := record.Seal(&protoRecord{domain: domain, codec: codec, msg: msg}, key)
 	if err != nil {
 		return nil, err
 	}
 	return env.Marshal()
 }
 
+// openProto verifies an envelope of domain and codec, decodes its payload
+// into msg and returns the signer.
+func openProto(data []byte, domain string, codec []byte, msg proto.Message) (peer.ID, error) {
+	env, err := record.ConsumeTypedEnvelope(data, &protoRecord{domain: domain, codec: codec, msg: msg})
+	if err != nil {
+		if env != nil && errors.Is(err, record.ErrInvalidSignature) {
+			return "", fmt.Errorf("%w: %v", ErrBadSignature, err)
+		}
+		return "", fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if string(env.PayloadType) != string(codec) {
+		return "", fmt.Errorf("%w: payload type %q", ErrMalformed, env.PayloadType)
+	}
+	signer, err := peer.IDFromPublicKey(env.PublicKey)
+	if err != nil {
+		return "", fmt.Errorf("%w: signer key: %v", ErrMalformed, err)
+	}
+	return signer, nil
+}
+
+// SealRecord signs a catalog record with the origin node's key and returns
+// the envelope bytes, which are stored and relayed as they are.
+func SealRecord(key crypto.PrivKey, rec *pb.ListingRecord) ([]byte, error) {
+	return sealProto(key, RecordDomain, recordCodec, rec)
+}
+
 // OpenRecord verifies a catalog record envelope and returns the record and
 // its signer. Whether the signer is the origin's node is the caller's check
 // (it needs the manifest).
 func OpenRecord(data []byte) (*pb.ListingRecord, peer.ID, error) {
-	var lr listingRecord
-	env, err := record.ConsumeTypedEnvelope(data, &lr)
+	rec := &pb.ListingRecord{}
+	signer, err := openProto(data, RecordDomain, recordCodec, rec)
 	if err != nil {
-		if env != nil && errors.Is(err, record.ErrInvalidSignature) {
-			return nil, "", fmt.Errorf("%w: %v", ErrBadSignature, err)
-		}
-		return nil, "", fmt.Errorf("%w: %v", ErrMalformed, err)
+		return nil, "", err
 	}
-	if string(env.PayloadType) != string(recordCodec) {
-		return nil, "", fmt.Errorf("%w: payload type %q", ErrMalformed, env.PayloadType)
-	}
-	signer, err := peer.IDFromPublicKey(env.PublicKey)
-	if err != nil {
-		return nil, "", fmt.Errorf("%w: signer key: %v", ErrMalformed, err)
-	}
-	return lr.rec, signer, nil
+	return rec, signer, nil
 }
 
 // Sealer makes the signed messages this node sends.
@@ -143,11 +148,7 @@ func (s *Sealer) Seal(msg *pb.Message) ([]byte, error) {
 	msg.CreatedUnixMs = now.UnixMilli()
 	msg.ExpiresUnixMs = now.Add(s.validity).UnixMilli()
 	msg.Federation, msg.ManifestVersion = s.federation()
-	env, err := record.Seal(&messageRecord{msg: msg}, s.key)
-	if err != nil {
-		return nil, err
-	}
-	return env.Marshal()
+	return sealProto(s.key, MessageDomain, messageCodec, msg)
 }
 
 // Opener verifies received messages: signature, signer, freshness, replay.
@@ -163,20 +164,10 @@ func (o *Opener) Open(data []byte, from peer.ID) (*pb.Message, error) {
 	if len(data) > MaxMessageSize {
 		return nil, ErrTooLarge
 	}
-	var mr messageRecord
-	env, err := record.ConsumeTypedEnvelope(data, &mr)
+	msg := &pb.Message{}
+	signer, err := openProto(data, MessageDomain, messageCodec, msg)
 	if err != nil {
-		if env != nil && errors.Is(err, record.ErrInvalidSignature) {
-			return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
-		}
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	if string(env.PayloadType) != string(messageCodec) {
-		return nil, fmt.Errorf("%w: payload type %q", ErrMalformed, env.PayloadType)
-	}
-	signer, err := peer.IDFromPublicKey(env.PublicKey)
-	if err != nil {
-		return nil, fmt.Errorf("%w: signer key: %v", ErrMalformed, err)
+		return nil, err
 	}
 	if !o.isMember(signer) {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownPeer, signer)
@@ -184,7 +175,6 @@ func (o *Opener) Open(data []byte, from peer.ID) (*pb.Message, error) {
 	if signer != from {
 		return nil, fmt.Errorf("%w: signed by %s, sent by %s", ErrWrongSigner, signer, from)
 	}
-	msg := mr.msg
 	if len(msg.Id) != 16 {
 		return nil, fmt.Errorf("%w: message id must be 16 bytes", ErrMalformed)
 	}

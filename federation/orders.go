@@ -8,8 +8,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	"github.com/libp2p/go-libp2p/core/record"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/imtgt/imtgt-node/federation/pb"
 )
@@ -35,45 +33,19 @@ type OrderHandler interface {
 // MaxBatch is the most handoffs one order_batch message may carry.
 const MaxBatch = 64
 
-type receiptRecord struct{ r *pb.Receipt }
-
-func (r *receiptRecord) Domain() string { return ReceiptDomain }
-func (r *receiptRecord) Codec() []byte  { return receiptCodec }
-func (r *receiptRecord) MarshalRecord() ([]byte, error) {
-	return proto.MarshalOptions{Deterministic: true}.Marshal(r.r)
-}
-func (r *receiptRecord) UnmarshalRecord(b []byte) error {
-	r.r = &pb.Receipt{}
-	return proto.Unmarshal(b, r.r)
-}
-
 // SealReceipt signs a receipt with the node key.
 func SealReceipt(key crypto.PrivKey, r *pb.Receipt) ([]byte, error) {
-	env, err := record.Seal(&receiptRecord{r: r}, key)
-	if err != nil {
-		return nil, err
-	}
-	return env.Marshal()
+	return sealProto(key, ReceiptDomain, receiptCodec, r)
 }
 
 // OpenReceipt verifies a receipt envelope and returns it with its signer.
 func OpenReceipt(data []byte) (*pb.Receipt, peer.ID, error) {
-	var rr receiptRecord
-	env, err := record.ConsumeTypedEnvelope(data, &rr)
+	r := &pb.Receipt{}
+	signer, err := openProto(data, ReceiptDomain, receiptCodec, r)
 	if err != nil {
-		if env != nil && errors.Is(err, record.ErrInvalidSignature) {
-			return nil, "", fmt.Errorf("%w: %v", ErrBadSignature, err)
-		}
-		return nil, "", fmt.Errorf("%w: %v", ErrMalformed, err)
+		return nil, "", err
 	}
-	if string(env.PayloadType) != string(receiptCodec) {
-		return nil, "", fmt.Errorf("%w: payload type %q", ErrMalformed, env.PayloadType)
-	}
-	signer, err := peer.IDFromPublicKey(env.PublicKey)
-	if err != nil {
-		return nil, "", fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	return rr.r, signer, nil
+	return r, signer, nil
 }
 
 // SignReceipt signs a receipt with this node's key.
@@ -85,11 +57,11 @@ func (s *Service) memberPeer(country string) (peer.ID, error) {
 	if err != nil {
 		return "", err
 	}
-	m, ok := st.m.Member(country)
+	id, ok := st.byCountry[country]
 	if !ok {
 		return "", fmt.Errorf("%s is not a member of the federation", country)
 	}
-	return peer.Decode(m.PeerID)
+	return id, nil
 }
 
 // OpenReceipt verifies a receipt signed by country's node.

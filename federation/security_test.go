@@ -26,7 +26,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	"github.com/libp2p/go-libp2p/core/record"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
@@ -298,12 +297,12 @@ func servePeer(t testing.TB, h host.Host, me identity, origin string, records []
 			st.Reset()
 			return
 		}
-		var mr messageRecord
-		if _, err := record.ConsumeTypedEnvelope(data, &mr); err != nil || mr.msg.GetRangeRequest() == nil {
+		msg := &pb.Message{}
+		if _, err := openProto(data, MessageDomain, messageCodec, msg); err != nil || msg.GetRangeRequest() == nil {
 			st.Reset()
 			return
 		}
-		from := min(int(mr.msg.GetRangeRequest().FromSeq)-1, len(records))
+		from := min(int(msg.GetRangeRequest().FromSeq)-1, len(records))
 		reply(st, &pb.Message{Body: &pb.Message_RangeReply{RangeReply: &pb.RangeReply{Origin: origin, Records: records[from:], Head: uint64(len(records))}}})
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,19 +98,28 @@ type Config struct {
 
 // memberState is the installed manifest with look-ups built once.
 type memberState struct {
-	m      *membership.Manifest
-	raw    []byte
-	byPeer map[peer.ID]membership.Member
+	m         *membership.Manifest
+	raw       []byte
+	byPeer    map[peer.ID]membership.Member
+	byCountry map[string]peer.ID
+	addrs     map[peer.ID][]ma.Multiaddr // each member's manifest addrs that parse
 }
 
 func newMemberState(m *membership.Manifest, raw []byte) (*memberState, error) {
-	st := &memberState{m: m, raw: raw, byPeer: make(map[peer.ID]membership.Member)}
+	st := &memberState{m: m, raw: raw, byPeer: make(map[peer.ID]membership.Member),
+		byCountry: make(map[string]peer.ID), addrs: make(map[peer.ID][]ma.Multiaddr)}
 	for _, mem := range m.Members {
 		id, err := peer.Decode(mem.PeerID)
 		if err != nil {
 			return nil, fmt.Errorf("manifest member %s: peer id: %w", mem.Country, err)
 		}
 		st.byPeer[id] = mem
+		st.byCountry[mem.Country] = id
+		for _, a := range mem.Addrs {
+			if x, err := ma.NewMultiaddr(a); err == nil {
+				st.addrs[id] = append(st.addrs[id], x)
+			}
+		}
 	}
 	return st, nil
 }
@@ -282,20 +292,11 @@ func (s *Service) advertised(bound []ma.Multiaddr) []ma.Multiaddr {
 	if err != nil {
 		return bound
 	}
-	me, ok := st.m.Member(s.cfg.Country)
-	if !ok {
-		return bound
-	}
-	var out []ma.Multiaddr
-	for _, a := range me.Addrs {
-		if x, err := ma.NewMultiaddr(a); err == nil {
-			out = append(out, x)
-		}
-	}
+	out := st.addrs[st.byCountry[s.cfg.Country]]
 	if len(out) == 0 {
 		return bound
 	}
-	return out
+	return slices.Clone(out)
 }
 
 func (s *Service) startHost() error {
@@ -399,17 +400,11 @@ func (s *Service) applyMembers() {
 			s.log.Info("member removed: disconnected", "peer", id)
 		}
 	}
-	for id, mem := range st.byPeer {
+	for id := range st.byPeer {
 		if id == s.self {
 			continue
 		}
-		var addrs []ma.Multiaddr
-		for _, a := range mem.Addrs {
-			if maddr, err := ma.NewMultiaddr(a); err == nil {
-				addrs = append(addrs, maddr)
-			}
-		}
-		s.host.Peerstore().SetAddrs(id, addrs, peerstore.PermanentAddrTTL)
+		s.host.Peerstore().SetAddrs(id, st.addrs[id], peerstore.PermanentAddrTTL)
 		if _, ok := s.workers[id]; !ok {
 			s.peers[id] = &peerInfo{}
 			w := newPeerWorker(s, id)

@@ -184,10 +184,14 @@ func (s *Service) catalogEgress(p peer.ID, origin string, from uint64, recs [][]
 		e.Purpose, e.Reason = audit.PurposeRelay, "relay of "+origin+"'s log"
 		return e, nil
 	}
-	if s.cfg.Policy == nil || s.cfg.Policy() == nil {
+	var pol *policy.Policy
+	if s.cfg.Policy != nil {
+		pol = s.cfg.Policy()
+	}
+	if pol == nil {
 		return e, nil // no policy wired (package tests)
 	}
-	t, err := s.cfg.Policy().Transfer(policy.KindListing, country, policy.PurposeCatalog)
+	t, err := pol.Transfer(policy.KindListing, country, policy.PurposeCatalog)
 	if err != nil {
 		// No rule lets this country's listings go to that member: they do
 		// not leave, and the refusal is on record.
@@ -316,7 +320,7 @@ func (s *Service) syncWith(ctx context.Context, p peer.ID) error {
 		if origin == s.cfg.Country {
 			continue // our own log comes only from us
 		}
-		if _, ok := st.m.Member(origin); !ok {
+		if _, ok := st.byCountry[origin]; !ok {
 			// A former member's log, say: nothing to verify it against.
 			// Skip it, and go on with the others.
 			continue
@@ -365,10 +369,10 @@ func (s *Service) pullOrigin(ctx context.Context, p peer.ID, origin string, from
 			next += uint64(len(recs))
 		}
 	}()
+	country, _ := s.countryOf(p)
 	total := 0
 	for c := range chunks {
 		if len(c.recs) > 0 {
-			country, _ := s.countryOf(p)
 			n, err := s.catalog().ApplyRemote(ctx, origin, c.recs, &audit.Entry{Kind: audit.CatalogIngress, Peer: country, PeerID: p.String(),
 				Purpose: string(policy.PurposeCatalog)})
 			if err != nil {
@@ -392,13 +396,9 @@ func (s *Service) fetch(ctx context.Context, p peer.ID, origin string, from uint
 	if err != nil {
 		return nil, err
 	}
-	member, ok := st.m.Member(origin)
+	originID, ok := st.byCountry[origin]
 	if !ok {
 		return nil, fmt.Errorf("%w: origin %s is not a member", ErrBadRecord, origin)
-	}
-	originID, err := peer.Decode(member.PeerID)
-	if err != nil {
-		return nil, err
 	}
 	reply, err := s.request(ctx, p, ProtoSync, &pb.Message{Body: &pb.Message_RangeRequest{RangeRequest: &pb.RangeRequest{Origin: origin, FromSeq: from, MaxCount: MaxRangeCount}}}, false)
 	if err != nil {

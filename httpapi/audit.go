@@ -172,17 +172,12 @@ func (s *Server) auditEntries(w http.ResponseWriter, r *http.Request, _ *access.
 	if err != nil {
 		return err
 	}
-	query := r.URL.Query()
-	q := audit.Query{Kind: query.Get("kind"), Peer: query.Get("peer"), From: from, To: to, Limit: DefaultAuditLimit}
-	if v := query.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxAuditLimit {
-			he := errorf(http.StatusBadRequest, "bad_limit", "limit must be a whole number from 1 to %d", MaxAuditLimit)
-			he.Field = "limit"
-			return he
-		}
-		q.Limit = n
+	limit, err := limitParam(r, DefaultAuditLimit, MaxAuditLimit)
+	if err != nil {
+		return err
 	}
+	query := r.URL.Query()
+	q := audit.Query{Kind: query.Get("kind"), Peer: query.Get("peer"), From: from, To: to, Limit: limit}
 	if v := query.Get("cursor"); v != "" {
 		after, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/imtgt/imtgt-node/access"
 	"github.com/imtgt/imtgt-node/federation"
@@ -34,7 +35,7 @@ type manifestSummary struct {
 }
 
 func summarize(m *membership.Manifest) manifestSummary {
-	s := manifestSummary{Federation: m.Federation, Version: m.Version, Expires: m.Expires.UTC().Format("2006-01-02T15:04:05Z07:00"),
+	s := manifestSummary{Federation: m.Federation, Version: m.Version, Expires: m.Expires.UTC().Format(time.RFC3339),
 		Threshold: m.Threshold, Members: []string{}, Signers: m.ValidSigners()}
 	for _, mem := range m.Members {
 		s.Members = append(s.Members, mem.Country)

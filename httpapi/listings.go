@@ -244,15 +244,10 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, _ *access.Princi
 		q.Convert = func(a money.Amount, _ string) (money.Amount, bool) { return p.ConvertAmount(a) }
 		switch v := qs.Get("orderable"); v {
 		case "":
-		case "true":
-			now := time.Now()
+		case "true", "false":
+			want, now := v == "true", time.Now()
 			q.Filter = func(l *catalog.Listing) bool {
-				return policy.Evaluate(p, policy.Listing{Origin: l.Origin, HSCode: l.HSCode, UnitPrice: l.Price}, now).Orderable
-			}
-		case "false":
-			now := time.Now()
-			q.Filter = func(l *catalog.Listing) bool {
-				return !policy.Evaluate(p, policy.Listing{Origin: l.Origin, HSCode: l.HSCode, UnitPrice: l.Price}, now).Orderable
+				return policy.Evaluate(p, tradeListing(l), now).Orderable == want
 			}
 		default:
 			he := errorf(http.StatusBadRequest, "bad_orderable", "orderable must be true or false")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -263,11 +264,7 @@ func (s *Server) transitionOrder(w http.ResponseWriter, r *http.Request, p *acce
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	allowed := false
-	for _, st := range orders.SellerTransitions {
-		allowed = allowed || st == req.To
-	}
-	if !allowed {
+	if !slices.Contains(orders.SellerTransitions, req.To) {
 		he := errorf(http.StatusUnprocessableEntity, "bad_status", "to must be one of accepted, rejected, packed, shipped, delivered, cancelled")
 		he.Field = "to"
 		return he

@@ -88,8 +88,13 @@ func (s *Server) decide(l *catalog.Listing, now time.Time) *importView {
 		return nil
 	}
 	p, _ := s.cfg.Policies.Policy()
-	d := policy.Evaluate(p, policy.Listing{Origin: l.Origin, HSCode: l.HSCode, UnitPrice: l.Price}, now)
+	d := policy.Evaluate(p, tradeListing(l), now)
 	return &d
+}
+
+// tradeListing is what the policy judges of a catalog listing.
+func tradeListing(l *catalog.Listing) policy.Listing {
+	return policy.Listing{Origin: l.Origin, HSCode: l.HSCode, UnitPrice: l.Price}
 }
 
 type QuoteView struct {
@@ -137,7 +142,7 @@ func lines(ls []policy.Line) []LineView {
 // Quote builds the quote of a listing for this node's buyers; the CLI's
 // "policy explain" prints the same.
 func Quote(p *policy.Policy, l *catalog.Listing, quantity int64, region string, now time.Time) (*QuoteView, error) {
-	q, err := policy.MakeQuote(p, policy.Listing{Origin: l.Origin, HSCode: l.HSCode, UnitPrice: l.Price}, quantity, region, now)
+	q, err := policy.MakeQuote(p, tradeListing(l), quantity, region, now)
 	if err != nil {
 		return nil, err
 	}

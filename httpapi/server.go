@@ -389,15 +389,25 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request, p *access.Princi
 
 // pageParams reads limit and cursor.
 func pageParams(r *http.Request) (int, string, error) {
-	limit := DefaultPageLimit
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxPageLimit {
-			he := errorf(http.StatusBadRequest, "bad_limit", "limit must be a whole number from 1 to %d", MaxPageLimit)
-			he.Field = "limit"
-			return 0, "", he
-		}
-		limit = n
+	limit, err := limitParam(r, DefaultPageLimit, MaxPageLimit)
+	if err != nil {
+		return 0, "", err
 	}
 	return limit, r.URL.Query().Get("cursor"), nil
+}
+
+// limitParam reads the query's limit: def when absent, else a whole
+// number from 1 to maxLimit.
+func limitParam(r *http.Request, def, maxLimit int) (int, error) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxLimit {
+		he := errorf(http.StatusBadRequest, "bad_limit", "limit must be a whole number from 1 to %d", maxLimit)
+		he.Field = "limit"
+		return 0, he
+	}
+	return n, nil
 }

@@ -152,7 +152,7 @@ func (n *Node) Checkpoint(ctx context.Context) (*audit.Checkpoint, error) {
 	}
 	cp := last
 	if last == nil || last.Seq < seq {
-		cp, err = n.signCheckpoint(seq, head)
+		cp, err = signedCheckpoint(n.p2pKey, n.Config.Node.Country, seq, head)
 		if err != nil {
 			return nil, err
 		}
@@ -181,14 +181,6 @@ func (n *Node) Checkpoint(ctx context.Context) (*audit.Checkpoint, error) {
 		cp.Witnesses = append(cp.Witnesses, w)
 	}
 	return cp, nil
-}
-
-func (n *Node) signCheckpoint(seq uint64, head string) (*audit.Checkpoint, error) {
-	key, _, err := federation.Identity(n.Keys.Node)
-	if err != nil {
-		return nil, err
-	}
-	return signedCheckpoint(key, n.Config.Node.Country, seq, head)
 }
 
 func signedCheckpoint(key crypto.PrivKey, country string, seq uint64, head string) (*audit.Checkpoint, error) {
@@ -226,12 +218,8 @@ type auditSource struct {
 	now     func() time.Time
 }
 
-func (n *Node) auditSource() (*auditSource, error) {
-	key, _, err := federation.Identity(n.Keys.Node)
-	if err != nil {
-		return nil, err
-	}
-	return &auditSource{country: n.Config.Node.Country, key: key, db: n.Store, now: time.Now}, nil
+func (n *Node) auditSource() *auditSource {
+	return &auditSource{country: n.Config.Node.Country, key: n.p2pKey, db: n.Store, now: time.Now}
 }
 
 // AuditEntries returns the entries a query selects, in order, and the
@@ -279,20 +267,12 @@ func (n *Node) AuditWitnessed(ctx context.Context) ([]audit.Checkpoint, error) {
 
 // AuditExport writes the evidence bundle of entries in [from, to) to w.
 func (n *Node) AuditExport(ctx context.Context, w io.Writer, from, to time.Time) error {
-	src, err := n.auditSource()
-	if err != nil {
-		return err
-	}
-	return src.export(ctx, w, from, to)
+	return n.auditSource().export(ctx, w, from, to)
 }
 
 // AuditReport computes the residency report of [from, to).
 func (n *Node) AuditReport(ctx context.Context, from, to time.Time) (*auditor.Report, error) {
-	src, err := n.auditSource()
-	if err != nil {
-		return nil, err
-	}
-	return src.report(ctx, from, to)
+	return n.auditSource().report(ctx, from, to)
 }
 
 // policies returns every installed policy, parsed, and the bundle's
@@ -337,10 +317,13 @@ func (a *auditSource) export(ctx context.Context, w io.Writer, from, to time.Tim
 	if err != nil {
 		return err
 	}
-	// One pass to find the range and the policy in force before it.
-	var first, last uint64
-	var prev string
-	var atStart uint64
+	// One pass: the entries before the range give the policy in force and
+	// the previous hash; the header is written at the range's first entry
+	// (nothing is written when the range is empty).
+	var bw *audit.BundleWriter
+	var first, last, atStart uint64
+	var prev, lastHash string
+	receiptHashes := map[string]bool{}
 	err = a.db.AuditScan(ctx, 1, func(e *audit.Entry) error {
 		switch {
 		case !to.IsZero() && !e.Time.Before(to):
@@ -352,39 +335,28 @@ func (a *auditSource) export(ctx context.Context, w io.Writer, from, to time.Tim
 			prev = e.Hash
 			return nil
 		}
-		if first == 0 {
+		if bw == nil {
 			first = e.Seq
-		}
-		last = e.Seq
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if first == 0 {
-		return fmt.Errorf("%w between %s and %s", ErrNoAuditEntries, fmtTime(from), fmtTime(to))
-	}
-	bw, err := audit.NewBundleWriter(w, audit.Header{
-		Node: a.country, PeerID: id.String(), PublicKey: pub, Manifest: string(manifest), Policies: docs,
-		PolicyAtStart: atStart, FirstSeq: first, Prev: prev, From: from, To: to, GeneratedAt: a.now().UTC(),
-	})
-	if err != nil {
-		return err
-	}
-	receiptHashes := map[string]bool{}
-	var lastHash string
-	err = a.db.AuditScan(ctx, first, func(e *audit.Entry) error {
-		if e.Seq > last {
-			return store.ErrStop
+			var err error
+			bw, err = audit.NewBundleWriter(w, audit.Header{
+				Node: a.country, PeerID: id.String(), PublicKey: pub, Manifest: string(manifest), Policies: docs,
+				PolicyAtStart: atStart, FirstSeq: first, Prev: prev, From: from, To: to, GeneratedAt: a.now().UTC(),
+			})
+			if err != nil {
+				return err
+			}
 		}
 		if e.Kind.Egress() && e.ReceiptHash != "" {
 			receiptHashes[e.ReceiptHash] = true
 		}
-		lastHash = e.Hash
+		last, lastHash = e.Seq, e.Hash
 		return bw.Entry(e)
 	})
 	if err != nil {
 		return err
+	}
+	if bw == nil {
+		return fmt.Errorf("%w between %s and %s", ErrNoAuditEntries, fmtTime(from), fmtTime(to))
 	}
 	cps, err := a.db.AuditCheckpoints(ctx, first, last)
 	if err != nil {
@@ -520,18 +492,9 @@ func periodQuery(from, to time.Time) string {
 
 // streamAPI copies the body of GET path on the running node in dir to w.
 func streamAPI(ctx context.Context, dir string, cfg Config, path string, w io.Writer) error {
-	token, err := ReadOperatorToken(dir)
+	resp, err := doAPI(ctx, dir, cfg, http.MethodGet, path, nil, "")
 	if err != nil {
 		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+cfg.HTTP.Addr+path, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("the node's store is in use but its API at %s does not answer: %w", cfg.HTTP.Addr, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

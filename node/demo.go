@@ -48,7 +48,7 @@ type DemoNode struct {
 	MarketplaceToken string
 	AuditorToken     string
 	Node             *Node
-	sellerIDs        []struct{ id, token string }
+	sellerTokenByID  map[string]string // seller ID -> token
 }
 
 // Demo is a running demo: nodes on loopback, seeded with sample data.
@@ -90,7 +90,7 @@ func StartDemo(ctx context.Context, opts DemoOptions) (*Demo, error) {
 
 	// 1. Each agency initialises its node.
 	for i, seed := range demoSeeds {
-		dn := &DemoNode{Country: seed.country, Dir: filepath.Join(dir, strings.ToLower(seed.country)), SellerTokens: map[string]string{}}
+		dn := &DemoNode{Country: seed.country, Dir: filepath.Join(dir, strings.ToLower(seed.country)), SellerTokens: map[string]string{}, sellerTokenByID: map[string]string{}}
 		httpAddr, p2pAddr := "127.0.0.1:0", "127.0.0.1:0"
 		if opts.HTTPPortBase > 0 {
 			httpAddr = freeOr(fmt.Sprintf("127.0.0.1:%d", opts.HTTPPortBase+i))
@@ -294,12 +294,7 @@ func (d *Demo) orders(ctx context.Context, out io.Writer) error {
 			}
 			err := thc.do(ctx, "GET", "/v1/orders/"+first, th.OperatorToken, nil, http.StatusOK, &cur)
 			if err == nil {
-				token := ""
-				for _, s := range th.sellerIDs {
-					if s.id == cur.SellerID {
-						token = s.token
-					}
-				}
+				token := th.sellerTokenByID[cur.SellerID]
 				body := map[string]string{"to": to}
 				if to == "shipped" {
 					body["tracking"] = "THPOST-EE123456789TH"
@@ -311,10 +306,8 @@ func (d *Demo) orders(ctx context.Context, out io.Writer) error {
 			if time.Now().After(deadline) {
 				return fmt.Errorf("order %s: %w", first, err)
 			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(100 * time.Millisecond):
+			if err := pause(ctx); err != nil {
+				return err
 			}
 		}
 	}
@@ -327,10 +320,8 @@ func (d *Demo) orders(ctx context.Context, out io.Writer) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("order %s did not reach shipped on the MY node", first)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		if err := pause(ctx); err != nil {
+			return err
 		}
 	}
 }
@@ -358,11 +349,19 @@ func (d *Demo) waitSynced(ctx context.Context, total int, out io.Writer) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("catalogs did not converge within 60s (%s)", last)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		if err := pause(ctx); err != nil {
+			return err
 		}
+	}
+}
+
+// pause waits one poll interval of the demo's waits, or until ctx ends.
+func pause(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(100 * time.Millisecond):
+		return nil
 	}
 }
 
@@ -564,7 +563,7 @@ func seedNode(ctx context.Context, dn *DemoNode, seed demoSeed, out io.Writer) (
 		}
 		name := s.body["legal_name"].(string)
 		dn.SellerTokens[name] = reg.Token
-		dn.sellerIDs = append(dn.sellerIDs, struct{ id, token string }{reg.ID, reg.Token})
+		dn.sellerTokenByID[reg.ID] = reg.Token
 		for _, l := range s.listings {
 			if err := c.do(ctx, "POST", "/v1/listings", reg.Token, l, http.StatusCreated, nil); err != nil {
 				return 0, err

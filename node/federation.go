@@ -198,10 +198,6 @@ func installViaAPI(ctx context.Context, dir string, cfg Config, raw, psk []byte)
 // dir: the path every --dir command takes while the node holds its store.
 // An error reply is returned wrapping refused, with the node's message.
 func callAPI(ctx context.Context, dir string, cfg Config, method, path string, body, out any, refused error) error {
-	token, err := ReadOperatorToken(dir)
-	if err != nil {
-		return err
-	}
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -210,15 +206,9 @@ func callAPI(ctx context.Context, dir string, cfg Config, method, path string, b
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+cfg.HTTP.Addr+path, rd)
+	resp, err := doAPI(ctx, dir, cfg, method, path, rd, "application/json")
 	if err != nil {
 		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("the node's store is in use but its API at %s does not answer: %w", cfg.HTTP.Addr, err)
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
@@ -235,6 +225,29 @@ func callAPI(ctx context.Context, dir string, cfg Config, method, path string, b
 		return json.Unmarshal(data, out)
 	}
 	return nil
+}
+
+// doAPI sends a request to the running node's HTTP API with the operator
+// token from dir (and contentType, unless empty). The caller closes the
+// response body.
+func doAPI(ctx context.Context, dir string, cfg Config, method, path string, body io.Reader, contentType string) (*http.Response, error) {
+	token, err := ReadOperatorToken(dir)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+cfg.HTTP.Addr+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("the node's store is in use but its API at %s does not answer: %w", cfg.HTTP.Addr, err)
+	}
+	return resp, nil
 }
 
 // onNode runs a --dir command against the node in dir: offline with the

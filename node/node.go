@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/pnet"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -215,6 +216,9 @@ type Node struct {
 	Metrics *prometheus.Registry
 	Fed     *federation.Service
 	log     *slog.Logger
+	// p2pKey is the node's libp2p identity (from Keys.Node): it signs
+	// federation records and audit checkpoints.
+	p2pKey crypto.PrivKey
 	// installMu serialises manifest installs (CLI and peers).
 	installMu sync.Mutex
 	httpSrv   *http.Server
@@ -270,12 +274,11 @@ func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 	country, _ := refdata.CountryByCode(cfg.Node.Country)
 	n.Sellers = sellers.NewRegistry(db, ks.Data, cfg.Node.Country)
 	n.Metrics = prometheus.NewRegistry()
-	if err := n.openFederation(opts); err != nil {
+	if n.p2pKey, _, err = federation.Identity(ks.Node); err != nil {
 		db.Close()
 		return nil, err
 	}
-	p2pKey, _, err := federation.Identity(ks.Node)
-	if err != nil {
+	if err := n.openFederation(opts); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -289,7 +292,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 	}
 	n.Catalog = catalog.New(db, catalog.NewIndex(), catalog.Config{
 		Country: cfg.Node.Country, Currency: country.Currency,
-		Seal: federation.RecordSealer(p2pKey, cfg.Node.Country, time.Now, func() *policy.Policy {
+		Seal: federation.RecordSealer(n.p2pKey, cfg.Node.Country, time.Now, func() *policy.Policy {
 			p, _ := n.Policy()
 			return p
 		}),
@@ -344,12 +347,8 @@ func (n *Node) openFederation(opts Options) error {
 			return err
 		}
 	}
-	key, _, err := federation.Identity(n.Keys.Node)
-	if err != nil {
-		return err
-	}
 	n.Fed, err = federation.New(federation.Config{
-		Country: n.Config.Node.Country, Key: key, ListenAddr: n.Config.P2P.Addr, PSK: psk,
+		Country: n.Config.Node.Country, Key: n.p2pKey, ListenAddr: n.Config.P2P.Addr, PSK: psk,
 		Manifest: m, ManifestRaw: raw, Catalog: nil,
 		CatalogFunc: func() *catalog.Catalog { return n.fedCatalog.Load() },
 		Orders: func() federation.OrderHandler {

@@ -180,27 +180,10 @@ func BenchmarkHandoffThroughputUnaudited(b *testing.B) { benchThroughput(b, fals
 
 func benchThroughput(b *testing.B, audited bool) {
 	bn := newBenchNetAudit(b, audited)
-	const placers = 32
-	ids := make([]string, b.N)
-	var next atomic.Int64
 	b.ResetTimer()
 	cpu0 := cpuTime()
 	start := time.Now()
-	var wg sync.WaitGroup
-	for range placers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(b.N) {
-					return
-				}
-				ids[i] = bn.place(b)
-			}
-		}()
-	}
-	wg.Wait()
+	ids := bn.placeAll(b, b.N)
 	placedIn := time.Since(start)
 	// Every receipt, read back from the store (a cheap poll: one order at
 	// a time, each read once it is there).
@@ -322,10 +305,18 @@ func BenchmarkHandoffAuditCost(b *testing.B) {
 // rate places n orders with 32 placers and returns orders per second
 // until every receipt is durable on the buyer's node.
 func (bn *benchNet) rate(b *testing.B, n int) float64 {
+	start := time.Now()
+	for _, id := range bn.placeAll(b, n) {
+		bn.waitReceipt(b, id)
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// placeAll places n orders with 32 placers and returns their IDs.
+func (bn *benchNet) placeAll(b *testing.B, n int) []string {
 	const placers = 32
 	ids := make([]string, n)
 	var next atomic.Int64
-	start := time.Now()
 	var wg sync.WaitGroup
 	for range placers {
 		wg.Add(1)
@@ -341,8 +332,5 @@ func (bn *benchNet) rate(b *testing.B, n int) float64 {
 		}()
 	}
 	wg.Wait()
-	for _, id := range ids {
-		bn.waitReceipt(b, id)
-	}
-	return float64(n) / time.Since(start).Seconds()
+	return ids
 }

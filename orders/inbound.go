@@ -289,11 +289,7 @@ func (s *Service) HandleStatus(ctx context.Context, from string, st *pb.OrderSta
 	}
 	now := s.cfg.Now().UTC()
 	o, receipt, err := s.cfg.Store.ApplyReceived(ctx, key, hash, st.OrderId, func(o *Order) (Applied, error) {
-		other := o.SellerCountry
-		if o.Side == SideSeller {
-			other = o.BuyerCountry
-		}
-		if other != from {
+		if o.peer() != from {
 			return Applied{}, fmt.Errorf("%w: order %s is not shared with %s", ErrNotFound, o.ID, from)
 		}
 		if st.Seq != o.InSeq+1 {

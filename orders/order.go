@@ -158,6 +158,14 @@ type Order struct {
 	Personal *Personal `json:"-"`
 }
 
+// peer is the country of the node that holds the other side of o.
+func (o *Order) peer() string {
+	if o.Side == SideSeller {
+		return o.BuyerCountry
+	}
+	return o.SellerCountry
+}
+
 // transition moves o to status, recording the event.
 func (o *Order) transition(to Status, at time.Time, by, reason, tracking string) error {
 	if !CanTransition(o.Status, to) {

@@ -162,7 +162,8 @@ func (s *Service) Place(ctx context.Context, marketplaceID, key string, req Plac
 	}
 	// A retry gets what the first request stored, whatever the catalog,
 	// stock or policy say now.
-	if stored, ok, err := s.cfg.Store.PlacedOrders(ctx, marketplaceID, key, requestHash(&req)); err != nil || ok {
+	hash := requestHash(&req)
+	if stored, ok, err := s.cfg.Store.PlacedOrders(ctx, marketplaceID, key, hash); err != nil || ok {
 		return stored, ok, err
 	}
 	p := s.cfg.Policy()
@@ -246,7 +247,7 @@ func (s *Service) Place(ctx context.Context, marketplaceID, key string, req Plac
 		orders = append(orders, o)
 		outbox = append(outbox, OutboxRow{Dest: g.country, Kind: KindHandoff, OrderID: o.ID, MsgSeq: 1, Payload: payload, CreatedAt: now, NextRetry: now, Transfer: t})
 	}
-	stored, replayed, err := s.cfg.Store.PlaceOrders(ctx, marketplaceID, key, requestHash(&req), orders, outbox)
+	stored, replayed, err := s.cfg.Store.PlaceOrders(ctx, marketplaceID, key, hash, orders, outbox)
 	if err != nil {
 		return nil, false, err
 	}
@@ -342,10 +343,7 @@ func (s *Service) List(ctx context.Context, keep func(*Order) bool, cursor strin
 // statusRow builds the outbox row that tells the other side of o about its
 // new state, projected by this node's policy for order_status.
 func (s *Service) statusRow(o *Order, now time.Time) (OutboxRow, error) {
-	dest := o.SellerCountry
-	if o.Side == SideSeller {
-		dest = o.BuyerCountry
-	}
+	dest := o.peer()
 	o.OutSeq++
 	st := &policy.OrderStatus{OrderID: o.ID, Seq: o.OutSeq, Status: string(o.Status), Reason: o.Reason, Tracking: o.Tracking, UpdatedAt: now}
 	msg, t, err := s.cfg.Policy().Project(st, dest, policy.PurposeOrderStatus)
@@ -366,35 +364,26 @@ func (s *Service) statusRow(o *Order, now time.Time) (OutboxRow, error) {
 // cancellation is sent to the seller's node, which refuses it if the order
 // is past packed there (the buyer's node then shows the seller's state).
 func (s *Service) Cancel(ctx context.Context, marketplaceID, id, reason string) (*Order, error) {
-	o, err := s.cfg.Store.UpdateOrder(ctx, id, func(o *Order) ([]OutboxRow, error) {
-		if o.Side != SideBuyer || (marketplaceID != "" && o.MarketplaceID != marketplaceID) {
-			return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
-		}
-		now := s.cfg.Now().UTC()
-		if err := o.transition(Cancelled, now, "marketplace", reason, ""); err != nil {
-			return nil, err
-		}
-		row, err := s.statusRow(o, now)
-		if err != nil {
-			return nil, err
-		}
-		return []OutboxRow{row}, nil
-	})
-	if err == nil {
-		s.Wake()
-	}
-	return o, err
+	return s.move(ctx, id, func(o *Order) bool {
+		return o.Side == SideBuyer && (marketplaceID == "" || o.MarketplaceID == marketplaceID)
+	}, Cancelled, "marketplace", reason, "")
 }
 
 // Transition is a seller moving its order on the seller's node; the new
 // state is sent to the buyer's node.
 func (s *Service) Transition(ctx context.Context, sellerID, id string, to Status, reason, tracking string) (*Order, error) {
+	return s.move(ctx, id, func(o *Order) bool { return o.Side == SideSeller && o.SellerID == sellerID }, to, "seller", reason, tracking)
+}
+
+// move transitions order id, if mine says it is the caller's (else
+// ErrNotFound), and queues the status message to the other side.
+func (s *Service) move(ctx context.Context, id string, mine func(*Order) bool, to Status, by, reason, tracking string) (*Order, error) {
 	o, err := s.cfg.Store.UpdateOrder(ctx, id, func(o *Order) ([]OutboxRow, error) {
-		if o.Side != SideSeller || o.SellerID != sellerID {
+		if !mine(o) {
 			return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 		}
 		now := s.cfg.Now().UTC()
-		if err := o.transition(to, now, "seller", reason, tracking); err != nil {
+		if err := o.transition(to, now, by, reason, tracking); err != nil {
 			return nil, err
 		}
 		row, err := s.statusRow(o, now)

@@ -3,6 +3,7 @@ package orders
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/imtgt/imtgt-node/audit"
@@ -46,20 +47,7 @@ type InboxEntry struct {
 
 // InboxKey names a received message: origin country, order, kind and seq.
 func InboxKey(origin, orderID, kind string, seq uint64) string {
-	return origin + "\x00" + orderID + "\x00" + kind + "\x00" + uitoa(seq)
-}
-
-func uitoa(n uint64) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(b[i:])
-		}
-	}
+	return origin + "\x00" + orderID + "\x00" + kind + "\x00" + strconv.FormatUint(seq, 10)
 }
 
 // Applied is what a received status message does to its order: the

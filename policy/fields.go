@@ -1,5 +1,7 @@
 package policy
 
+import "slices"
+
 // Record kinds whose fields a policy classifies and whose transfers it rules.
 const (
 	KindSeller  = "seller"
@@ -46,11 +48,4 @@ var knownFields = map[string][]string{
 // KnownFields returns the field paths of a record kind.
 func KnownFields(kind string) []string { return knownFields[kind] }
 
-func isKnownField(kind, field string) bool {
-	for _, f := range knownFields[kind] {
-		if f == field {
-			return true
-		}
-	}
-	return false
-}
+func isKnownField(kind, field string) bool { return slices.Contains(knownFields[kind], field) }

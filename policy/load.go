@@ -204,13 +204,10 @@ func (p *Policy) validate(v *validator) {
 			v.fail([]any{"exchange_rates", "rates", cur}, "%v", err)
 			continue
 		}
-		rat, err := parseRate(r)
-		if err != nil && !strings.Contains(err.Error(), "more than 10") {
+		rat, err := parseNonNegative(r)
+		if err != nil {
 			v.fail([]any{"exchange_rates", "rates", cur}, "%v", err)
 			continue
-		}
-		if rat == nil {
-			rat, _ = new(big.Rat).SetString(r)
 		}
 		if rat.Sign() <= 0 {
 			v.fail([]any{"exchange_rates", "rates", cur}, "rate must be positive")

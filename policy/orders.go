@@ -129,11 +129,10 @@ func (p *Policy) projectHandoff(o *OrderHandoff, destination string) (*pb.OrderH
 }
 
 func (p *Policy) projectStatus(s *OrderStatus, destination string) (*pb.OrderStatus, *Transfer, error) {
-	t, err := p.Transfer(KindOrder, destination, PurposeOrderStatus)
+	ct, err := p.allowed(KindOrder, destination, PurposeOrderStatus)
 	if err != nil {
 		return nil, nil, err
 	}
-	ct, _ := p.allowed(KindOrder, destination, PurposeOrderStatus)
 	f := ct.fields
 	out := &pb.OrderStatus{OrderId: s.OrderID, Seq: s.Seq}
 	if f["status"] {
@@ -148,5 +147,5 @@ func (p *Policy) projectStatus(s *OrderStatus, destination string) (*pb.OrderSta
 	if f["updated_at"] {
 		out.UpdatedUnixMs = s.UpdatedAt.UnixMilli()
 	}
-	return out, t, nil
+	return out, p.transfer(ct, KindOrder, destination, PurposeOrderStatus), nil
 }

@@ -220,16 +220,27 @@ func (a *Amount) parse() (money.Amount, error) {
 	return money.Parse(a.Amount, a.Currency)
 }
 
+// parseRate parses a duty or tax rate: a fraction from 0 to 10.
 func parseRate(s string) (*big.Rat, error) {
+	r, err := parseNonNegative(s)
+	if err != nil {
+		return nil, err
+	}
+	if r.Cmp(big.NewRat(10, 1)) > 0 {
+		return nil, fmt.Errorf("rate %q is more than 10 (1000%%): rates are fractions, 7%% is 0.07", s)
+	}
+	return r, nil
+}
+
+// parseNonNegative parses a decimal number that is not negative (an
+// exchange rate has no upper bound, unlike parseRate).
+func parseNonNegative(s string) (*big.Rat, error) {
 	r, ok := new(big.Rat).SetString(s)
 	if !ok {
 		return nil, fmt.Errorf("rate %q is not a decimal number", s)
 	}
 	if r.Sign() < 0 {
 		return nil, fmt.Errorf("rate %q is negative", s)
-	}
-	if r.Cmp(big.NewRat(10, 1)) > 0 {
-		return nil, fmt.Errorf("rate %q is more than 10 (1000%%): rates are fractions, 7%% is 0.07", s)
 	}
 	return r, nil
 }

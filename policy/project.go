@@ -62,12 +62,17 @@ func (p *Policy) Transfer(record, destination string, purpose Purpose) (*Transfe
 	if err != nil {
 		return nil, err
 	}
+	return p.transfer(ct, record, destination, purpose), nil
+}
+
+// transfer is the evidence of a crossing the compiled rules ct allow.
+func (p *Policy) transfer(ct *compiledTransfer, record, destination string, purpose Purpose) *Transfer {
 	t := &Transfer{Record: record, Destination: destination, Purpose: purpose, LegalBasis: ct.basis, Version: p.Version}
 	t.Fields = slices.Sorted(maps.Keys(ct.fields))
 	for _, r := range ct.rules {
 		t.Rules = append(t.Rules, r.ID)
 	}
-	return t, nil
+	return t
 }
 
 // Project returns the wire form of record that may leave for destination
@@ -77,12 +82,11 @@ func (p *Policy) Transfer(record, destination string, purpose Purpose) (*Transfe
 func (p *Policy) Project(record any, destination string, purpose Purpose) (proto.Message, *Transfer, error) {
 	switch r := record.(type) {
 	case *catalog.Listing:
-		t, err := p.Transfer(KindListing, destination, purpose)
+		ct, err := p.allowed(KindListing, destination, purpose)
 		if err != nil {
 			return nil, nil, err
 		}
-		ct, _ := p.allowed(KindListing, destination, purpose)
-		return projectListing(r, ct.fields), t, nil
+		return projectListing(r, ct.fields), p.transfer(ct, KindListing, destination, purpose), nil
 	case *OrderHandoff:
 		if purpose != PurposeOrderHandoff {
 			break
@@ -97,13 +101,15 @@ func (p *Policy) Project(record any, destination string, purpose Purpose) (proto
 	return nil, nil, fmt.Errorf("%w: %T to %s for %s", ErrNoRule, record, destination, purpose)
 }
 
-// ProjectListing is Project for a listing in the catalog.
+// ProjectListing is Project for a listing in the catalog, without the
+// evidence: the catalog seals every listing change with it, and the
+// crossing is recorded when records are served (see Transfer).
 func (p *Policy) ProjectListing(l *catalog.Listing, destination string) (*pb.Listing, error) {
-	m, _, err := p.Project(l, destination, PurposeCatalog)
+	ct, err := p.allowed(KindListing, destination, PurposeCatalog)
 	if err != nil {
 		return nil, err
 	}
-	return m.(*pb.Listing), nil
+	return projectListing(l, ct.fields), nil
 }
 
 // projectListing copies the allowed fields only. The listing ID always
@@ -135,7 +141,7 @@ func projectListing(l *catalog.Listing, f map[string]bool) *pb.Listing {
 		out.HsCode = l.HSCode
 	}
 	if f["price"] {
-		out.Price = &pb.Money{Minor: l.Price.Minor, Currency: l.Price.Currency}
+		out.Price = pbMoney(l.Price)
 	}
 	if f["quantity"] {
 		out.Quantity = l.Quantity

@@ -107,26 +107,16 @@ func Evaluate(p *Policy, l Listing, now time.Time) Decision {
 		return d
 	}
 	c := p.compiled
-	apply := func(r *compiledHS) {
-		switch r.Action {
-		case ActionProhibited:
-			d.Orderable = false
-			d.Reasons = append(d.Reasons, reason(r.Sourced, r.Message))
-		case ActionPermitRequired:
-			d.Permits = append(d.Permits, Permit{Rule: r.ID, Permit: r.Permit, Source: r.Source})
-			d.Reasons = append(d.Reasons, reason(r.Sourced, r.Message))
-		}
-	}
 	if len(l.HSCode) < 6 {
 		// A heading-only listing: rules of its subheadings may apply too
 		// (rare; listings mostly name a subheading, the fast path below).
 		for _, r := range hsMatches(c.hs, l.HSCode) {
-			apply(r)
+			d.apply(r)
 		}
 	} else {
 		for n := 6; n >= 2; n -= 2 {
 			for _, r := range c.hs[l.HSCode[:n]] {
-				apply(r)
+				d.apply(r)
 			}
 		}
 	}
@@ -148,16 +138,22 @@ func Evaluate(p *Policy, l Listing, now time.Time) Decision {
 func ExportDecision(p *Policy, hsCode string, now time.Time) Decision {
 	d := Decision{Orderable: true, Reasons: []Reason{}, Permits: []Permit{}}
 	for _, r := range hsMatches(p.compiled.exports, hsCode) {
-		switch r.Action {
-		case ActionProhibited:
-			d.Orderable = false
-			d.Reasons = append(d.Reasons, reason(r.Sourced, r.Message))
-		case ActionPermitRequired:
-			d.Permits = append(d.Permits, Permit{Rule: r.ID, Permit: r.Permit, Source: r.Source})
-			d.Reasons = append(d.Reasons, reason(r.Sourced, r.Message))
-		}
+		d.apply(r)
 	}
 	return d
+}
+
+// apply adds an HS rule's verdict to d: a prohibition makes it not
+// orderable, a permit requirement lists the permit; both cite the rule.
+func (d *Decision) apply(r *compiledHS) {
+	switch r.Action {
+	case ActionProhibited:
+		d.Orderable = false
+		d.Reasons = append(d.Reasons, reason(r.Sourced, r.Message))
+	case ActionPermitRequired:
+		d.Permits = append(d.Permits, Permit{Rule: r.ID, Permit: r.Permit, Source: r.Source})
+		d.Reasons = append(d.Reasons, reason(r.Sourced, r.Message))
+	}
 }
 
 // convert returns an amount in the policy's currency, exactly.
@@ -170,7 +166,7 @@ func (p *Policy) convert(a money.Amount) (*big.Rat, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := new(big.Rat).SetFrac(big.NewInt(a.Minor), new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(exp)), nil))
+	v := new(big.Rat).SetFrac(big.NewInt(a.Minor), pow10(exp))
 	return v.Mul(v, rate), nil
 }
 
@@ -178,7 +174,7 @@ func (p *Policy) convert(a money.Amount) (*big.Rat, error) {
 // rounding half away from zero (the rule stated in docs/POLICY.md).
 func (p *Policy) round(v *big.Rat) money.Amount {
 	exp, _ := money.Exponent(p.Currency)
-	scaled := new(big.Rat).Mul(v, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(exp)), nil)))
+	scaled := new(big.Rat).Mul(v, new(big.Rat).SetInt(pow10(exp)))
 	num, den := scaled.Num(), scaled.Denom()
 	q, r := new(big.Int).QuoRem(num, den, new(big.Int))
 	// |r|*2 >= den rounds away from zero.

@@ -22,32 +22,44 @@ type Auditor struct {
 
 // CreateAuditor stores an auditor and its token hash in one transaction.
 func (db *DB) CreateAuditor(ctx context.Context, a Auditor, tokenHash string, p access.Principal) error {
+	return db.createWithToken(bucketAuditors, a.ID, a, tokenHash, p)
+}
+
+// Auditors lists the auditors, in ID (creation) order.
+func (db *DB) Auditors(ctx context.Context) ([]Auditor, error) {
+	return listJSON[Auditor](db, bucketAuditors)
+}
+
+// createWithToken stores v under id in bucket, and the principal p under
+// its token hash, in one transaction.
+func (db *DB) createWithToken(bucket []byte, id string, v any, tokenHash string, p access.Principal) error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketAuditors)
+		b, err := tx.CreateBucketIfNotExists(bucket)
 		if err != nil {
 			return err
 		}
-		if err := putJSON(b, []byte(a.ID), a); err != nil {
+		if err := putJSON(b, []byte(id), v); err != nil {
 			return err
 		}
 		return putJSON(tx.Bucket(bucketTokens), []byte(tokenHash), p)
 	})
 }
 
-// Auditors lists the auditors, in ID (creation) order.
-func (db *DB) Auditors(ctx context.Context) ([]Auditor, error) {
-	out := []Auditor{}
+// listJSON decodes every value of a top-level bucket, in key order (an
+// empty list, not nil, when there is none).
+func listJSON[T any](db *DB, bucket []byte) ([]T, error) {
+	out := []T{}
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketAuditors)
+		b := tx.Bucket(bucket)
 		if b == nil {
 			return nil // a store opened read-only before its first upgrade
 		}
 		return b.ForEach(func(k, v []byte) error {
-			var a Auditor
-			if err := json.Unmarshal(v, &a); err != nil {
+			var x T
+			if err := json.Unmarshal(v, &x); err != nil {
 				return err
 			}
-			out = append(out, a)
+			out = append(out, x)
 			return nil
 		})
 	})

@@ -91,26 +91,10 @@ func (db *DB) PlaceOrders(ctx context.Context, marketplaceID, key string, hash [
 	var existing []*orders.Order
 	found := false
 	err := db.batch(func(tx *bolt.Tx) error {
-		existing, found = nil, false
-		keys := tx.Bucket(bucketOrderKeys)
 		k := []byte(marketplaceID + "\x00" + key)
-		if v := keys.Get(k); v != nil {
-			var ok orderKey
-			if err := json.Unmarshal(v, &ok); err != nil {
-				return err
-			}
-			if !bytes.Equal(ok.Hash, hash) {
-				return orders.ErrIdempotency
-			}
-			for _, id := range ok.Orders {
-				o, err := getOrder(tx, id)
-				if err != nil {
-					return err
-				}
-				existing = append(existing, o)
-			}
-			found = true
-			return nil
+		var err error
+		if existing, found, err = placedOrders(tx, k, hash); err != nil || found {
+			return err
 		}
 		ids := make([]string, 0, len(os))
 		for _, o := range os {
@@ -122,7 +106,7 @@ func (db *DB) PlaceOrders(ctx context.Context, marketplaceID, key string, hash [
 		if err := putOutbox(tx, outbox); err != nil {
 			return err
 		}
-		return putJSON(keys, k, orderKey{Hash: hash, Orders: ids})
+		return putJSON(tx.Bucket(bucketOrderKeys), k, orderKey{Hash: hash, Orders: ids})
 	})
 	if err != nil {
 		return nil, false, err
@@ -138,28 +122,36 @@ func (db *DB) PlacedOrders(ctx context.Context, marketplaceID, key string, hash 
 	var out []*orders.Order
 	found := false
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketOrderKeys).Get([]byte(marketplaceID + "\x00" + key))
-		if v == nil {
-			return nil
-		}
-		var ok orderKey
-		if err := json.Unmarshal(v, &ok); err != nil {
-			return err
-		}
-		if !bytes.Equal(ok.Hash, hash) {
-			return orders.ErrIdempotency
-		}
-		for _, id := range ok.Orders {
-			o, err := getOrder(tx, id)
-			if err != nil {
-				return err
-			}
-			out = append(out, o)
-		}
-		found = true
-		return nil
+		var err error
+		out, found, err = placedOrders(tx, []byte(marketplaceID+"\x00"+key), hash)
+		return err
 	})
 	return out, found, err
+}
+
+// placedOrders reads the orders stored under the order key k (false if
+// none); ErrIdempotency if k was used with another request hash.
+func placedOrders(tx *bolt.Tx, k, hash []byte) ([]*orders.Order, bool, error) {
+	v := tx.Bucket(bucketOrderKeys).Get(k)
+	if v == nil {
+		return nil, false, nil
+	}
+	var ok orderKey
+	if err := json.Unmarshal(v, &ok); err != nil {
+		return nil, false, err
+	}
+	if !bytes.Equal(ok.Hash, hash) {
+		return nil, false, orders.ErrIdempotency
+	}
+	var out []*orders.Order
+	for _, id := range ok.Orders {
+		o, err := getOrder(tx, id)
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, o)
+	}
+	return out, true, nil
 }
 
 // Order implements orders.Store.
@@ -178,14 +170,7 @@ func (db *DB) Orders(ctx context.Context, keep func(*orders.Order) bool, after s
 	var out []*orders.Order
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketOrders).Cursor()
-		k, v := c.First()
-		if after != "" {
-			k, v = c.Seek([]byte(after))
-			if k != nil && string(k) == after {
-				k, v = c.Next()
-			}
-		}
-		for ; k != nil && len(out) < limit; k, v = c.Next() {
+		for k, v := seekAfter(c, after); k != nil && len(out) < limit; k, v = c.Next() {
 			var o orders.Order
 			if err := json.Unmarshal(v, &o); err != nil {
 				return fmt.Errorf("order %s: %w", k, err)

@@ -58,7 +58,6 @@ package store
 // requests share one commit.
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -284,9 +283,14 @@ func (db *DB) SaveManifest(raw []byte, entries ...*audit.Entry) error {
 
 // Manifest returns the installed manifest's bytes, or nil.
 func (db *DB) Manifest() ([]byte, error) {
+	return db.value(bucketFederation, keyManifest)
+}
+
+// value returns a copy of the value of key in a top-level bucket, or nil.
+func (db *DB) value(bucket, key []byte) ([]byte, error) {
 	var raw []byte
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketFederation).Get(keyManifest); v != nil {
+		if v := tx.Bucket(bucket).Get(key); v != nil {
 			raw = append([]byte(nil), v...)
 		}
 		return nil
@@ -357,14 +361,7 @@ func (db *DB) AtRest(country string) (sellers, own, replicas, orders int, err er
 
 // Policy returns the installed policy file, or nil.
 func (db *DB) Policy() ([]byte, error) {
-	var raw []byte
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketPolicy).Get(keyCurrent); v != nil {
-			raw = append([]byte(nil), v...)
-		}
-		return nil
-	})
-	return raw, err
+	return db.value(bucketPolicy, keyCurrent)
 }
 
 // --- tokens ---
@@ -450,14 +447,7 @@ func (db *DB) Sellers(ctx context.Context, status sellers.Status, after string, 
 	var out []*sellers.Record
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketSellers).Cursor()
-		k, v := c.First()
-		if after != "" {
-			k, v = c.Seek([]byte(after))
-			if k != nil && bytes.Equal(k, []byte(after)) {
-				k, v = c.Next()
-			}
-		}
-		for ; k != nil && len(out) < limit; k, v = c.Next() {
+		for k, v := seekAfter(c, after); k != nil && len(out) < limit; k, v = c.Next() {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -473,6 +463,19 @@ func (db *DB) Sellers(ctx context.Context, status sellers.Status, after string, 
 		return nil
 	})
 	return out, err
+}
+
+// seekAfter positions c at the first key after the key after ("": the
+// first key), for listing a bucket a page at a time.
+func seekAfter(c *bolt.Cursor, after string) (k, v []byte) {
+	if after == "" {
+		return c.First()
+	}
+	k, v = c.Seek([]byte(after))
+	if k != nil && string(k) == after {
+		return c.Next()
+	}
+	return k, v
 }
 
 // --- listings and catalog logs (catalog.Store) ---
@@ -509,11 +512,7 @@ func (db *DB) ApplyLocal(ctx context.Context, origin string, changes []catalog.C
 func applyLocal(tx *bolt.Tx, origin string, changes []catalog.Change, seal catalog.SealFunc) error {
 	listings := tx.Bucket(bucketListings)
 	for _, c := range changes {
-		if c.Listing != nil {
-			if err := putJSON(listings, []byte(c.Listing.ID), c.Listing); err != nil {
-				return err
-			}
-		} else if err := listings.Delete([]byte(c.DeleteID)); err != nil {
+		if err := putListing(listings, c.Listing, c.DeleteID); err != nil {
 			return err
 		}
 	}
@@ -537,6 +536,14 @@ func applyLocal(tx *bolt.Tx, origin string, changes []catalog.Change, seal catal
 	return nil
 }
 
+// putListing stores l, or when l is nil deletes the listing deleteID.
+func putListing(listings *bolt.Bucket, l *catalog.Listing, deleteID string) error {
+	if l != nil {
+		return putJSON(listings, []byte(l.ID), l)
+	}
+	return listings.Delete([]byte(deleteID))
+}
+
 // ApplyRemote implements catalog.Store.
 func (db *DB) ApplyRemote(ctx context.Context, origin string, recs []catalog.RemoteRecord, ev *audit.Entry) ([]catalog.RemoteRecord, error) {
 	var applied []catalog.RemoteRecord
@@ -558,11 +565,7 @@ func (db *DB) ApplyRemote(ctx context.Context, origin string, recs []catalog.Rem
 			if err := log.Put(seqKey(r.Seq), r.Raw); err != nil {
 				return err
 			}
-			if r.Listing != nil {
-				if err := putJSON(listings, []byte(r.Listing.ID), r.Listing); err != nil {
-					return err
-				}
-			} else if err := listings.Delete([]byte(r.DeleteID)); err != nil {
+			if err := putListing(listings, r.Listing, r.DeleteID); err != nil {
 				return err
 			}
 			head = r.Seq

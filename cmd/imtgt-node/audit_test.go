@@ -27,11 +27,7 @@ import (
 )
 
 func TestAuditUsageErrors(t *testing.T) {
-	tests := []struct {
-		args []string
-		code int
-		want string
-	}{
+	checkCLIErrors(t, []cliErrorCase{
 		{[]string{"audit", "report"}, exitUsage, "--dir is required"},
 		{[]string{"audit", "report", "--dir", "x", "--format", "pdf"}, exitUsage, `--format "pdf"`},
 		{[]string{"audit", "report", "--dir", "x", "--from", "yesterday"}, exitUsage, `--from "yesterday"`},
@@ -47,14 +43,7 @@ func TestAuditUsageErrors(t *testing.T) {
 		{[]string{"audit", "verify", "/nonexistent/bundle.jsonl"}, exitError, "no such file"},
 		{[]string{"audit", "report", "--dir", "/nonexistent/imtgt"}, exitError, "read config"},
 		{[]string{"audit", "export", "--dir", "/nonexistent/imtgt", "--out", "-"}, exitError, "read config"},
-	}
-	for _, tt := range tests {
-		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			code, _, stderr := runCLI(tt.args...)
-			require.Equal(t, tt.code, code, stderr)
-			require.Contains(t, stderr, tt.want)
-		})
-	}
+	})
 }
 
 func TestParsePeriodTime(t *testing.T) {
@@ -273,10 +262,7 @@ func TestProcessAuditCLIRunningNode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	dir := filepath.Join(t.TempDir(), "my")
-	addr := freePort(t)
-	out, err := cliRun(t, "init", "--country", "MY", "--dir", dir, "--http-addr", addr, "--p2p-addr", testnet.FreeP2PAddr(t))
-	require.NoError(t, err, out)
+	dir, addr := initCLINode(t, t.TempDir(), "MY")
 	installSoloManifest(t, dir, "MY")
 	tok, err := node.ReadOperatorToken(dir)
 	require.NoError(t, err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -218,7 +219,7 @@ same agency. The file is rewritten atomically. It works while the node runs.`,
 			if err != nil {
 				return err
 			}
-			if err := replaceFile(args[0], raw); err != nil {
+			if _, err := writeFileAtomic(args[0], bytes.NewReader(raw).WriteTo); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Signed %s as %s: %d of %d required signatures are valid (%s)\n",
@@ -228,34 +229,6 @@ same agency. The file is rewritten atomically. It works while the node runs.`,
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "node directory of the signing agency (required)")
 	return cmd
-}
-
-// replaceFile writes data over path atomically, keeping its mode.
-func replaceFile(path string, data []byte) error {
-	mode := os.FileMode(0o600)
-	if fi, err := os.Stat(path); err == nil {
-		mode = fi.Mode().Perm()
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), mode); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 func newFedVerifyCmd() *cobra.Command {
@@ -337,12 +310,8 @@ then spread newer versions to each other automatically.`,
 			if err != nil {
 				return err
 			}
-			how := "the node uses it when it starts"
-			if res.Running {
-				how = "the running node applied it"
-			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Installed federation %s version %d (%d members): %s\n",
-				res.Manifest.Federation, res.Manifest.Version, len(res.Manifest.Members), how)
+				res.Manifest.Federation, res.Manifest.Version, len(res.Manifest.Members), appliedHow(res.Running))
 			return nil
 		},
 	}

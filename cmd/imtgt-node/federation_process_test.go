@@ -99,11 +99,8 @@ func initCLINodes(t *testing.T, root string, countries ...string) (map[string]*f
 	nodes := map[string]*fedNode{}
 	var memberFiles []string
 	for _, cc := range countries {
-		n := &fedNode{cc: cc, dir: filepath.Join(root, strings.ToLower(cc))}
-		httpAddr := freePort(t)
-		n.url = "http://" + httpAddr
-		out, err := cliRun(t, "init", "--country", cc, "--dir", n.dir, "--http-addr", httpAddr, "--p2p-addr", testnet.FreeP2PAddr(t))
-		require.NoError(t, err, out)
+		dir, httpAddr := initCLINode(t, root, cc)
+		n := &fedNode{cc: cc, dir: dir, url: "http://" + httpAddr}
 		tok, err := os.ReadFile(filepath.Join(n.dir, "operator.token"))
 		require.NoError(t, err)
 		n.token = strings.TrimSpace(string(tok))

@@ -89,3 +89,12 @@ func requireFlag(name, value string) error {
 	}
 	return nil
 }
+
+// appliedHow says, after an install, when the node applies what was
+// installed: at once if it runs, else when it starts.
+func appliedHow(running bool) string {
+	if running {
+		return "the running node applied it"
+	}
+	return "the node uses it when it starts"
+}

@@ -36,12 +36,27 @@ func TestEveryCommandHasHelpWithExample(t *testing.T) {
 	walk(newRootCmd(&bytes.Buffer{}, &bytes.Buffer{}))
 }
 
+// cliErrorCase is a command line that fails, its exit code and what its
+// standard error must contain.
+type cliErrorCase struct {
+	args []string
+	code int
+	want string
+}
+
+func checkCLIErrors(t *testing.T, tests []cliErrorCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, _, stderr := runCLI(tt.args...)
+			require.Equal(t, tt.code, code, stderr)
+			require.Contains(t, stderr, tt.want)
+		})
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
-	tests := []struct {
-		args []string
-		code int
-		want string
-	}{
+	checkCLIErrors(t, []cliErrorCase{
 		{[]string{"init", "--dir", "x"}, exitUsage, "--country is required"},
 		{[]string{"init", "--country", "TH"}, exitUsage, "--dir is required"},
 		{[]string{"init", "--bogus"}, exitUsage, "unknown flag"},
@@ -51,14 +66,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"version", "extra"}, exitUsage, "takes no arguments"},
 		{[]string{"init", "--country", "SG", "--dir", "x"}, exitError, `"SG" is not a member country`},
 		{[]string{"run", "--dir", "/nonexistent/imtgt"}, exitError, "read config"},
-	}
-	for _, tt := range tests {
-		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			code, _, stderr := runCLI(tt.args...)
-			require.Equal(t, tt.code, code, stderr)
-			require.Contains(t, stderr, tt.want)
-		})
-	}
+	})
 }
 
 func TestVersion(t *testing.T) {

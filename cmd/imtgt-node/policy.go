@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -72,7 +73,7 @@ signature.`,
 			if err != nil {
 				return err
 			}
-			if err := replaceFile(args[0], signed); err != nil {
+			if _, err := writeFileAtomic(args[0], bytes.NewReader(signed).WriteTo); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Signed %s: %s policy version %d\n", args[0], p.Country, p.Version)
@@ -140,11 +141,7 @@ published.`,
 			if err != nil {
 				return err
 			}
-			how := "the node uses it when it starts"
-			if res.Running {
-				how = "the running node applied it"
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Installed %s policy version %d: %s\n", res.Policy.Country, res.Policy.Version, how)
+			fmt.Fprintf(cmd.OutOrStdout(), "Installed %s policy version %d: %s\n", res.Policy.Country, res.Policy.Version, appliedHow(res.Running))
 			return nil
 		},
 	}

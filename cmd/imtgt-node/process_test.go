@@ -128,6 +128,18 @@ func waitExit(t *testing.T, p *proc) error {
 	}
 }
 
+// initCLINode initialises, with the CLI, the node of country cc in
+// root/cc (lower case) on free HTTP and p2p ports, and returns its
+// directory and HTTP address.
+func initCLINode(t *testing.T, root, cc string) (dir, httpAddr string) {
+	t.Helper()
+	dir = filepath.Join(root, strings.ToLower(cc))
+	httpAddr = freePort(t)
+	out, err := cliRun(t, "init", "--country", cc, "--dir", dir, "--http-addr", httpAddr, "--p2p-addr", testnet.FreeP2PAddr(t))
+	require.NoError(t, err, out)
+	return dir, httpAddr
+}
+
 func cliRun(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	out, err := exec.Command(binary(t), args...).CombinedOutput()
@@ -275,10 +287,7 @@ func TestProcessPolicyCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	dir := filepath.Join(t.TempDir(), "id")
-	addr := freePort(t)
-	out, err := cliRun(t, "init", "--country", "ID", "--dir", dir, "--http-addr", addr, "--p2p-addr", testnet.FreeP2PAddr(t))
-	require.NoError(t, err, out)
+	dir, addr := initCLINode(t, t.TempDir(), "ID")
 	shown, err := exec.Command(binary(t), "policy", "show", "--dir", dir).Output()
 	require.NoError(t, err)
 	require.Contains(t, string(shown), "ID-MIN-FOB")
@@ -287,7 +296,7 @@ func TestProcessPolicyCLI(t *testing.T) {
 	edited := strings.Replace(string(shown), "version: 1\n", "version: 2\n", 1)
 	edited = strings.Replace(edited, `rate: "0.11"`, `rate: "0.12"`, 1)
 	require.NoError(t, os.WriteFile(file, []byte(edited), 0o600))
-	out, err = cliRun(t, "policy", "verify", "--dir", dir, file)
+	out, err := cliRun(t, "policy", "verify", "--dir", dir, file)
 	require.Error(t, err, "an edited, unsigned-again policy must fail verify")
 	require.Contains(t, out, "changed after it was signed")
 

@@ -56,12 +56,7 @@ func FreeP2PAddr(tb testing.TB) string {
 // InitNode initialises (but does not start) a node with a free p2p port.
 func InitNode(tb testing.TB, country string) *Node {
 	tb.Helper()
-	dir := filepath.Join(tb.TempDir(), country)
-	res, err := node.Init(node.InitOptions{Dir: dir, Country: country, HTTPAddr: "127.0.0.1:0", P2PAddr: FreeP2PAddr(tb)})
-	require.NoError(tb, err)
-	tn := &Node{t: tb, Dir: dir, Country: country, OperatorToken: res.OperatorToken, logs: &syncBuffer{}, SyncInterval: time.Second}
-	tb.Cleanup(func() { tn.Stop() })
-	return tn
+	return initNode(tb, country, FreeP2PAddr(tb), time.Second)
 }
 
 // SignedManifest builds a manifest naming the nodes, signed by every

@@ -57,11 +57,19 @@ func (tn *Node) Logs() string {
 // test ends.
 func Start(tb testing.TB, country string) *Node {
 	tb.Helper()
-	dir := filepath.Join(tb.TempDir(), country)
-	res, err := node.Init(node.InitOptions{Dir: dir, Country: country, HTTPAddr: "127.0.0.1:0"})
-	require.NoError(tb, err)
-	tn := &Node{t: tb, Dir: dir, Country: country, OperatorToken: res.OperatorToken, logs: &syncBuffer{}}
+	tn := initNode(tb, country, "", 0)
 	tn.start()
+	return tn
+}
+
+// initNode initialises a node of country in a temporary directory (p2pAddr
+// "" keeps the default) and stops it when the test ends.
+func initNode(tb testing.TB, country, p2pAddr string, syncInterval time.Duration) *Node {
+	tb.Helper()
+	dir := filepath.Join(tb.TempDir(), country)
+	res, err := node.Init(node.InitOptions{Dir: dir, Country: country, HTTPAddr: "127.0.0.1:0", P2PAddr: p2pAddr})
+	require.NoError(tb, err)
+	tn := &Node{t: tb, Dir: dir, Country: country, OperatorToken: res.OperatorToken, logs: &syncBuffer{}, SyncInterval: syncInterval}
 	tb.Cleanup(func() { tn.Stop() })
 	return tn
 }
