@@ -33,6 +33,9 @@ const (
 	AdminPolicy   Kind = "admin.policy"   // a signed policy installed
 	AdminBackup   Kind = "admin.backup"   // a backup taken
 	AdminRestore  Kind = "admin.restore"  // a backup restored
+	// AdminReconcile: a step of the reconciliation with the peers after a
+	// restore (own catalog records taken back, orders recovered, done).
+	AdminReconcile Kind = "admin.reconcile"
 )
 
 // PurposeRelay is the purpose of catalog records of another origin that

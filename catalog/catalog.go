@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -60,6 +61,11 @@ type Store interface {
 	LogRange(ctx context.Context, origin string, from uint64, max, maxBytes int) ([][]byte, uint64, error)
 	// Listings returns every stored listing, for rebuilding the index.
 	Listings(ctx context.Context) ([]*Listing, error)
+	// ReclaimOwn is ApplyRemote for this node's own origin, after a
+	// restore (Catalog.Reclaim).
+	ReclaimOwn(ctx context.Context, origin string, recs []RemoteRecord, ev *audit.Entry) ([]RemoteRecord, error)
+	// LogRecord returns one stored record of origin's log (nil if none).
+	LogRecord(ctx context.Context, origin string, seq uint64) ([]byte, error)
 }
 
 // Config is the node-specific part of a catalog.
@@ -89,6 +95,8 @@ type Catalog struct {
 	// so that two concurrent edits cannot lose one another. Creates do not
 	// take it: they touch no existing record and group-commit in the store.
 	mu sync.Mutex
+	// reconciling stops local changes: see SetReconciling.
+	reconciling atomic.Bool
 }
 
 // New returns a catalog over store and index.
@@ -178,6 +186,9 @@ func (c *Catalog) Create(ctx context.Context, seller SellerProfile, in Input) (*
 // apply stores local changes with their log records, then indexes them
 // and tells the federation.
 func (c *Catalog) apply(ctx context.Context, changes []Change) error {
+	if c.reconciling.Load() {
+		return ErrReconciling
+	}
 	if err := c.store.ApplyLocal(ctx, c.cfg.Country, changes, c.cfg.Seal); err != nil {
 		return err
 	}
@@ -207,8 +218,17 @@ func (c *Catalog) ApplyRemote(ctx context.Context, origin string, recs []RemoteR
 	if err != nil {
 		return 0, err
 	}
-	// Within one batch a listing may change more than once: the index
-	// takes the final state, in log order.
+	ups, dels := finalState(applied)
+	if err := c.reindex(ups, dels); err != nil {
+		return 0, err
+	}
+	return len(applied), nil
+}
+
+// finalState is what a run of applied records leaves of each listing they
+// touch, in log order: within one batch a listing may change more than
+// once, and the index takes the final state.
+func finalState(applied []RemoteRecord) (ups []*Listing, dels []string) {
 	final := make(map[string]*RemoteRecord, len(applied))
 	var order []string
 	for i := range applied {
@@ -221,8 +241,6 @@ func (c *Catalog) ApplyRemote(ctx context.Context, origin string, recs []RemoteR
 		}
 		final[id] = &applied[i]
 	}
-	var ups []*Listing
-	var dels []string
 	for _, id := range order {
 		if r := final[id]; r.Listing != nil {
 			ups = append(ups, r.Listing)
@@ -230,10 +248,7 @@ func (c *Catalog) ApplyRemote(ctx context.Context, origin string, recs []RemoteR
 			dels = append(dels, id)
 		}
 	}
-	if err := c.reindex(ups, dels); err != nil {
-		return 0, err
-	}
-	return len(applied), nil
+	return ups, dels
 }
 
 // Reexport re-applies the export rules to every local listing after a

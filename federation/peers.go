@@ -58,6 +58,9 @@ type PeerStatus struct {
 	// Lag is, per origin, how many records this member holds that this
 	// node does not yet have.
 	Lag map[string]uint64 `json:"lag"`
+	// Reconcile is this node's reconciliation with the member after a
+	// restore, while one is under way.
+	Reconcile *ReconcileProgress `json:"reconcile,omitempty"`
 }
 
 // Peers reports every member of the installed manifest, connected or not.
@@ -67,6 +70,7 @@ func (s *Service) Peers(ctx context.Context) []PeerStatus {
 		return []PeerStatus{}
 	}
 	ours, _ := s.heads(ctx)
+	_, rec := s.Reconciling()
 	out := make([]PeerStatus, 0, len(st.byPeer))
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -94,6 +98,9 @@ func (s *Service) Peers(ctx context.Context) []PeerStatus {
 					ps.Lag[origin] = h - ours[origin]
 				}
 			}
+		}
+		if p, ok := rec[mem.Country]; ok && !ps.Self {
+			ps.Reconcile = &p
 		}
 		out = append(out, ps)
 	}

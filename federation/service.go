@@ -29,6 +29,7 @@ import (
 
 	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/catalog"
+	"github.com/imtgt/imtgt-node/federation/pb"
 	"github.com/imtgt/imtgt-node/membership"
 	"github.com/imtgt/imtgt-node/policy"
 )
@@ -89,7 +90,14 @@ type Config struct {
 	Connected func(country string)
 	// WitnessPeer accepts a member's checkpoint for countersigning, or
 	// refuses one that contradicts what this node witnessed before.
-	WitnessPeer  func(ctx context.Context, country string, cp *audit.Checkpoint) error
+	WitnessPeer func(ctx context.Context, country string, cp *audit.Checkpoint) error
+	// Reconcile, when not nil, makes the service reconcile with every
+	// member after a restore before the node publishes again.
+	Reconcile *Reconcile
+	// Recoverable answers a restored member's recover_request: a page of
+	// the orders this node placed with that member's sellers, and the audit
+	// entries of their handoffs crossing again.
+	Recoverable  func(ctx context.Context, seller string, since time.Time, after string, max int) ([]*pb.RecoveredOrder, []*audit.Entry, bool, error)
 	Logger       *slog.Logger
 	Registry     prometheus.Registerer
 	Now          func() time.Time
@@ -143,6 +151,7 @@ type Service struct {
 	peers   map[peer.ID]*peerInfo
 
 	announce chan struct{}
+	rec      *reconciler // nil: no reconciliation
 
 	// blocked peers are refused like outsiders even if members; only tests
 	// set it (export_test.go), to cut a node off as a network partition would.
@@ -179,7 +188,7 @@ func New(cfg Config) (*Service, error) {
 	s := &Service{
 		cfg: cfg, log: cfg.Logger.With("system", "federation"), self: self,
 		workers: make(map[peer.ID]*peerWorker), peers: make(map[peer.ID]*peerInfo),
-		announce: make(chan struct{}, 1),
+		announce: make(chan struct{}, 1), rec: newReconciler(cfg.Reconcile),
 	}
 	if cfg.Manifest != nil {
 		st, err := newMemberState(cfg.Manifest, cfg.ManifestRaw)
@@ -280,7 +289,16 @@ func (s *Service) Start(ctx context.Context) error {
 		s.log.Info("federation not started: no manifest installed")
 		return nil
 	}
-	return s.startHost()
+	if err := s.startHost(); err != nil {
+		return err
+	}
+	if s.rec != nil {
+		// A federation of this node alone has no one to reconcile with.
+		if err := s.maybeFinishReconcile(s.ctx); err != nil {
+			s.log.Error("reconciliation", "err", err)
+		}
+	}
+	return nil
 }
 
 // advertised is the host's AddrsFactory: a node tells its peers the
@@ -302,7 +320,7 @@ func (s *Service) advertised(bound []ma.Multiaddr) []ma.Multiaddr {
 func (s *Service) startHost() error {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
-	for _, p := range []protocol.ID{ProtoHeads, ProtoAnnounce, ProtoSync, ProtoManifest, ProtoOrders, ProtoAudit} {
+	for _, p := range []protocol.ID{ProtoHeads, ProtoAnnounce, ProtoSync, ProtoManifest, ProtoOrders, ProtoAudit, ProtoRecover} {
 		limits.AddProtocolLimit(p, rcmgr.BaseLimit{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512, Memory: 64 << 20}, rcmgr.BaseLimitIncrease{})
 		limits.AddProtocolPeerLimit(p, rcmgr.BaseLimit{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: 16 << 20}, rcmgr.BaseLimitIncrease{})
 	}
@@ -341,6 +359,7 @@ func (s *Service) startHost() error {
 	h.SetStreamHandler(ProtoManifest, s.handle(ProtoManifest, s.serveManifest))
 	h.SetStreamHandler(ProtoOrders, s.handle(ProtoOrders, s.serveOrders))
 	h.SetStreamHandler(ProtoAudit, s.handle(ProtoAudit, s.serveAudit))
+	h.SetStreamHandler(ProtoRecover, s.handle(ProtoRecover, s.serveRecover))
 	h.Network().Notify(&network.NotifyBundle{
 		ConnectedF: func(_ network.Network, c network.Conn) {
 			s.trigger(c.RemotePeer())

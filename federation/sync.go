@@ -307,6 +307,9 @@ func (s *Service) syncWith(ctx context.Context, p peer.ID) error {
 	}
 	theirs := reply.GetHeads().GetHeads()
 	s.notePeerHeads(p, theirs)
+	if err := s.reconcileWith(ctx, p, theirs); err != nil {
+		return err
+	}
 	ours, err := s.heads(ctx)
 	if err != nil {
 		return err
@@ -357,7 +360,21 @@ func (s *Service) pullOrigin(ctx context.Context, p peer.ID, origin string, from
 	go func() {
 		defer close(chunks)
 		for next := from; next <= head; {
-			recs, err := s.fetch(ctx, p, origin, next)
+			// The first range starts one record early, at the last one this
+			// node holds: checkContinues refuses a forked log.
+			start := next
+			if next == from && from > 1 {
+				start = from - 1
+			}
+			recs, err := s.fetch(ctx, p, origin, start)
+			if start < next && len(recs) > 0 {
+				if ferr := s.checkContinues(ctx, p, origin, start, recs[0].Raw); ferr != nil {
+					s.reject(ProtoSync, p, "fork", ferr)
+					recs, err = nil, ferr
+				} else {
+					recs = recs[1:]
+				}
+			}
 			select {
 			case chunks <- chunk{recs, err}:
 			case <-ctx.Done():
@@ -373,8 +390,7 @@ func (s *Service) pullOrigin(ctx context.Context, p peer.ID, origin string, from
 	total := 0
 	for c := range chunks {
 		if len(c.recs) > 0 {
-			n, err := s.catalog().ApplyRemote(ctx, origin, c.recs, &audit.Entry{Kind: audit.CatalogIngress, Peer: country, PeerID: p.String(),
-				Purpose: string(policy.PurposeCatalog)})
+			n, err := s.applyPulled(ctx, p, country, origin, c.recs)
 			if err != nil {
 				return total, err
 			}
@@ -386,6 +402,18 @@ func (s *Service) pullOrigin(ctx context.Context, p peer.ID, origin string, from
 		}
 	}
 	return total, nil
+}
+
+// applyPulled stores verified records pulled from p: another origin's as
+// catalog ingress, this node's own (taken back after a restore) through
+// Catalog.Reclaim.
+func (s *Service) applyPulled(ctx context.Context, p peer.ID, country, origin string, recs []catalog.RemoteRecord) (int, error) {
+	if origin == s.cfg.Country {
+		return s.catalog().Reclaim(ctx, recs, &audit.Entry{Kind: audit.AdminReconcile, Peer: country, PeerID: p.String(),
+			Purpose: string(policy.PurposeCatalog), Actor: "node", Reason: "this node's own catalog records taken back from " + country + " after a restore"})
+	}
+	return s.catalog().ApplyRemote(ctx, origin, recs, &audit.Entry{Kind: audit.CatalogIngress, Peer: country, PeerID: p.String(),
+		Purpose: string(policy.PurposeCatalog)})
 }
 
 // fetch asks p for one range of origin's log and verifies every record:

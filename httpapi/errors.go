@@ -62,6 +62,8 @@ func classify(err error) *httpError {
 		return errorf(http.StatusForbidden, "seller_inactive", "%s", err.Error())
 	case errors.Is(err, catalog.ErrBadCursor):
 		return &httpError{status: http.StatusBadRequest, apiError: apiError{Code: "bad_cursor", Message: err.Error(), Field: "cursor"}}
+	case errors.Is(err, catalog.ErrReconciling):
+		return errorf(http.StatusServiceUnavailable, "reconciling", "%s (GET /v1/peers shows the progress)", err.Error())
 	case errors.Is(err, catalog.ErrImportFile):
 		return errorf(http.StatusBadRequest, "bad_import_file", "%s", err.Error())
 	}

@@ -193,7 +193,9 @@ func Restore(dir, from string, now time.Time) (*RestoreResult, error) {
 	return res, nil
 }
 
-// recordRestore appends the admin.restore entry to a restored store.
+// recordRestore appends the admin.restore entry to a restored store and
+// marks it for reconciliation: until the node has reconciled with every
+// member it publishes nothing (docs/OPERATIONS.md, "Backup and restore").
 func recordRestore(path, from, previous string, now time.Time) error {
 	db, err := store.Open(path, store.Options{})
 	if err != nil {
@@ -203,9 +205,76 @@ func recordRestore(path, from, previous string, now time.Time) error {
 	if previous != "" {
 		reason += "; the replaced store, with any entries after the backup, is kept as " + filepath.Base(previous)
 	}
-	err = db.AppendAudit(context.Background(), &audit.Entry{Kind: audit.AdminRestore, Time: now, Actor: "operator (CLI, node stopped)", Reason: reason})
+	last, err := db.LastAuditTime()
+	if err == nil {
+		since := time.Time{}
+		if !last.IsZero() {
+			since = last.Add(-reconcileSkew)
+		}
+		err = db.SetReconcile(store.Reconcile{Reason: reason, Since: since, Started: now.UTC()},
+			&audit.Entry{Kind: audit.AdminRestore, Time: now, Actor: "operator (CLI, node stopped)", Reason: reason + "; the node reconciles with every member before it publishes again"})
+	}
 	if cerr := db.Close(); err == nil {
 		err = cerr
 	}
 	return err
+}
+
+// RestoreFromPeers makes a new, empty store for the (stopped) node in dir
+// whose store was lost with no backup: same keys, same operator token. It
+// is marked for reconciliation, so when the node runs (with the manifest
+// installed again) it takes back its own catalog records from the peers,
+// continues its log above the highest sequence they hold, and recovers
+// every order they placed with it. What never left the node (sellers'
+// personal data, their tokens, marketplaces, the audit log) is not
+// recovered. A store that exists is kept beside, never deleted.
+func RestoreFromPeers(dir string, now time.Time) (*RestoreResult, error) {
+	cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
+	if err != nil {
+		return nil, err
+	}
+	ks, err := keys.Load(filepath.Join(dir, KeysDir))
+	if err != nil {
+		return nil, err
+	}
+	token, err := ReadOperatorToken(dir)
+	if err != nil {
+		return nil, err
+	}
+	target := StorePath(dir)
+	res := &RestoreResult{Restored: target}
+	if _, err := os.Stat(target); err == nil {
+		db, err := store.Open(target, store.Options{LockTimeout: 200 * time.Millisecond, ReadOnly: true})
+		if err != nil {
+			return nil, fmt.Errorf("stop the node before restoring: %w", err)
+		}
+		db.Close()
+		res.Previous = target + ".before-restore-" + now.UTC().Format("20060102T150405Z")
+	}
+	if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
+		return nil, err
+	}
+	tmp := filepath.Join(filepath.Dir(target), ".restore-peers-"+now.UTC().Format("20060102T150405.000000000Z"))
+	defer os.Remove(tmp)
+	reason := "store made anew: the node's store was lost with no backup"
+	if res.Previous != "" {
+		reason += "; the replaced store is kept as " + filepath.Base(res.Previous)
+	}
+	if _, err := createStore(tmp, ks, cfg.Node.Country, token, "restore --from-peers: the country's default policy", &store.Reconcile{Reason: reason, Started: now.UTC()},
+		&audit.Entry{Kind: audit.AdminRestore, Time: now, Actor: "operator (CLI, node stopped)", Reason: reason + "; the node takes its catalog log and orders back from the members before it publishes again"}); err != nil {
+		return nil, err
+	}
+	if res.Previous != "" {
+		if err := os.Rename(target, res.Previous); err != nil {
+			return nil, fmt.Errorf("keep the current store: %w", err)
+		}
+	}
+	if err := os.Rename(tmp, target); err != nil {
+		return nil, fmt.Errorf("move the new store into place: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(target)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return res, nil
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/catalog"
 	"github.com/imtgt/imtgt-node/federation"
+	"github.com/imtgt/imtgt-node/federation/pb"
 	"github.com/imtgt/imtgt-node/httpapi"
 	"github.com/imtgt/imtgt-node/keys"
 	"github.com/imtgt/imtgt-node/membership"
@@ -136,33 +137,11 @@ func Init(opts InitOptions) (*InitResult, error) {
 	if err := os.MkdirAll(filepath.Join(tmp, DataDir), 0o700); err != nil {
 		return nil, err
 	}
-	db, err := store.Open(filepath.Join(tmp, DataDir, StoreFile), store.Options{})
+	token, _, err := access.NewToken(access.Operator)
 	if err != nil {
 		return nil, err
 	}
-	pub := hex.EncodeToString(ks.Node.Public().(ed25519.PublicKey))
-	now := time.Now().UTC()
-	token, hash, err := access.NewToken(access.Operator)
-	if err == nil {
-		err = db.SetNodeMeta(store.NodeMeta{Country: country, NodePublicKey: pub, CreatedAt: now})
-	}
-	if err == nil {
-		err = db.PutToken(context.Background(), hash, access.Principal{Role: access.Operator, Subject: "operator", CreatedAt: now})
-	}
-	if err == nil {
-		// The country's default policy, signed by the new agency key: a
-		// node never runs without a signed policy.
-		var raw []byte
-		if raw, err = signedDefaultPolicy(country, ks.Governance); err == nil {
-			var p *policy.Policy
-			if p, err = policy.Parse("default policy", raw); err == nil {
-				err = db.SavePolicy(raw, p.Version, policyInstalled(p, raw, "init: the country's default policy"))
-			}
-		}
-	}
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
+	pub, err := createStore(filepath.Join(tmp, DataDir, StoreFile), ks, country, token, "init: the country's default policy", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -179,6 +158,40 @@ func Init(opts InitOptions) (*InitResult, error) {
 	}
 	ok = true
 	return &InitResult{Dir: dir, OperatorToken: token, NodePublicKey: pub, Config: cfg}, nil
+}
+
+// createStore makes a new store for the node with keys ks: its identity,
+// the operator token's hash, and the country's default policy signed by
+// the agency key (a node never runs without a signed policy). pending,
+// when not nil, marks it for reconciliation (a store made anew after it
+// was lost). It returns the node's public key, hex.
+func createStore(path string, ks *keys.Set, country, operatorToken, why string, pending *store.Reconcile, entries ...*audit.Entry) (string, error) {
+	db, err := store.Open(path, store.Options{})
+	if err != nil {
+		return "", err
+	}
+	pub := hex.EncodeToString(ks.Node.Public().(ed25519.PublicKey))
+	now := time.Now().UTC()
+	err = db.SetNodeMeta(store.NodeMeta{Country: country, NodePublicKey: pub, CreatedAt: now})
+	if err == nil {
+		err = db.PutToken(context.Background(), access.HashToken(operatorToken), access.Principal{Role: access.Operator, Subject: "operator", CreatedAt: now})
+	}
+	if err == nil {
+		var raw []byte
+		if raw, err = signedDefaultPolicy(country, ks.Governance); err == nil {
+			var p *policy.Policy
+			if p, err = policy.Parse("default policy", raw); err == nil {
+				err = db.SavePolicy(raw, p.Version, policyInstalled(p, raw, why))
+			}
+		}
+	}
+	if err == nil && pending != nil {
+		err = db.SetReconcile(*pending, entries...)
+	}
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	return pub, err
 }
 
 // ReadOperatorToken reads DIR/operator.token.
@@ -278,7 +291,12 @@ func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 		db.Close()
 		return nil, err
 	}
-	if err := n.openFederation(opts); err != nil {
+	pending, err := db.PendingReconcile()
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := n.openFederation(opts, pending); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -299,11 +317,12 @@ func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 		Published:   n.Fed.Published,
 		ExportHolds: n.exportHolds,
 	})
+	n.Catalog.SetReconciling(pending != nil)
 	n.fedCatalog.Store(n.Catalog)
 	n.Orders = orders.New(orders.Config{
 		Country: cfg.Node.Country, Store: db, Catalog: n.Catalog,
 		Policy: func() *policy.Policy { p, _ := n.Policy(); return p },
-		Key:    ks.Data, Seal: n.Catalog.Seal(), Sign: n.Fed.SignReceipt,
+		Key:    ks.Data, Seal: n.Catalog.Seal(), Sign: n.Fed.SignReceipt, OwnReceipt: n.ownReceipt,
 		Logger: log, Registry: n.Metrics, Audit: n.Audit,
 	})
 	n.fedOrders.Store(n.Orders)
@@ -314,8 +333,11 @@ func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 	}
 	log.Info("catalog loaded", "listings", n.Catalog.Index().Count(), "took", time.Since(start).Round(time.Millisecond))
 	// A policy installed while the node was stopped may hold or release
-	// listings: apply its export rules before serving.
-	if changed, err := n.Catalog.Reexport(ctx); err != nil {
+	// listings: apply its export rules before serving (after a restore,
+	// once the reconciliation is done: finishReconcile).
+	if pending != nil {
+		log.Warn("store restored: reconciling with every member before publishing", "reason", pending.Reason, "orders_since", pending.Since)
+	} else if changed, err := n.Catalog.Reexport(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("apply export rules: %w", err)
 	} else if changed > 0 {
@@ -328,7 +350,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 
 // openFederation loads the installed manifest and federation key, and
 // builds the (not yet started) federation service.
-func (n *Node) openFederation(opts Options) error {
+func (n *Node) openFederation(opts Options, pending *store.Reconcile) error {
 	raw, err := n.Store.Manifest()
 	if err != nil {
 		return err
@@ -358,7 +380,15 @@ func (n *Node) openFederation(opts Options) error {
 			return nil
 		},
 		SaveManifest: n.saveReceivedManifest,
-		Logger:       n.log, Registry: n.Metrics, SyncInterval: opts.SyncInterval,
+		Reconcile:    n.reconcileConfig(pending),
+		Recoverable: func(ctx context.Context, seller string, since time.Time, after string, max int) ([]*pb.RecoveredOrder, []*audit.Entry, bool, error) {
+			o := n.fedOrders.Load()
+			if o == nil {
+				return nil, nil, false, errors.New("the order service is not up yet")
+			}
+			return o.Recoverable(ctx, seller, since, after, max)
+		},
+		Logger: n.log, Registry: n.Metrics, SyncInterval: opts.SyncInterval,
 		Policy: func() *policy.Policy { p, _ := n.Policy(); return p },
 		Audit:  n.Audit, Rejected: n.auditRejected, WitnessPeer: n.witnessPeer,
 		Connected: func(country string) {
@@ -526,6 +556,7 @@ func (n *Node) ready(ctx context.Context) []httpapi.Check {
 	_, err := n.Store.SchemaVersion()
 	checks = append(checks, httpapi.Check{Name: "store", Err: err})
 	checks = append(checks, httpapi.Check{Name: "federation_manifest", Err: n.Fed.Ready()})
+	checks = append(checks, httpapi.Check{Name: "reconcile", Err: n.reconcileCheck()})
 	return checks
 }
 

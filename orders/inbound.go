@@ -64,6 +64,15 @@ type incoming struct {
 // order is still decided, stored and acknowledged on its own.
 func (s *Service) HandleHandoffs(ctx context.Context, from string, hs []*pb.OrderHandoff) ([][]byte, []error) {
 	receipts, errs := make([][]byte, len(hs)), make([]error, len(hs))
+	if s.cfg.Catalog.Reconciling() {
+		// New orders take stock, which publishes catalog records: not
+		// before the node has taken back its own log. The buyer's node
+		// keeps them in its outbox and retries.
+		for i := range errs {
+			errs[i] = catalog.ErrReconciling
+		}
+		return receipts, errs
+	}
 	var todo []*incoming
 	byKey := map[string]*incoming{} // first of each inbox key in the batch
 	var dups []*incoming

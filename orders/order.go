@@ -152,6 +152,11 @@ type Order struct {
 	Receipt []byte `json:"receipt,omitempty"`
 	// Sealed holds Personal (AES-256-GCM, bound to the order ID).
 	Sealed []byte `json:"sealed,omitempty"`
+	// Delivered (buyer side) is the handoff exactly as the seller's node
+	// acknowledged it, sealed like Personal: what the buyer's node
+	// re-delivers if the seller's node is restored from a backup (see
+	// Recoverable). Retention erases it with the personal data.
+	Delivered []byte `json:"delivered,omitempty"`
 	// ErasedAt is set when retention ended and the personal data was erased.
 	ErasedAt *time.Time `json:"erased_at,omitempty"`
 

@@ -307,11 +307,20 @@ func (s *Service) complete(ctx context.Context, t Transport, r OutboxRow, body p
 	if rc.OrderId != r.OrderID || rc.Kind != r.Kind || rc.Seq != r.MsgSeq || string(rc.PayloadHash) != string(hash) || rc.Receiver != r.Dest {
 		return fmt.Errorf("%w: it acknowledges %s/%s/%d, not this message", ErrBadReceipt, rc.OrderId, rc.Kind, rc.Seq)
 	}
+	var kept []byte
+	if r.Kind == KindHandoff {
+		if kept, err = s.sealDelivered(r.OrderID, body); err != nil {
+			return err
+		}
+	}
 	err = s.cfg.Store.CompleteOutbox(ctx, r, raw, sentEntries(r, hash, raw, rc), func(o *Order) ([]OutboxRow, error) {
 		now := s.cfg.Now().UTC()
 		switch {
 		case r.Kind == KindHandoff:
 			o.Receipt = raw
+			if kept != nil {
+				o.Delivered = kept
+			}
 			to := Received
 			if rc.Result == ResultRejected {
 				to = Rejected

@@ -30,7 +30,7 @@ func (s *Service) EraseExpired(ctx context.Context, days int, now time.Time) (in
 			_, err := s.cfg.Store.UpdateOrder(ctx, o.ID, func(o *Order) ([]OutboxRow, error) {
 				if due(o) {
 					t := now.UTC()
-					o.Sealed, o.ErasedAt = nil, &t
+					o.Sealed, o.Delivered, o.ErasedAt = nil, nil, &t
 				}
 				return nil, nil
 			})

@@ -33,16 +33,19 @@ const (
 
 // Config wires a Service.
 type Config struct {
-	Country  string
-	Store    Store
-	Catalog  *catalog.Catalog
-	Policy   func() *policy.Policy
-	Key      *keys.DataKey
-	Seal     catalog.SealFunc // signs catalog log records of stock changes
-	Sign     func(*pb.Receipt) ([]byte, error)
-	Now      func() time.Time
-	Logger   *slog.Logger
-	Registry prometheus.Registerer
+	Country string
+	Store   Store
+	Catalog *catalog.Catalog
+	Policy  func() *policy.Policy
+	Key     *keys.DataKey
+	Seal    catalog.SealFunc // signs catalog log records of stock changes
+	Sign    func(*pb.Receipt) ([]byte, error)
+	// OwnReceipt opens a receipt envelope and checks this node signed it:
+	// a buyer's node hands back this node's receipts after a restore.
+	OwnReceipt func([]byte) (*pb.Receipt, error)
+	Now        func() time.Time
+	Logger     *slog.Logger
+	Registry   prometheus.Registerer
 	// Audit appends entries that record no stored change (refusals); nil
 	// records nothing.
 	Audit func(ctx context.Context, es ...*audit.Entry) error

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -42,23 +43,49 @@ FILE atomically. The node keeps serving meanwhile. Bring a backup back with
 
 func newRestoreCmd() *cobra.Command {
 	var dir, from string
+	var fromPeers bool
 	cmd := &cobra.Command{
-		Use:   "restore --dir DIR --from FILE",
+		Use:   "restore --dir DIR (--from FILE | --from-peers)",
 		Short: "Put a backup back as the store of a stopped node",
 		Long: `restore replaces the store of the node in DIR with a backup made by
 "imtgt-node backup". The node must be stopped. The file must be a backup of
 this very node (same identity key and country). The replaced store is kept
-beside it as data/node.db.before-restore-<time>.`,
-		Example: `  imtgt-node restore --dir /var/lib/imtgt/th --from th-2026-11-26.db`,
-		Args:    noArgs,
+beside it as data/node.db.before-restore-<time>.
+
+A restored node does not publish at once: when it runs, it first reconciles
+with every member of the federation. It takes back its own catalog records
+that the members hold beyond the backup (they carry its signature), so its
+log continues above the highest sequence any member holds, and it recovers
+the orders the members placed with it since the backup, each exactly once.
+Until then /readyz is 503 with the reason, writes to the catalog get 503
+"reconciling", and GET /v1/peers shows each member's progress.
+
+--from-peers is for a node whose store is lost with no backup: it makes a
+new store for the same keys and operator token, marked the same way. Install
+the federation manifest again (federation install), then run the node: the
+catalog log and the orders come back from the members. Sellers' personal
+data and tokens never left the node and do not come back.`,
+		Example: `  imtgt-node restore --dir /var/lib/imtgt/th --from th-2026-11-26.db
+  imtgt-node restore --dir /var/lib/imtgt/th --from-peers`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := requireFlag("dir", dir); err != nil {
 				return err
 			}
-			if err := requireFlag("from", from); err != nil {
-				return err
+			var res *node.RestoreResult
+			var err error
+			switch {
+			case fromPeers && from != "":
+				return usageError{errors.New("give --from FILE or --from-peers, not both")}
+			case fromPeers:
+				res, err = node.RestoreFromPeers(dir, time.Now())
+				from = "a new store"
+			default:
+				if err := requireFlag("from", from); err != nil {
+					return err
+				}
+				res, err = node.Restore(dir, from, time.Now())
 			}
-			res, err := node.Restore(dir, from, time.Now())
 			if err != nil {
 				return err
 			}
@@ -66,10 +93,12 @@ beside it as data/node.db.before-restore-<time>.`,
 			if res.Previous != "" {
 				fmt.Fprintf(cmd.OutOrStdout(), "The replaced store is kept as %s\n", res.Previous)
 			}
+			fmt.Fprintln(cmd.OutOrStdout(), "When it runs, the node reconciles with every member before it publishes (GET /v1/peers shows the progress).")
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "node directory (required)")
-	cmd.Flags().StringVar(&from, "from", "", "backup file to restore (required)")
+	cmd.Flags().StringVar(&from, "from", "", "backup file to restore")
+	cmd.Flags().BoolVar(&fromPeers, "from-peers", false, "the store is lost with no backup: make a new one and take the catalog log and orders back from the members")
 	return cmd
 }

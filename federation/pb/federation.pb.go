@@ -72,7 +72,7 @@ func (x ListingRecord_Op) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ListingRecord_Op.Descriptor instead.
 func (ListingRecord_Op) EnumDescriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{13, 0}
+	return file_federation_proto_rawDescGZIP(), []int{16, 0}
 }
 
 // Message is the payload of every application message. It travels inside a
@@ -107,6 +107,8 @@ type Message struct {
 	//	*Message_ReceiptBatch
 	//	*Message_AuditCheckpoint
 	//	*Message_AuditWitness
+	//	*Message_RecoverRequest
+	//	*Message_RecoverReply
 	Body          isMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -310,6 +312,24 @@ func (x *Message) GetAuditWitness() *AuditWitness {
 	return nil
 }
 
+func (x *Message) GetRecoverRequest() *RecoverRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Message_RecoverRequest); ok {
+			return x.RecoverRequest
+		}
+	}
+	return nil
+}
+
+func (x *Message) GetRecoverReply() *RecoverReply {
+	if x != nil {
+		if x, ok := x.Body.(*Message_RecoverReply); ok {
+			return x.RecoverReply
+		}
+	}
+	return nil
+}
+
 type isMessage_Body interface {
 	isMessage_Body()
 }
@@ -377,6 +397,16 @@ type Message_AuditWitness struct {
 	AuditWitness *AuditWitness `protobuf:"bytes,23,opt,name=audit_witness,json=auditWitness,proto3,oneof"`
 }
 
+type Message_RecoverRequest struct {
+	// Recovery after a restore (docs/PROTOCOL.md 6.7): the restored node
+	// asks a peer for what that peer holds of the orders between them.
+	RecoverRequest *RecoverRequest `protobuf:"bytes,24,opt,name=recover_request,json=recoverRequest,proto3,oneof"`
+}
+
+type Message_RecoverReply struct {
+	RecoverReply *RecoverReply `protobuf:"bytes,25,opt,name=recover_reply,json=recoverReply,proto3,oneof"`
+}
+
 func (*Message_HeadsRequest) isMessage_Body() {}
 
 func (*Message_Heads) isMessage_Body() {}
@@ -404,6 +434,10 @@ func (*Message_ReceiptBatch) isMessage_Body() {}
 func (*Message_AuditCheckpoint) isMessage_Body() {}
 
 func (*Message_AuditWitness) isMessage_Body() {}
+
+func (*Message_RecoverRequest) isMessage_Body() {}
+
+func (*Message_RecoverReply) isMessage_Body() {}
 
 type AuditCheckpoint struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -640,6 +674,243 @@ func (x *BatchResult) GetError() string {
 	return ""
 }
 
+// RecoverRequest, sent by a node that was restored from a backup (or whose
+// store was lost), asks a peer for the orders this node is the seller's
+// node of that the peer placed and updated since since_unix_ms, ordered by
+// order ID after after_order_id.
+type RecoverRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SinceUnixMs   int64                  `protobuf:"varint,1,opt,name=since_unix_ms,json=sinceUnixMs,proto3" json:"since_unix_ms,omitempty"`
+	AfterOrderId  string                 `protobuf:"bytes,2,opt,name=after_order_id,json=afterOrderId,proto3" json:"after_order_id,omitempty"`
+	MaxCount      uint32                 `protobuf:"varint,3,opt,name=max_count,json=maxCount,proto3" json:"max_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecoverRequest) Reset() {
+	*x = RecoverRequest{}
+	mi := &file_federation_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecoverRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecoverRequest) ProtoMessage() {}
+
+func (x *RecoverRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_federation_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecoverRequest.ProtoReflect.Descriptor instead.
+func (*RecoverRequest) Descriptor() ([]byte, []int) {
+	return file_federation_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RecoverRequest) GetSinceUnixMs() int64 {
+	if x != nil {
+		return x.SinceUnixMs
+	}
+	return 0
+}
+
+func (x *RecoverRequest) GetAfterOrderId() string {
+	if x != nil {
+		return x.AfterOrderId
+	}
+	return ""
+}
+
+func (x *RecoverRequest) GetMaxCount() uint32 {
+	if x != nil {
+		return x.MaxCount
+	}
+	return 0
+}
+
+// RecoverReply answers a RecoverRequest: one page of orders, and whether
+// more follow (ask again with after_order_id = the last order_id).
+type RecoverReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Orders        []*RecoveredOrder      `protobuf:"bytes,1,rep,name=orders,proto3" json:"orders,omitempty"`
+	More          bool                   `protobuf:"varint,2,opt,name=more,proto3" json:"more,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecoverReply) Reset() {
+	*x = RecoverReply{}
+	mi := &file_federation_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecoverReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecoverReply) ProtoMessage() {}
+
+func (x *RecoverReply) ProtoReflect() protoreflect.Message {
+	mi := &file_federation_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecoverReply.ProtoReflect.Descriptor instead.
+func (*RecoverReply) Descriptor() ([]byte, []int) {
+	return file_federation_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RecoverReply) GetOrders() []*RecoveredOrder {
+	if x != nil {
+		return x.Orders
+	}
+	return nil
+}
+
+func (x *RecoverReply) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
+// RecoveredOrder is what the buyer's node holds of one order: the handoff
+// exactly as it was delivered (its payload hash is the one the kept
+// receipt acknowledges), and the order's state as the buyer's node last
+// learned it from the seller's node.
+type RecoveredOrder struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// The handoff as delivered; absent if the buyer's node no longer keeps
+	// it (delivered before it kept handoffs, or erased by retention).
+	Handoff *OrderHandoff `protobuf:"bytes,2,opt,name=handoff,proto3" json:"handoff,omitempty"`
+	// The seller node's last status the buyer's node applied, and its seq
+	// (the seller node's next status message is status_seq + 1).
+	Status    string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	StatusSeq uint64 `protobuf:"varint,4,opt,name=status_seq,json=statusSeq,proto3" json:"status_seq,omitempty"`
+	// The last status seq the buyer's node sent (cancellations).
+	BuyerSeq      uint64 `protobuf:"varint,5,opt,name=buyer_seq,json=buyerSeq,proto3" json:"buyer_seq,omitempty"`
+	Reason        string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	Tracking      string `protobuf:"bytes,7,opt,name=tracking,proto3" json:"tracking,omitempty"`
+	UpdatedUnixMs int64  `protobuf:"varint,8,opt,name=updated_unix_ms,json=updatedUnixMs,proto3" json:"updated_unix_ms,omitempty"`
+	// The seller node's signed receipt of the handoff, as the buyer's node
+	// kept it: the restored node answers a repeated delivery with it.
+	Receipt       []byte `protobuf:"bytes,9,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecoveredOrder) Reset() {
+	*x = RecoveredOrder{}
+	mi := &file_federation_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecoveredOrder) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecoveredOrder) ProtoMessage() {}
+
+func (x *RecoveredOrder) ProtoReflect() protoreflect.Message {
+	mi := &file_federation_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecoveredOrder.ProtoReflect.Descriptor instead.
+func (*RecoveredOrder) Descriptor() ([]byte, []int) {
+	return file_federation_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RecoveredOrder) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *RecoveredOrder) GetHandoff() *OrderHandoff {
+	if x != nil {
+		return x.Handoff
+	}
+	return nil
+}
+
+func (x *RecoveredOrder) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *RecoveredOrder) GetStatusSeq() uint64 {
+	if x != nil {
+		return x.StatusSeq
+	}
+	return 0
+}
+
+func (x *RecoveredOrder) GetBuyerSeq() uint64 {
+	if x != nil {
+		return x.BuyerSeq
+	}
+	return 0
+}
+
+func (x *RecoveredOrder) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RecoveredOrder) GetTracking() string {
+	if x != nil {
+		return x.Tracking
+	}
+	return ""
+}
+
+func (x *RecoveredOrder) GetUpdatedUnixMs() int64 {
+	if x != nil {
+		return x.UpdatedUnixMs
+	}
+	return 0
+}
+
+func (x *RecoveredOrder) GetReceipt() []byte {
+	if x != nil {
+		return x.Receipt
+	}
+	return nil
+}
+
 // HeadsRequest asks a peer for the last sequence number it holds of each
 // origin's catalog log.
 type HeadsRequest struct {
@@ -650,7 +921,7 @@ type HeadsRequest struct {
 
 func (x *HeadsRequest) Reset() {
 	*x = HeadsRequest{}
-	mi := &file_federation_proto_msgTypes[6]
+	mi := &file_federation_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -662,7 +933,7 @@ func (x *HeadsRequest) String() string {
 func (*HeadsRequest) ProtoMessage() {}
 
 func (x *HeadsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[6]
+	mi := &file_federation_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -675,7 +946,7 @@ func (x *HeadsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeadsRequest.ProtoReflect.Descriptor instead.
 func (*HeadsRequest) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{6}
+	return file_federation_proto_rawDescGZIP(), []int{9}
 }
 
 // Heads maps an origin country code (ISO 3166-1 alpha-2) to the highest
@@ -690,7 +961,7 @@ type Heads struct {
 
 func (x *Heads) Reset() {
 	*x = Heads{}
-	mi := &file_federation_proto_msgTypes[7]
+	mi := &file_federation_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -702,7 +973,7 @@ func (x *Heads) String() string {
 func (*Heads) ProtoMessage() {}
 
 func (x *Heads) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[7]
+	mi := &file_federation_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -715,7 +986,7 @@ func (x *Heads) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heads.ProtoReflect.Descriptor instead.
 func (*Heads) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{7}
+	return file_federation_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Heads) GetHeads() map[string]uint64 {
@@ -738,7 +1009,7 @@ type RangeRequest struct {
 
 func (x *RangeRequest) Reset() {
 	*x = RangeRequest{}
-	mi := &file_federation_proto_msgTypes[8]
+	mi := &file_federation_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -750,7 +1021,7 @@ func (x *RangeRequest) String() string {
 func (*RangeRequest) ProtoMessage() {}
 
 func (x *RangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[8]
+	mi := &file_federation_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -763,7 +1034,7 @@ func (x *RangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeRequest.ProtoReflect.Descriptor instead.
 func (*RangeRequest) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{8}
+	return file_federation_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RangeRequest) GetOrigin() string {
@@ -804,7 +1075,7 @@ type RangeReply struct {
 
 func (x *RangeReply) Reset() {
 	*x = RangeReply{}
-	mi := &file_federation_proto_msgTypes[9]
+	mi := &file_federation_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -816,7 +1087,7 @@ func (x *RangeReply) String() string {
 func (*RangeReply) ProtoMessage() {}
 
 func (x *RangeReply) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[9]
+	mi := &file_federation_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -829,7 +1100,7 @@ func (x *RangeReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeReply.ProtoReflect.Descriptor instead.
 func (*RangeReply) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{9}
+	return file_federation_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RangeReply) GetOrigin() string {
@@ -864,7 +1135,7 @@ type ManifestOffer struct {
 
 func (x *ManifestOffer) Reset() {
 	*x = ManifestOffer{}
-	mi := &file_federation_proto_msgTypes[10]
+	mi := &file_federation_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -876,7 +1147,7 @@ func (x *ManifestOffer) String() string {
 func (*ManifestOffer) ProtoMessage() {}
 
 func (x *ManifestOffer) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[10]
+	mi := &file_federation_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -889,7 +1160,7 @@ func (x *ManifestOffer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestOffer.ProtoReflect.Descriptor instead.
 func (*ManifestOffer) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{10}
+	return file_federation_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ManifestOffer) GetVersion() uint64 {
@@ -921,7 +1192,7 @@ type ManifestReply struct {
 
 func (x *ManifestReply) Reset() {
 	*x = ManifestReply{}
-	mi := &file_federation_proto_msgTypes[11]
+	mi := &file_federation_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -933,7 +1204,7 @@ func (x *ManifestReply) String() string {
 func (*ManifestReply) ProtoMessage() {}
 
 func (x *ManifestReply) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[11]
+	mi := &file_federation_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -946,7 +1217,7 @@ func (x *ManifestReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestReply.ProtoReflect.Descriptor instead.
 func (*ManifestReply) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{11}
+	return file_federation_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ManifestReply) GetAccepted() bool {
@@ -979,7 +1250,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_federation_proto_msgTypes[12]
+	mi := &file_federation_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -991,7 +1262,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[12]
+	mi := &file_federation_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1004,7 +1275,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{12}
+	return file_federation_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Error) GetCode() string {
@@ -1041,7 +1312,7 @@ type ListingRecord struct {
 
 func (x *ListingRecord) Reset() {
 	*x = ListingRecord{}
-	mi := &file_federation_proto_msgTypes[13]
+	mi := &file_federation_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1053,7 +1324,7 @@ func (x *ListingRecord) String() string {
 func (*ListingRecord) ProtoMessage() {}
 
 func (x *ListingRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[13]
+	mi := &file_federation_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1066,7 +1337,7 @@ func (x *ListingRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListingRecord.ProtoReflect.Descriptor instead.
 func (*ListingRecord) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{13}
+	return file_federation_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListingRecord) GetOrigin() string {
@@ -1134,7 +1405,7 @@ type Listing struct {
 
 func (x *Listing) Reset() {
 	*x = Listing{}
-	mi := &file_federation_proto_msgTypes[14]
+	mi := &file_federation_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1146,7 +1417,7 @@ func (x *Listing) String() string {
 func (*Listing) ProtoMessage() {}
 
 func (x *Listing) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[14]
+	mi := &file_federation_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1159,7 +1430,7 @@ func (x *Listing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Listing.ProtoReflect.Descriptor instead.
 func (*Listing) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{14}
+	return file_federation_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Listing) GetId() string {
@@ -1266,7 +1537,7 @@ type SellerProfile struct {
 
 func (x *SellerProfile) Reset() {
 	*x = SellerProfile{}
-	mi := &file_federation_proto_msgTypes[15]
+	mi := &file_federation_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1278,7 +1549,7 @@ func (x *SellerProfile) String() string {
 func (*SellerProfile) ProtoMessage() {}
 
 func (x *SellerProfile) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[15]
+	mi := &file_federation_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1291,7 +1562,7 @@ func (x *SellerProfile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SellerProfile.ProtoReflect.Descriptor instead.
 func (*SellerProfile) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{15}
+	return file_federation_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SellerProfile) GetId() string {
@@ -1333,7 +1604,7 @@ type Money struct {
 
 func (x *Money) Reset() {
 	*x = Money{}
-	mi := &file_federation_proto_msgTypes[16]
+	mi := &file_federation_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1345,7 +1616,7 @@ func (x *Money) String() string {
 func (*Money) ProtoMessage() {}
 
 func (x *Money) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[16]
+	mi := &file_federation_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1358,7 +1629,7 @@ func (x *Money) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Money.ProtoReflect.Descriptor instead.
 func (*Money) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{16}
+	return file_federation_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Money) GetMinor() int64 {
@@ -1400,7 +1671,7 @@ type OrderHandoff struct {
 
 func (x *OrderHandoff) Reset() {
 	*x = OrderHandoff{}
-	mi := &file_federation_proto_msgTypes[17]
+	mi := &file_federation_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1412,7 +1683,7 @@ func (x *OrderHandoff) String() string {
 func (*OrderHandoff) ProtoMessage() {}
 
 func (x *OrderHandoff) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[17]
+	mi := &file_federation_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1425,7 +1696,7 @@ func (x *OrderHandoff) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderHandoff.ProtoReflect.Descriptor instead.
 func (*OrderHandoff) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{17}
+	return file_federation_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *OrderHandoff) GetOrderId() string {
@@ -1511,7 +1782,7 @@ type OrderItem struct {
 
 func (x *OrderItem) Reset() {
 	*x = OrderItem{}
-	mi := &file_federation_proto_msgTypes[18]
+	mi := &file_federation_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1523,7 +1794,7 @@ func (x *OrderItem) String() string {
 func (*OrderItem) ProtoMessage() {}
 
 func (x *OrderItem) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[18]
+	mi := &file_federation_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1536,7 +1807,7 @@ func (x *OrderItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderItem.ProtoReflect.Descriptor instead.
 func (*OrderItem) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{18}
+	return file_federation_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *OrderItem) GetListingId() string {
@@ -1588,7 +1859,7 @@ type OrderQuote struct {
 
 func (x *OrderQuote) Reset() {
 	*x = OrderQuote{}
-	mi := &file_federation_proto_msgTypes[19]
+	mi := &file_federation_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1600,7 +1871,7 @@ func (x *OrderQuote) String() string {
 func (*OrderQuote) ProtoMessage() {}
 
 func (x *OrderQuote) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[19]
+	mi := &file_federation_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1613,7 +1884,7 @@ func (x *OrderQuote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderQuote.ProtoReflect.Descriptor instead.
 func (*OrderQuote) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{19}
+	return file_federation_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *OrderQuote) GetItemTotal() *Money {
@@ -1673,7 +1944,7 @@ type Recipient struct {
 
 func (x *Recipient) Reset() {
 	*x = Recipient{}
-	mi := &file_federation_proto_msgTypes[20]
+	mi := &file_federation_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1685,7 +1956,7 @@ func (x *Recipient) String() string {
 func (*Recipient) ProtoMessage() {}
 
 func (x *Recipient) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[20]
+	mi := &file_federation_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1698,7 +1969,7 @@ func (x *Recipient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Recipient.ProtoReflect.Descriptor instead.
 func (*Recipient) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{20}
+	return file_federation_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Recipient) GetName() string {
@@ -1760,7 +2031,7 @@ type Consent struct {
 
 func (x *Consent) Reset() {
 	*x = Consent{}
-	mi := &file_federation_proto_msgTypes[21]
+	mi := &file_federation_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1772,7 +2043,7 @@ func (x *Consent) String() string {
 func (*Consent) ProtoMessage() {}
 
 func (x *Consent) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[21]
+	mi := &file_federation_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1785,7 +2056,7 @@ func (x *Consent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Consent.ProtoReflect.Descriptor instead.
 func (*Consent) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{21}
+	return file_federation_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Consent) GetCrossBorderTransfer() bool {
@@ -1820,7 +2091,7 @@ type OrderStatus struct {
 
 func (x *OrderStatus) Reset() {
 	*x = OrderStatus{}
-	mi := &file_federation_proto_msgTypes[22]
+	mi := &file_federation_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1832,7 +2103,7 @@ func (x *OrderStatus) String() string {
 func (*OrderStatus) ProtoMessage() {}
 
 func (x *OrderStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[22]
+	mi := &file_federation_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1845,7 +2116,7 @@ func (x *OrderStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderStatus.ProtoReflect.Descriptor instead.
 func (*OrderStatus) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{22}
+	return file_federation_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *OrderStatus) GetOrderId() string {
@@ -1917,7 +2188,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_federation_proto_msgTypes[23]
+	mi := &file_federation_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1929,7 +2200,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[23]
+	mi := &file_federation_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1942,7 +2213,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{23}
+	return file_federation_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Receipt) GetOrderId() string {
@@ -2012,7 +2283,8 @@ var File_federation_proto protoreflect.FileDescriptor
 
 const file_federation_proto_rawDesc = "" +
 	"\n" +
-	"\x10federation.proto\x12\x13imtgt.federation.v1\"\xee\b\n" +
+	"\x10federation.proto\x12\x13imtgt.federation.v1\"\x88\n" +
+	"\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12&\n" +
 	"\x0fcreated_unix_ms\x18\x02 \x01(\x03R\rcreatedUnixMs\x12&\n" +
@@ -2037,7 +2309,9 @@ const file_federation_proto_rawDesc = "" +
 	"orderBatch\x12H\n" +
 	"\rreceipt_batch\x18\x15 \x01(\v2!.imtgt.federation.v1.ReceiptBatchH\x00R\freceiptBatch\x12Q\n" +
 	"\x10audit_checkpoint\x18\x16 \x01(\v2$.imtgt.federation.v1.AuditCheckpointH\x00R\x0fauditCheckpoint\x12H\n" +
-	"\raudit_witness\x18\x17 \x01(\v2!.imtgt.federation.v1.AuditWitnessH\x00R\fauditWitnessB\x06\n" +
+	"\raudit_witness\x18\x17 \x01(\v2!.imtgt.federation.v1.AuditWitnessH\x00R\fauditWitness\x12N\n" +
+	"\x0frecover_request\x18\x18 \x01(\v2#.imtgt.federation.v1.RecoverRequestH\x00R\x0erecoverRequest\x12H\n" +
+	"\rrecover_reply\x18\x19 \x01(\v2!.imtgt.federation.v1.RecoverReplyH\x00R\frecoverReplyB\x06\n" +
 	"\x04body\"1\n" +
 	"\x0fAuditCheckpoint\x12\x1e\n" +
 	"\n" +
@@ -2052,7 +2326,25 @@ const file_federation_proto_rawDesc = "" +
 	"\aresults\x18\x01 \x03(\v2 .imtgt.federation.v1.BatchResultR\aresults\"=\n" +
 	"\vBatchResult\x12\x18\n" +
 	"\areceipt\x18\x01 \x01(\fR\areceipt\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error\"\x0e\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\"w\n" +
+	"\x0eRecoverRequest\x12\"\n" +
+	"\rsince_unix_ms\x18\x01 \x01(\x03R\vsinceUnixMs\x12$\n" +
+	"\x0eafter_order_id\x18\x02 \x01(\tR\fafterOrderId\x12\x1b\n" +
+	"\tmax_count\x18\x03 \x01(\rR\bmaxCount\"_\n" +
+	"\fRecoverReply\x12;\n" +
+	"\x06orders\x18\x01 \x03(\v2#.imtgt.federation.v1.RecoveredOrderR\x06orders\x12\x12\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"\xb2\x02\n" +
+	"\x0eRecoveredOrder\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12;\n" +
+	"\ahandoff\x18\x02 \x01(\v2!.imtgt.federation.v1.OrderHandoffR\ahandoff\x12\x16\n" +
+	"\x06status\x18\x03 \x01(\tR\x06status\x12\x1d\n" +
+	"\n" +
+	"status_seq\x18\x04 \x01(\x04R\tstatusSeq\x12\x1b\n" +
+	"\tbuyer_seq\x18\x05 \x01(\x04R\bbuyerSeq\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x1a\n" +
+	"\btracking\x18\a \x01(\tR\btracking\x12&\n" +
+	"\x0fupdated_unix_ms\x18\b \x01(\x03R\rupdatedUnixMs\x12\x18\n" +
+	"\areceipt\x18\t \x01(\fR\areceipt\"\x0e\n" +
 	"\fHeadsRequest\"~\n" +
 	"\x05Heads\x12;\n" +
 	"\x05heads\x18\x01 \x03(\v2%.imtgt.federation.v1.Heads.HeadsEntryR\x05heads\x1a8\n" +
@@ -2194,7 +2486,7 @@ func file_federation_proto_rawDescGZIP() []byte {
 }
 
 var file_federation_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_federation_proto_goTypes = []any{
 	(ListingRecord_Op)(0),   // 0: imtgt.federation.v1.ListingRecord.Op
 	(*Message)(nil),         // 1: imtgt.federation.v1.Message
@@ -2203,63 +2495,70 @@ var file_federation_proto_goTypes = []any{
 	(*OrderBatch)(nil),      // 4: imtgt.federation.v1.OrderBatch
 	(*ReceiptBatch)(nil),    // 5: imtgt.federation.v1.ReceiptBatch
 	(*BatchResult)(nil),     // 6: imtgt.federation.v1.BatchResult
-	(*HeadsRequest)(nil),    // 7: imtgt.federation.v1.HeadsRequest
-	(*Heads)(nil),           // 8: imtgt.federation.v1.Heads
-	(*RangeRequest)(nil),    // 9: imtgt.federation.v1.RangeRequest
-	(*RangeReply)(nil),      // 10: imtgt.federation.v1.RangeReply
-	(*ManifestOffer)(nil),   // 11: imtgt.federation.v1.ManifestOffer
-	(*ManifestReply)(nil),   // 12: imtgt.federation.v1.ManifestReply
-	(*Error)(nil),           // 13: imtgt.federation.v1.Error
-	(*ListingRecord)(nil),   // 14: imtgt.federation.v1.ListingRecord
-	(*Listing)(nil),         // 15: imtgt.federation.v1.Listing
-	(*SellerProfile)(nil),   // 16: imtgt.federation.v1.SellerProfile
-	(*Money)(nil),           // 17: imtgt.federation.v1.Money
-	(*OrderHandoff)(nil),    // 18: imtgt.federation.v1.OrderHandoff
-	(*OrderItem)(nil),       // 19: imtgt.federation.v1.OrderItem
-	(*OrderQuote)(nil),      // 20: imtgt.federation.v1.OrderQuote
-	(*Recipient)(nil),       // 21: imtgt.federation.v1.Recipient
-	(*Consent)(nil),         // 22: imtgt.federation.v1.Consent
-	(*OrderStatus)(nil),     // 23: imtgt.federation.v1.OrderStatus
-	(*Receipt)(nil),         // 24: imtgt.federation.v1.Receipt
-	nil,                     // 25: imtgt.federation.v1.Heads.HeadsEntry
-	nil,                     // 26: imtgt.federation.v1.Listing.AttributesEntry
+	(*RecoverRequest)(nil),  // 7: imtgt.federation.v1.RecoverRequest
+	(*RecoverReply)(nil),    // 8: imtgt.federation.v1.RecoverReply
+	(*RecoveredOrder)(nil),  // 9: imtgt.federation.v1.RecoveredOrder
+	(*HeadsRequest)(nil),    // 10: imtgt.federation.v1.HeadsRequest
+	(*Heads)(nil),           // 11: imtgt.federation.v1.Heads
+	(*RangeRequest)(nil),    // 12: imtgt.federation.v1.RangeRequest
+	(*RangeReply)(nil),      // 13: imtgt.federation.v1.RangeReply
+	(*ManifestOffer)(nil),   // 14: imtgt.federation.v1.ManifestOffer
+	(*ManifestReply)(nil),   // 15: imtgt.federation.v1.ManifestReply
+	(*Error)(nil),           // 16: imtgt.federation.v1.Error
+	(*ListingRecord)(nil),   // 17: imtgt.federation.v1.ListingRecord
+	(*Listing)(nil),         // 18: imtgt.federation.v1.Listing
+	(*SellerProfile)(nil),   // 19: imtgt.federation.v1.SellerProfile
+	(*Money)(nil),           // 20: imtgt.federation.v1.Money
+	(*OrderHandoff)(nil),    // 21: imtgt.federation.v1.OrderHandoff
+	(*OrderItem)(nil),       // 22: imtgt.federation.v1.OrderItem
+	(*OrderQuote)(nil),      // 23: imtgt.federation.v1.OrderQuote
+	(*Recipient)(nil),       // 24: imtgt.federation.v1.Recipient
+	(*Consent)(nil),         // 25: imtgt.federation.v1.Consent
+	(*OrderStatus)(nil),     // 26: imtgt.federation.v1.OrderStatus
+	(*Receipt)(nil),         // 27: imtgt.federation.v1.Receipt
+	nil,                     // 28: imtgt.federation.v1.Heads.HeadsEntry
+	nil,                     // 29: imtgt.federation.v1.Listing.AttributesEntry
 }
 var file_federation_proto_depIdxs = []int32{
-	7,  // 0: imtgt.federation.v1.Message.heads_request:type_name -> imtgt.federation.v1.HeadsRequest
-	8,  // 1: imtgt.federation.v1.Message.heads:type_name -> imtgt.federation.v1.Heads
-	9,  // 2: imtgt.federation.v1.Message.range_request:type_name -> imtgt.federation.v1.RangeRequest
-	10, // 3: imtgt.federation.v1.Message.range_reply:type_name -> imtgt.federation.v1.RangeReply
-	11, // 4: imtgt.federation.v1.Message.manifest_offer:type_name -> imtgt.federation.v1.ManifestOffer
-	12, // 5: imtgt.federation.v1.Message.manifest_reply:type_name -> imtgt.federation.v1.ManifestReply
-	13, // 6: imtgt.federation.v1.Message.error:type_name -> imtgt.federation.v1.Error
-	18, // 7: imtgt.federation.v1.Message.order_handoff:type_name -> imtgt.federation.v1.OrderHandoff
-	23, // 8: imtgt.federation.v1.Message.order_status:type_name -> imtgt.federation.v1.OrderStatus
+	10, // 0: imtgt.federation.v1.Message.heads_request:type_name -> imtgt.federation.v1.HeadsRequest
+	11, // 1: imtgt.federation.v1.Message.heads:type_name -> imtgt.federation.v1.Heads
+	12, // 2: imtgt.federation.v1.Message.range_request:type_name -> imtgt.federation.v1.RangeRequest
+	13, // 3: imtgt.federation.v1.Message.range_reply:type_name -> imtgt.federation.v1.RangeReply
+	14, // 4: imtgt.federation.v1.Message.manifest_offer:type_name -> imtgt.federation.v1.ManifestOffer
+	15, // 5: imtgt.federation.v1.Message.manifest_reply:type_name -> imtgt.federation.v1.ManifestReply
+	16, // 6: imtgt.federation.v1.Message.error:type_name -> imtgt.federation.v1.Error
+	21, // 7: imtgt.federation.v1.Message.order_handoff:type_name -> imtgt.federation.v1.OrderHandoff
+	26, // 8: imtgt.federation.v1.Message.order_status:type_name -> imtgt.federation.v1.OrderStatus
 	4,  // 9: imtgt.federation.v1.Message.order_batch:type_name -> imtgt.federation.v1.OrderBatch
 	5,  // 10: imtgt.federation.v1.Message.receipt_batch:type_name -> imtgt.federation.v1.ReceiptBatch
 	2,  // 11: imtgt.federation.v1.Message.audit_checkpoint:type_name -> imtgt.federation.v1.AuditCheckpoint
 	3,  // 12: imtgt.federation.v1.Message.audit_witness:type_name -> imtgt.federation.v1.AuditWitness
-	18, // 13: imtgt.federation.v1.OrderBatch.handoffs:type_name -> imtgt.federation.v1.OrderHandoff
-	6,  // 14: imtgt.federation.v1.ReceiptBatch.results:type_name -> imtgt.federation.v1.BatchResult
-	25, // 15: imtgt.federation.v1.Heads.heads:type_name -> imtgt.federation.v1.Heads.HeadsEntry
-	0,  // 16: imtgt.federation.v1.ListingRecord.op:type_name -> imtgt.federation.v1.ListingRecord.Op
-	15, // 17: imtgt.federation.v1.ListingRecord.listing:type_name -> imtgt.federation.v1.Listing
-	16, // 18: imtgt.federation.v1.Listing.seller:type_name -> imtgt.federation.v1.SellerProfile
-	17, // 19: imtgt.federation.v1.Listing.price:type_name -> imtgt.federation.v1.Money
-	26, // 20: imtgt.federation.v1.Listing.attributes:type_name -> imtgt.federation.v1.Listing.AttributesEntry
-	19, // 21: imtgt.federation.v1.OrderHandoff.items:type_name -> imtgt.federation.v1.OrderItem
-	20, // 22: imtgt.federation.v1.OrderHandoff.quote:type_name -> imtgt.federation.v1.OrderQuote
-	21, // 23: imtgt.federation.v1.OrderHandoff.recipient:type_name -> imtgt.federation.v1.Recipient
-	22, // 24: imtgt.federation.v1.OrderHandoff.consent:type_name -> imtgt.federation.v1.Consent
-	17, // 25: imtgt.federation.v1.OrderItem.unit_price:type_name -> imtgt.federation.v1.Money
-	17, // 26: imtgt.federation.v1.OrderQuote.item_total:type_name -> imtgt.federation.v1.Money
-	17, // 27: imtgt.federation.v1.OrderQuote.duties_total:type_name -> imtgt.federation.v1.Money
-	17, // 28: imtgt.federation.v1.OrderQuote.taxes_total:type_name -> imtgt.federation.v1.Money
-	17, // 29: imtgt.federation.v1.OrderQuote.landed_total:type_name -> imtgt.federation.v1.Money
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	7,  // 13: imtgt.federation.v1.Message.recover_request:type_name -> imtgt.federation.v1.RecoverRequest
+	8,  // 14: imtgt.federation.v1.Message.recover_reply:type_name -> imtgt.federation.v1.RecoverReply
+	21, // 15: imtgt.federation.v1.OrderBatch.handoffs:type_name -> imtgt.federation.v1.OrderHandoff
+	6,  // 16: imtgt.federation.v1.ReceiptBatch.results:type_name -> imtgt.federation.v1.BatchResult
+	9,  // 17: imtgt.federation.v1.RecoverReply.orders:type_name -> imtgt.federation.v1.RecoveredOrder
+	21, // 18: imtgt.federation.v1.RecoveredOrder.handoff:type_name -> imtgt.federation.v1.OrderHandoff
+	28, // 19: imtgt.federation.v1.Heads.heads:type_name -> imtgt.federation.v1.Heads.HeadsEntry
+	0,  // 20: imtgt.federation.v1.ListingRecord.op:type_name -> imtgt.federation.v1.ListingRecord.Op
+	18, // 21: imtgt.federation.v1.ListingRecord.listing:type_name -> imtgt.federation.v1.Listing
+	19, // 22: imtgt.federation.v1.Listing.seller:type_name -> imtgt.federation.v1.SellerProfile
+	20, // 23: imtgt.federation.v1.Listing.price:type_name -> imtgt.federation.v1.Money
+	29, // 24: imtgt.federation.v1.Listing.attributes:type_name -> imtgt.federation.v1.Listing.AttributesEntry
+	22, // 25: imtgt.federation.v1.OrderHandoff.items:type_name -> imtgt.federation.v1.OrderItem
+	23, // 26: imtgt.federation.v1.OrderHandoff.quote:type_name -> imtgt.federation.v1.OrderQuote
+	24, // 27: imtgt.federation.v1.OrderHandoff.recipient:type_name -> imtgt.federation.v1.Recipient
+	25, // 28: imtgt.federation.v1.OrderHandoff.consent:type_name -> imtgt.federation.v1.Consent
+	20, // 29: imtgt.federation.v1.OrderItem.unit_price:type_name -> imtgt.federation.v1.Money
+	20, // 30: imtgt.federation.v1.OrderQuote.item_total:type_name -> imtgt.federation.v1.Money
+	20, // 31: imtgt.federation.v1.OrderQuote.duties_total:type_name -> imtgt.federation.v1.Money
+	20, // 32: imtgt.federation.v1.OrderQuote.taxes_total:type_name -> imtgt.federation.v1.Money
+	20, // 33: imtgt.federation.v1.OrderQuote.landed_total:type_name -> imtgt.federation.v1.Money
+	34, // [34:34] is the sub-list for method output_type
+	34, // [34:34] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_federation_proto_init() }
@@ -2282,6 +2581,8 @@ func file_federation_proto_init() {
 		(*Message_ReceiptBatch)(nil),
 		(*Message_AuditCheckpoint)(nil),
 		(*Message_AuditWitness)(nil),
+		(*Message_RecoverRequest)(nil),
+		(*Message_RecoverReply)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2289,7 +2590,7 @@ func file_federation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_federation_proto_rawDesc), len(file_federation_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   26,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
