@@ -1,0 +1,130 @@
+package node_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/oklog/ulid/v2"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/imtgt/imtgt-node/federation"
+	"github.com/imtgt/imtgt-node/federation/pb"
+	"github.com/imtgt/imtgt-node/internal/testnet"
+	"github.com/imtgt/imtgt-node/orders"
+)
+
+// TestRecoverOrders drives the seller's side of order recovery with what a
+// buyer's node may send after a restore: genuine pages are applied exactly
+// once, without taking stock again, and forged or inconsistent ones are
+// refused naming what is wrong.
+func TestRecoverOrders(t *testing.T) {
+	on := newOrderNet(t, 100)
+	ctx := context.Background()
+	id := placeHTTP(t, on, "rec-1", 2)
+	testnet.Eventually(t, 10*time.Second, func() bool {
+		r := on.my.Do("GET", "/v1/orders/"+id, on.shop, nil)
+		return r.Status == http.StatusOK && r.JSON["status"] == "received"
+	}, "order not delivered")
+
+	// What MY holds of its orders with TH: the handoff as delivered, TH's
+	// receipt, the state.
+	recs, entries, more, err := on.my.Orders.Recoverable(ctx, "TH", time.Time{}, "", 10)
+	require.NoError(t, err)
+	require.False(t, more)
+	require.Len(t, recs, 1)
+	require.NotNil(t, recs[0].Handoff, "MY keeps the delivered handoff")
+	require.Len(t, entries, 1, "sending it again is a recorded crossing")
+	require.Equal(t, "order.handoff.egress", string(entries[0].Kind))
+	none, _, _, err := on.my.Orders.Recoverable(ctx, "TH", time.Now().Add(time.Hour), "", 10)
+	require.NoError(t, err)
+	require.Empty(t, none, "nothing changed after since")
+
+	thKey, _, err := federation.Identity(on.th.Keys.Node)
+	require.NoError(t, err)
+	myKey, _, err := federation.Identity(on.my.Keys.Node)
+	require.NoError(t, err)
+	// lost is an order TH does not hold, with a receipt signed by key.
+	lost := func(signer crypto.PrivKey, mutate func(h *pb.OrderHandoff)) *pb.RecoveredOrder {
+		h := on.handoff(t, 1)
+		hash, err := orders.PayloadHash(h)
+		require.NoError(t, err)
+		rc := &pb.Receipt{OrderId: h.OrderId, Kind: orders.KindHandoff, Seq: 1, PayloadHash: hash, Receiver: "TH",
+			ReceivedUnixMs: time.Now().UnixMilli(), Result: orders.ResultReceived, Status: string(orders.Received)}
+		raw, err := federation.SealReceipt(signer, rc)
+		require.NoError(t, err)
+		if mutate != nil {
+			mutate(h)
+		}
+		return &pb.RecoveredOrder{OrderId: h.OrderId, Handoff: h, Receipt: raw, Status: string(orders.Accepted), StatusSeq: 1}
+	}
+	stock := on.thStock(t)
+
+	refused := []struct {
+		name string
+		rec  *pb.RecoveredOrder
+		want string
+	}{
+		{"receipt signed by another node", lost(myKey, nil), "not this node's"},
+		{"receipt of other content", lost(thKey, func(h *pb.OrderHandoff) { h.Items[0].Quantity = 9 }), "acknowledges another message"},
+		{"handoff under another order ID", func() *pb.RecoveredOrder {
+			r := lost(thKey, nil)
+			r.OrderId = "ord_" + ulid.Make().String()
+			return r
+		}(), "handoff of order"},
+		{"unknown status", func() *pb.RecoveredOrder { r := lost(thKey, nil); r.Status = "teleported"; return r }(), `status "teleported"`},
+		{"no receipt", func() *pb.RecoveredOrder { r := lost(thKey, nil); r.Receipt = nil; return r }(), "not this node's"},
+		{"malformed handoff", lost(thKey, func(h *pb.OrderHandoff) { h.Items = nil }), "items"},
+	}
+	for _, c := range refused {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := on.th.Orders.Recover(ctx, "MY", []*pb.RecoveredOrder{c.rec})
+			require.ErrorIs(t, err, orders.ErrBadRecovery)
+			require.Contains(t, err.Error(), c.want)
+		})
+	}
+
+	// The order TH holds, as MY knows it: unchanged.
+	res, err := on.th.Orders.Recover(ctx, "MY", recs)
+	require.NoError(t, err)
+	require.Equal(t, orders.RecoverResult{Unchanged: 1}, res)
+	// MY learned a later state: TH is brought forward.
+	ahead := proto.Clone(recs[0]).(*pb.RecoveredOrder)
+	ahead.Status, ahead.StatusSeq = string(orders.Accepted), 1
+	res, err = on.th.Orders.Recover(ctx, "MY", []*pb.RecoveredOrder{ahead})
+	require.NoError(t, err)
+	require.Equal(t, orders.RecoverResult{FastForwards: 1}, res)
+	r := on.th.Do("GET", "/v1/orders/"+id, on.seller, nil)
+	require.Equal(t, "accepted", r.JSON["status"], string(r.Body))
+	// (That the next status then continues MY's sequence is what
+	// TestProcessRestoreRejoinsWithoutLoss shows end to end.)
+
+	// A lost order is stored again exactly once, without taking stock.
+	rec := lost(thKey, nil)
+	res, err = on.th.Orders.Recover(ctx, "MY", []*pb.RecoveredOrder{rec})
+	require.NoError(t, err)
+	require.Equal(t, orders.RecoverResult{Restored: 1}, res)
+	res, err = on.th.Orders.Recover(ctx, "MY", []*pb.RecoveredOrder{rec})
+	require.NoError(t, err)
+	require.Equal(t, orders.RecoverResult{Unchanged: 1}, res)
+	require.Equal(t, stock, on.thStock(t), "recovery takes no stock: the catalog records of it were taken back")
+	r = on.th.Do("GET", "/v1/orders/"+rec.OrderId, on.seller, nil)
+	require.Equal(t, http.StatusOK, r.Status, string(r.Body))
+	require.Equal(t, "accepted", r.JSON["status"])
+	// The relay delivering the same handoff later gets the original receipt.
+	again, err := on.my.Fed.DeliverOrder(ctx, "TH", handoffMsg(rec.Handoff))
+	require.NoError(t, err)
+	require.Equal(t, rec.Receipt, again)
+	require.Equal(t, stock, on.thStock(t))
+
+	// An order the buyer's node no longer keeps the handoff of: nothing to
+	// store, and the gap is on record.
+	gone := lost(thKey, nil)
+	gone.Handoff = nil
+	res, err = on.th.Orders.Recover(ctx, "MY", []*pb.RecoveredOrder{gone})
+	require.NoError(t, err)
+	require.Equal(t, orders.RecoverResult{}, res)
+}
