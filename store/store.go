@@ -6,6 +6,7 @@ package store
 //	  schema_version            decimal string, currently "2"
 //	  node                      {"country", "node_public_key", "created_at"}
 //	  audit_head                the audit chain's last entry: seq, time (8-byte BE each), hex hash
+//	  data_key_fingerprint      hex HMAC-SHA256(data key, "imtgt data key fingerprint v1")
 //	tokens/
 //	  <sha256 hex of token>     access.Principal {"role", "subject", "created_at"}
 //	sellers/
