@@ -4,8 +4,11 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -170,7 +173,12 @@ func readPEM(path, wantType string) (*pem.Block, error) {
 // DataKey seals and opens personal fields with AES-256-GCM.
 type DataKey struct {
 	aead cipher.AEAD
+	fp   string
 }
+
+// fingerprintLabel separates the fingerprint's HMAC from any other use of
+// the key, so the fingerprint says nothing about what the key seals.
+const fingerprintLabel = "imtgt data key fingerprint v1"
 
 // ErrSealed is returned when sealed data cannot be opened: it was altered,
 // bound to another record, or sealed under another key.
@@ -189,8 +197,16 @@ func NewDataKey(raw []byte) (*DataKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data key: %w", err)
 	}
-	return &DataKey{aead: aead}, nil
+	mac := hmac.New(sha256.New, raw)
+	mac.Write([]byte(fingerprintLabel))
+	return &DataKey{aead: aead, fp: hex.EncodeToString(mac.Sum(nil))}, nil
 }
+
+// Fingerprint identifies the key without revealing it: hex
+// HMAC-SHA256(key, "imtgt data key fingerprint v1"). The store records it,
+// so a node started with another node's data.key is refused before it
+// seals anything under the wrong key.
+func (k *DataKey) Fingerprint() string { return k.fp }
 
 // Seal encrypts plaintext, binding it to aad (the record's ID) so that a
 // sealed blob cannot be moved to another record unnoticed. The result is

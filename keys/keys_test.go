@@ -81,3 +81,19 @@ func TestOpenDetectsTampering(t *testing.T) {
 	_, err = keys.NewDataKey(make([]byte, 16))
 	require.Error(t, err)
 }
+
+func TestDataKeyFingerprint(t *testing.T) {
+	a := make([]byte, 32)
+	b := make([]byte, 32)
+	b[0] = 1
+	ka, err := keys.NewDataKey(a)
+	require.NoError(t, err)
+	ka2, err := keys.NewDataKey(append([]byte(nil), a...))
+	require.NoError(t, err)
+	kb, err := keys.NewDataKey(b)
+	require.NoError(t, err)
+	require.Len(t, ka.Fingerprint(), 64)
+	require.Equal(t, ka.Fingerprint(), ka2.Fingerprint(), "the same key has the same fingerprint")
+	require.NotEqual(t, ka.Fingerprint(), kb.Fingerprint(), "another key has another fingerprint")
+	require.NotContains(t, ka.Fingerprint(), "0000000000000000", "the fingerprint is not the key")
+}

@@ -174,6 +174,9 @@ func createStore(path string, ks *keys.Set, country, operatorToken, why string, 
 	now := time.Now().UTC()
 	err = db.SetNodeMeta(store.NodeMeta{Country: country, NodePublicKey: pub, CreatedAt: now})
 	if err == nil {
+		err = db.VerifyDataKey(ks.Data.Fingerprint(), ks.Data) // records it
+	}
+	if err == nil {
 		err = db.PutToken(context.Background(), access.HashToken(operatorToken), access.Principal{Role: access.Operator, Subject: "operator", CreatedAt: now})
 	}
 	if err == nil {
@@ -274,13 +277,18 @@ func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := store.Open(StorePath(dir), store.Options{NoAudit: opts.NoAudit})
+	db, err := openStore(dir, store.Options{NoAudit: opts.NoAudit})
 	if err != nil {
 		return nil, err
 	}
+	log.Info("store checked", "path", db.Path(), "bytes", db.Size(), "took", db.VerifyTook().Round(time.Millisecond))
 	n := &Node{Dir: dir, Config: cfg, Keys: ks, Store: db, log: log, rejects: make(chan *audit.Entry, rejectQueue),
 		checkpointEvery: cmp.Or(opts.CheckpointInterval, DefaultCheckpointInterval)}
 	if err := n.checkStoreOwner(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := checkDataKey(dir, db, ks.Data); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -552,7 +560,7 @@ func (n *Node) HTTPURL() string {
 }
 
 func (n *Node) ready(ctx context.Context) []httpapi.Check {
-	checks := []httpapi.Check{{Name: "keys", Err: nil}}
+	checks := []httpapi.Check{{Name: "keys", Err: n.checkKeys()}}
 	_, err := n.Store.SchemaVersion()
 	checks = append(checks, httpapi.Check{Name: "store", Err: err})
 	checks = append(checks, httpapi.Check{Name: "federation_manifest", Err: n.Fed.Ready()})

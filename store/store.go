@@ -6,6 +6,7 @@ package store
 //	  schema_version            decimal string, currently "2"
 //	  node                      {"country", "node_public_key", "created_at"}
 //	  audit_head                the audit chain's last entry: seq, time (8-byte BE each), hex hash
+//	  data_key_fingerprint      hex HMAC-SHA256(data key, "imtgt data key fingerprint v1")
 //	tokens/
 //	  <sha256 hex of token>     access.Principal {"role", "subject", "created_at"}
 //	sellers/
@@ -128,7 +129,9 @@ type DB struct {
 	path string
 	gc   groupCommit
 	// noAudit: see Options.NoAudit.
-	noAudit bool
+	noAudit    bool
+	readOnly   bool
+	verifyTook time.Duration
 }
 
 // Options for Open.
@@ -142,32 +145,66 @@ type Options struct {
 	// what auditing costs against the same run without it; a node always
 	// audits.
 	NoAudit bool
+	// NoVerify skips reading the whole file at open. Only a caller that
+	// runs Check right after sets it: Check reports every problem, where
+	// the open-time read stops at the first.
+	NoVerify bool
 }
 
 // DefaultLockTimeout is how long Open waits for the file lock.
 const DefaultLockTimeout = time.Second
 
-// Open opens (and if new, creates) the store at path and upgrades its schema.
+// Open opens (and if new, creates) the store at path, checks it, and
+// upgrades its schema. A damaged file (cut short, overwritten, not a
+// bbolt file) is refused with a *CorruptError (ErrCorrupt), never a crash;
+// see check.go.
 func Open(path string, opts Options) (*DB, error) {
 	if opts.LockTimeout == 0 {
 		opts.LockTimeout = DefaultLockTimeout
 	}
-	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: opts.ReadOnly})
+	if err := preflight(path); err != nil {
+		return nil, err
+	}
+	var bdb *bolt.DB
+	err := guard(path, func() (err error) {
+		// The freelist is read at open even read-only, inside the guard.
+		bdb, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: opts.ReadOnly, PreLoadFreelist: true})
+		return err
+	})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
+	}
+	if errors.Is(err, bolt.ErrInvalid) || errors.Is(err, bolt.ErrVersionMismatch) || errors.Is(err, bolt.ErrChecksum) {
+		return nil, corrupt(path, "%v", err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	db := &DB{bolt: bdb, path: path, noAudit: opts.NoAudit}
+	db := &DB{bolt: bdb, path: path, noAudit: opts.NoAudit, readOnly: opts.ReadOnly}
+	if !opts.NoVerify {
+		start := time.Now()
+		err := guard(path, func() error { return bdb.View(walk) })
+		if err != nil {
+			bdb.Close()
+			if !errors.Is(err, ErrCorrupt) {
+				err = corrupt(path, "%v", err)
+			}
+			return nil, err
+		}
+		db.verifyTook = time.Since(start)
+	}
 	if !opts.ReadOnly {
-		if err := db.upgrade(); err != nil {
+		if err := guard(path, db.upgrade); err != nil {
 			bdb.Close()
 			return nil, err
 		}
 	}
 	return db, nil
 }
+
+// VerifyTook is how long Open's read of the whole file took (zero with
+// Options.NoVerify), for the start-up log.
+func (db *DB) VerifyTook() time.Duration { return db.verifyTook }
 
 // upgrade creates the bucket tree of a new store, or brings an older one up
 // to SchemaVersion. There is one version so far; the switch is where the

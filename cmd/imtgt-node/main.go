@@ -69,6 +69,7 @@ node, whose catalog is searchable, and their personal data stays at home.`,
 		newFederationCmd(),
 		newPolicyCmd(),
 		newAuditCmd(),
+		newStoreCmd(),
 		newDemoCmd(),
 		newVersionCmd(),
 	)
