@@ -526,6 +526,7 @@ func (n *Node) ready(ctx context.Context) []httpapi.Check {
 	_, err := n.Store.SchemaVersion()
 	checks = append(checks, httpapi.Check{Name: "store", Err: err})
 	checks = append(checks, httpapi.Check{Name: "federation_manifest", Err: n.Fed.Ready()})
+	checks = append(checks, httpapi.Check{Name: "storage", Err: n.Store.SpaceCheck()})
 	return checks
 }
 

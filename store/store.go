@@ -129,6 +129,8 @@ type DB struct {
 	gc   groupCommit
 	// noAudit: see Options.NoAudit.
 	noAudit bool
+	// full is set while writes fail for want of disk space (space.go).
+	full spaceFlag
 }
 
 // Options for Open.
@@ -505,7 +507,7 @@ func (db *DB) ApplyLocal(ctx context.Context, origin string, changes []catalog.C
 	if len(changes) == 1 {
 		return db.batch(apply)
 	}
-	return db.bolt.Update(apply)
+	return db.noted(db.bolt.Update(apply))
 }
 
 // applyLocal writes local listing changes and their log records inside tx.
