@@ -73,6 +73,8 @@ func classify(err error) *httpError {
 		return errorf(http.StatusForbidden, "seller_inactive", "%s", err.Error())
 	case errors.Is(err, catalog.ErrBadCursor):
 		return &httpError{status: http.StatusBadRequest, apiError: apiError{Code: "bad_cursor", Message: err.Error(), Field: "cursor"}}
+	case errors.Is(err, catalog.ErrIdempotency):
+		return &httpError{status: http.StatusConflict, apiError: apiError{Code: "idempotency_key_reused", Message: err.Error(), Field: "Idempotency-Key"}}
 	case errors.Is(err, catalog.ErrImportFile):
 		return errorf(http.StatusBadRequest, "bad_import_file", "%s", err.Error())
 	}

@@ -14,6 +14,8 @@ package store
 //	  <business id>             seller id (uniqueness of business IDs)
 //	listings/
 //	  <listing id>              catalog.Listing (local and federated)
+//	listing_keys/               (made by the first keyed listing write)
+//	  <seller id> NUL <Idempotency-Key>   {"hash", "created_at", "outcome": {"listing"} | {"report"}}
 //	federation/
 //	  manifest                  the installed membership manifest, its exact signed YAML
 //	marketplaces/
