@@ -66,6 +66,14 @@ type Store interface {
 	ReclaimOwn(ctx context.Context, origin string, recs []RemoteRecord, ev *audit.Entry) ([]RemoteRecord, error)
 	// LogRecord returns one stored record of origin's log (nil if none).
 	LogRecord(ctx context.Context, origin string, seq uint64) ([]byte, error)
+	// ApplyLocalOnce is ApplyLocal under an idempotency key: in the same
+	// transaction it stores out under k, unless k is stored already; then
+	// it writes nothing and returns the stored outcome (replayed = true),
+	// or ErrIdempotency if k was stored with another hash.
+	ApplyLocalOnce(ctx context.Context, origin string, changes []Change, seal SealFunc, k Keyed, out *Outcome) (stored *Outcome, replayed bool, err error)
+	// KeyedOutcome returns the outcome stored under k (false if none), or
+	// ErrIdempotency if k was stored with another hash.
+	KeyedOutcome(ctx context.Context, k Keyed) (*Outcome, bool, error)
 }
 
 // Config is the node-specific part of a catalog.
@@ -172,15 +180,8 @@ func (c *Catalog) published() {
 
 // Create validates and publishes a new listing for seller.
 func (c *Catalog) Create(ctx context.Context, seller SellerProfile, in Input) (*Listing, error) {
-	l, err := c.build(seller, &in, c.cfg.Now().UTC())
-	if err != nil {
-		return nil, err
-	}
-	c.holds(l)
-	if err := c.apply(ctx, []Change{{Listing: l}}); err != nil {
-		return nil, err
-	}
-	return l, nil
+	l, _, err := c.CreateOnce(ctx, seller, in, "")
+	return l, err
 }
 
 // apply stores local changes with their log records, then indexes them
@@ -192,6 +193,11 @@ func (c *Catalog) apply(ctx context.Context, changes []Change) error {
 	if err := c.store.ApplyLocal(ctx, c.cfg.Country, changes, c.cfg.Seal); err != nil {
 		return err
 	}
+	return c.stored(changes)
+}
+
+// stored indexes local changes that are durable, and tells the federation.
+func (c *Catalog) stored(changes []Change) error {
 	var ups []*Listing
 	var dels []string
 	for _, ch := range changes {
@@ -400,6 +406,13 @@ type ImportReport struct {
 // every good row in one durable transaction, and reports the bad ones by
 // line. Either all good rows are stored or, on a store error, none are.
 func (c *Catalog) Import(ctx context.Context, seller SellerProfile, rows []Row, refused []RowError) (*ImportReport, error) {
+	rep, _, err := c.ImportOnce(ctx, seller, rows, refused, "")
+	return rep, err
+}
+
+// prepareImport validates rows into listings and the report of an import
+// that stores them (IDs of the good rows, errors of the bad by line).
+func (c *Catalog) prepareImport(seller SellerProfile, rows []Row, refused []RowError) (*ImportReport, []*Listing) {
 	now := c.cfg.Now().UTC()
 	rep := &ImportReport{IDs: []string{}, Errors: append([]RowError{}, refused...)}
 	good := make([]*Listing, 0, len(rows))
@@ -416,19 +429,10 @@ func (c *Catalog) Import(ctx context.Context, seller SellerProfile, rows []Row, 
 		c.holds(l)
 		good = append(good, l)
 	}
-	if len(good) > 0 {
-		changes := make([]Change, len(good))
-		for i, l := range good {
-			changes[i] = Change{Listing: l}
-		}
-		if err := c.apply(ctx, changes); err != nil {
-			return nil, err
-		}
-	}
 	for _, l := range good {
 		rep.IDs = append(rep.IDs, l.ID)
 	}
 	sort.SliceStable(rep.Errors, func(i, j int) bool { return rep.Errors[i].Line < rep.Errors[j].Line })
 	rep.Imported, rep.Failed = len(good), len(rep.Errors)
-	return rep, nil
+	return rep, good
 }

@@ -7,9 +7,11 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"syscall"
 
 	"github.com/imtgt/imtgt-node/catalog"
 	"github.com/imtgt/imtgt-node/sellers"
+	"github.com/imtgt/imtgt-node/store"
 	"github.com/imtgt/imtgt-node/validation"
 )
 
@@ -52,6 +54,15 @@ func classify(err error) *httpError {
 	switch {
 	case errors.As(err, &mbe):
 		return errorf(http.StatusRequestEntityTooLarge, "body_too_large", "request body is larger than %d bytes", mbe.Limit)
+	case errors.Is(err, errBodyTimeout):
+		return errorf(http.StatusRequestTimeout, "body_timeout", "%s", errBodyTimeout.Error())
+	case errors.Is(err, errBodyRead):
+		return errorf(http.StatusBadRequest, "body_incomplete", "%s", errBodyRead.Error())
+	case errors.Is(err, store.ErrNoSpace), errors.Is(err, syscall.ENOSPC):
+		// Nothing of the request was stored (a failed bbolt commit rolls
+		// back whole): the client may retry once the operator has freed
+		// space, with the same Idempotency-Key where it sent one.
+		return errorf(http.StatusInsufficientStorage, "insufficient_storage", "the node's disk is full: nothing of this request was stored; retry later (the operator has been told by /readyz)")
 	case errors.Is(err, sellers.ErrNotFound), errors.Is(err, catalog.ErrNotFound):
 		return errorf(http.StatusNotFound, "not_found", "%s", err.Error())
 	case errors.Is(err, sellers.ErrDuplicate):
@@ -64,6 +75,8 @@ func classify(err error) *httpError {
 		return &httpError{status: http.StatusBadRequest, apiError: apiError{Code: "bad_cursor", Message: err.Error(), Field: "cursor"}}
 	case errors.Is(err, catalog.ErrReconciling):
 		return errorf(http.StatusServiceUnavailable, "reconciling", "%s (GET /v1/peers shows the progress)", err.Error())
+	case errors.Is(err, catalog.ErrIdempotency):
+		return &httpError{status: http.StatusConflict, apiError: apiError{Code: "idempotency_key_reused", Message: err.Error(), Field: "Idempotency-Key"}}
 	case errors.Is(err, catalog.ErrImportFile):
 		return errorf(http.StatusBadRequest, "bad_import_file", "%s", err.Error())
 	}
@@ -104,7 +117,7 @@ func jsonError(err error) error {
 		te  *json.UnmarshalTypeError
 	)
 	switch {
-	case errors.As(err, &mbe):
+	case errors.As(err, &mbe), errors.Is(err, errBodyRead), errors.Is(err, errBodyTimeout):
 		return err
 	case errors.Is(err, io.EOF):
 		return errorf(http.StatusBadRequest, "malformed_json", "request body is empty; a JSON object is required")

@@ -96,9 +96,16 @@ func (s *Server) createListing(w http.ResponseWriter, r *http.Request, p *access
 	if err != nil {
 		return err
 	}
-	l, err := s.cfg.Catalog.Create(r.Context(), prof, in)
+	key, err := listingKey(r)
 	if err != nil {
 		return err
+	}
+	l, replayed, err := s.cfg.Catalog.CreateOnce(r.Context(), prof, in, key)
+	if err != nil {
+		return err
+	}
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
 	}
 	w.Header().Set("Location", "/v1/listings/"+l.ID)
 	writeJSON(w, http.StatusCreated, s.view(l, time.Now()))
@@ -200,15 +207,24 @@ func (s *Server) importListings(w http.ResponseWriter, r *http.Request, p *acces
 	if err != nil {
 		return err
 	}
+	key, err := listingKey(r)
+	if err != nil {
+		return err
+	}
 	rows, refused, err := catalog.ParseImport(r.Body, format, s.cfg.Node.Currency)
 	if err != nil {
 		return err
 	}
-	rep, err := s.cfg.Catalog.Import(r.Context(), prof, rows, refused)
+	rep, replayed, err := s.cfg.Catalog.ImportOnce(r.Context(), prof, rows, refused, key)
 	if err != nil {
 		return err
 	}
-	s.log.Info("listings imported", "seller", prof.ID, "imported", rep.Imported, "failed", rep.Failed)
+	if replayed {
+		s.log.Info("listings import replayed", "seller", prof.ID, "imported", rep.Imported, "failed", rep.Failed)
+		w.Header().Set("Idempotent-Replayed", "true")
+	} else {
+		s.log.Info("listings imported", "seller", prof.ID, "imported", rep.Imported, "failed", rep.Failed)
+	}
 	writeJSON(w, http.StatusOK, rep)
 	return nil
 }
@@ -276,4 +292,20 @@ func (s *Server) catalogListing(w http.ResponseWriter, r *http.Request, _ *acces
 	}
 	writeJSON(w, http.StatusOK, s.view(l, time.Now()))
 	return nil
+}
+
+// listingKey reads the optional Idempotency-Key of a listing create or
+// import: "" when the header is absent; sent, it must be 1 to 200
+// characters, as for orders.
+func listingKey(r *http.Request) (string, error) {
+	if len(r.Header.Values("Idempotency-Key")) == 0 {
+		return "", nil
+	}
+	key := strings.TrimSpace(r.Header.Get("Idempotency-Key"))
+	if key == "" || len(key) > catalog.MaxKeyLength {
+		he := errorf(http.StatusBadRequest, "idempotency_key", "the Idempotency-Key header, when sent, must be 1 to %d characters: retrying with the same key never stores the listings twice", catalog.MaxKeyLength)
+		he.Field = "Idempotency-Key"
+		return "", he
+	}
+	return key, nil
 }

@@ -231,7 +231,16 @@ func (s *Server) wrap(rt route) http.Handler {
 			}
 			s.metrics.observe(label, sw.status, time.Since(start))
 		}()
-		r.Body = http.MaxBytesReader(sw, r.Body, limit)
+		// A body declared larger than the limit is refused before a byte
+		// of it is read: reading would only make the client wait (for as
+		// long as it takes to send, or until the read timeout) for the
+		// same answer.
+		if r.ContentLength > limit {
+			w.Header().Set("Connection", "close")
+			s.writeError(sw, r, &http.MaxBytesError{Limit: limit})
+			return
+		}
+		r.Body = &bodyReader{r: http.MaxBytesReader(sw, r.Body, limit)}
 		var p *access.Principal
 		if rt.Roles != nil {
 			var err error

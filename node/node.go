@@ -527,7 +527,8 @@ func (n *Node) Start(ctx context.Context) error {
 }
 
 // retentionLoop erases buyers' personal data whose retention (the
-// installed policy's rule for buyer records) has ended, hourly.
+// installed policy's rule for buyer records) has ended, and forgets
+// sellers' listing Idempotency-Keys older than catalog.KeyRetention, hourly.
 func (n *Node) retentionLoop(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
@@ -539,6 +540,11 @@ func (n *Node) retentionLoop(ctx context.Context) {
 			} else if k > 0 {
 				n.log.Info("erased buyers' personal data at the end of retention", "orders", k, "rule", r.ID)
 			}
+		}
+		if k, err := n.Store.PruneListingKeys(ctx, time.Now().Add(-catalog.KeyRetention)); err != nil {
+			n.log.Error("retention of listing idempotency keys", "err", err)
+		} else if k > 0 {
+			n.log.Info("forgot listing idempotency keys past their retention", "keys", k)
 		}
 		select {
 		case <-ctx.Done():
@@ -565,6 +571,7 @@ func (n *Node) ready(ctx context.Context) []httpapi.Check {
 	checks = append(checks, httpapi.Check{Name: "store", Err: err})
 	checks = append(checks, httpapi.Check{Name: "federation_manifest", Err: n.Fed.Ready()})
 	checks = append(checks, httpapi.Check{Name: "reconcile", Err: n.reconcileCheck()})
+	checks = append(checks, httpapi.Check{Name: "storage", Err: n.Store.SpaceCheck()})
 	return checks
 }
 

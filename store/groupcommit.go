@@ -46,7 +46,7 @@ func (db *DB) batch(fn func(*bolt.Tx) error) error {
 		go db.commitLoop()
 	}
 	db.gc.mu.Unlock()
-	return <-c.err
+	return db.noted(<-c.err)
 }
 
 func (db *DB) commitLoop() {

@@ -15,6 +15,8 @@ package store
 //	  <business id>             seller id (uniqueness of business IDs)
 //	listings/
 //	  <listing id>              catalog.Listing (local and federated)
+//	listing_keys/               (made by the first keyed listing write)
+//	  <seller id> NUL <Idempotency-Key>   {"hash", "created_at", "outcome": {"listing"} | {"report"}}
 //	federation/
 //	  manifest                  the installed membership manifest, its exact signed YAML
 //	marketplaces/
@@ -132,6 +134,8 @@ type DB struct {
 	noAudit    bool
 	readOnly   bool
 	verifyTook time.Duration
+	// full is set while writes fail for want of disk space (space.go).
+	full spaceFlag
 }
 
 // Options for Open.
@@ -542,7 +546,7 @@ func (db *DB) ApplyLocal(ctx context.Context, origin string, changes []catalog.C
 	if len(changes) == 1 {
 		return db.batch(apply)
 	}
-	return db.bolt.Update(apply)
+	return db.noted(db.bolt.Update(apply))
 }
 
 // applyLocal writes local listing changes and their log records inside tx.
