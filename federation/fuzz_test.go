@@ -28,6 +28,9 @@ func FuzzOpenMessage(f *testing.F) {
 		headsRequest(),
 		{Body: &pb.Message_RangeRequest{RangeRequest: &pb.RangeRequest{Origin: "TH", FromSeq: 1, MaxCount: 1024}}},
 		{Body: &pb.Message_Heads{Heads: &pb.Heads{Heads: map[string]uint64{"TH": 9}}}},
+		{Body: &pb.Message_RecoverRequest{RecoverRequest: &pb.RecoverRequest{SinceUnixMs: 1, AfterOrderId: "ord_1", MaxCount: 200}}},
+		{Body: &pb.Message_RecoverReply{RecoverReply: &pb.RecoverReply{More: true, Orders: []*pb.RecoveredOrder{{OrderId: "ord_1", Status: "shipped", StatusSeq: 2,
+			Handoff: &pb.OrderHandoff{OrderId: "ord_1", BuyerCountry: "MY"}, Receipt: []byte("r")}}}}},
 	} {
 		b, err := seal.Seal(m)
 		if err != nil {

@@ -38,7 +38,7 @@ type orderNet struct {
 	shop             string // the MY marketplace's token
 }
 
-func newOrderNet(t *testing.T, stock int64) *orderNet {
+func newOrderNet(t testing.TB, stock int64) *orderNet {
 	t.Helper()
 	fed := testnet.Federate(t, "TH", "MY")
 	on := &orderNet{fed: fed, th: fed.Nodes["TH"], my: fed.Nodes["MY"], stock: stock}

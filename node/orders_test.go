@@ -14,7 +14,7 @@ import (
 	"github.com/imtgt/imtgt-node/node"
 )
 
-func marketplace(t *testing.T, n *testnet.Node, name string) string {
+func marketplace(t testing.TB, n *testnet.Node, name string) string {
 	t.Helper()
 	r := n.Do("POST", "/v1/marketplaces", n.OperatorToken, map[string]string{"name": name})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Body))

@@ -128,3 +128,26 @@ func TestRecoverOrders(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, orders.RecoverResult{}, res)
 }
+
+// FuzzRecover feeds the seller's side of recovery arbitrary recovered
+// orders, as a member could send: none may be stored unless it carries this
+// node's own receipt of exactly its handoff, and none may crash the node.
+func FuzzRecover(f *testing.F) {
+	on := newOrderNet(f, 100)
+	ctx := context.Background()
+	seed, _ := proto.Marshal(&pb.RecoveredOrder{OrderId: "ord_1", Status: "shipped", StatusSeq: 2, Receipt: []byte("x"),
+		Handoff: &pb.OrderHandoff{OrderId: "ord_1", BuyerCountry: "MY", Items: []*pb.OrderItem{{ListingId: on.listing, Quantity: 1}}}})
+	f.Add(seed)
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var rec pb.RecoveredOrder
+		if proto.Unmarshal(b, &rec) != nil {
+			return
+		}
+		res, err := on.th.Orders.Recover(ctx, "MY", []*pb.RecoveredOrder{&rec})
+		if err != nil {
+			require.ErrorIs(t, err, orders.ErrBadRecovery)
+		}
+		require.Zero(t, res.Restored, "stored an order without this node's receipt")
+	})
+}
