@@ -51,6 +51,14 @@ func TestCreateValidation(t *testing.T) {
 		{"image not a URL", func(in *catalog.Input) { in.Images = []string{"file:///etc/passwd"} }, "images[0]"},
 		{"too many images", func(in *catalog.Input) { in.Images = make([]string, catalog.MaxImages+1) }, "images"},
 		{"empty attribute name", func(in *catalog.Input) { in.Attributes = map[string]string{"": "x"} }, "attributes"},
+		{"NUL in the title", func(in *catalog.Input) { in.Title = "rice\x00" }, "title"},
+		{"bidi override in the title", func(in *catalog.Input) { in.Title = "rice \u202e001" }, "title"},
+		{"blank title", func(in *catalog.Input) { in.Title = "\u200b \u00a0" }, "title"},
+		{"invalid UTF-8 in the description", func(in *catalog.Input) { in.Description = "a\xffb" }, "description"},
+		{"escape in the description", func(in *catalog.Input) { in.Description = "\x1b[2J" }, "description"},
+		{"blank description", func(in *catalog.Input) { in.Description = "\u2060\n" }, "description"},
+		{"isolate in an attribute value", func(in *catalog.Input) { in.Attributes = map[string]string{"weight": "5\u2066kg"} }, "attributes.weight"},
+		{"control in an attribute name", func(in *catalog.Input) { in.Attributes = map[string]string{"we\x07ight": "5 kg"} }, "attributes"},
 	}
 	c, _ := newCatalog(t)
 	for _, tt := range tests {
@@ -134,4 +142,84 @@ func TestImportStoresGoodRowsOnly(t *testing.T) {
 	page, err := c.Search(catalog.Query{Text: "หมอนทอง"})
 	require.NoError(t, err)
 	require.Len(t, page.Items, 1)
+}
+
+// TestTextRuleCodes: the codes and messages a seller sees for refused text,
+// and real titles with joiners and marks that must pass.
+func TestTextRuleCodes(t *testing.T) {
+	c, _ := newCatalog(t)
+	ctx := context.Background()
+	for _, tt := range []struct {
+		title, code, msg string
+	}{
+		{"ข้าว\u202e001", "bidi_control", "contains U+202E RIGHT-TO-LEFT OVERRIDE at character 5"},
+		{"   ", "required", "blank"},
+		{"a\tb", "control_character", "U+0009 CHARACTER TABULATION at character 2"},
+	} {
+		in := validInput()
+		in.Title = tt.title
+		_, err := c.Create(ctx, seller, in)
+		ve, ok := validation.As(err)
+		require.True(t, ok, "%q: %v", tt.title, err)
+		require.Equal(t, tt.code, ve.Code, tt.title)
+		require.Contains(t, ve.Error(), "title: ")
+		require.Contains(t, ve.Error(), tt.msg)
+	}
+	for _, title := range []string{"ทุเรียน\u200bหมอนทอง", "Kuih Lapis Sarawak", "Kopi Gayo ☕\ufe0f", "کوڤي\u200f 250 g"} {
+		in := validInput()
+		in.Title = title
+		in.Description = "Baris satu\r\n\tBaris dua"
+		_, err := c.Create(ctx, seller, in)
+		require.NoError(t, err, "%q", title)
+	}
+}
+
+// TestImportRefusesBadTextByLine: a CSV row with invalid UTF-8 or a control
+// character and an NDJSON line with a lone surrogate are refused with their
+// line numbers; the other rows are stored.
+func TestImportRefusesBadTextByLine(t *testing.T) {
+	c, _ := newCatalog(t)
+	ctx := context.Background()
+	csvIn := "title,hs_code,price,quantity,ship_from,description\n" +
+		"Good rice,100630,1.00,1,TH-84,fine\n" +
+		"Bad \xff rice,100630,1.00,1,TH-84,\n" +
+		"Nul rice,100630,1.00,1,TH-84,\"a\x00b\"\n" +
+		"\u202eecir,100630,1.00,1,TH-84,\n" +
+		"Good coffee,090111,2.00,1,TH-84,\"two\nlines\"\n"
+	rows, bad, err := catalog.ParseImport(strings.NewReader(csvIn), catalog.FormatCSV, "THB")
+	require.NoError(t, err)
+	rep, err := c.Import(ctx, seller, rows, bad)
+	require.NoError(t, err)
+	require.Equal(t, 2, rep.Imported)
+	require.Len(t, rep.Errors, 3)
+	for i, want := range []struct {
+		line        int
+		field, code string
+	}{{3, "title", "invalid_utf8"}, {4, "description", "control_character"}, {5, "title", "bidi_control"}} {
+		require.Equal(t, want.line, rep.Errors[i].Line, "%+v", rep.Errors[i])
+		require.Equal(t, want.field, rep.Errors[i].Field, "%+v", rep.Errors[i])
+		require.Equal(t, want.code, rep.Errors[i].Code, "%+v", rep.Errors[i])
+	}
+
+	nd := `{"title":"Good tea","hs_code":"0902","price":{"amount":"1.00","currency":"THB"},"quantity":1,"ship_from":"TH-84"}` + "\n" +
+		`{"title":"Bad \ud800 tea","hs_code":"0902","price":{"amount":"1.00","currency":"THB"},"quantity":1,"ship_from":"TH-84"}` + "\n" +
+		"{\"title\":\"Bad \xfe tea\",\"hs_code\":\"0902\",\"price\":{\"amount\":\"1.00\",\"currency\":\"THB\"},\"quantity\":1,\"ship_from\":\"TH-84\"}\n" +
+		`{"title":"Esc \u001b tea","hs_code":"0902","price":{"amount":"1.00","currency":"THB"},"quantity":1,"ship_from":"TH-84"}` + "\n"
+	rows, bad, err = catalog.ParseImport(strings.NewReader(nd), catalog.FormatNDJSON, "THB")
+	require.NoError(t, err)
+	rep, err = c.Import(ctx, seller, rows, bad)
+	require.NoError(t, err)
+	require.Equal(t, 1, rep.Imported)
+	require.Len(t, rep.Errors, 3)
+	for i, want := range []struct {
+		line int
+		code string
+		msg  string
+	}{{2, "invalid_utf8", "lone surrogate escape \\ud800"}, {3, "invalid_utf8", "not valid UTF-8"}, {4, "control_character", "U+001B ESCAPE"}} {
+		require.Equal(t, want.line, rep.Errors[i].Line, "%+v", rep.Errors[i])
+		require.Equal(t, "title", rep.Errors[i].Field, "%+v", rep.Errors[i])
+		require.Equal(t, want.code, rep.Errors[i].Code, "%+v", rep.Errors[i])
+		require.Contains(t, rep.Errors[i].Message, want.msg)
+	}
+	require.Equal(t, 3, c.Index().Count(), "only the good rows are stored")
 }

@@ -10,6 +10,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/imtgt/imtgt-node/validation"
 )
 
 // MaxImportRows bounds one bulk import, so that one request is one bounded
@@ -187,6 +189,13 @@ func parseNDJSON(r io.Reader) ([]Row, []RowError, error) {
 		}
 		if dec.More() {
 			bad = append(bad, RowError{Line: line, Code: "malformed_json", Message: "more than one JSON value on the line"})
+			continue
+		}
+		// The decoder turned invalid UTF-8 and lone surrogates into U+FFFD;
+		// the raw line says whether the seller sent them.
+		if err := validation.JSONStrings(b); err != nil {
+			ve, _ := validation.As(err)
+			bad = append(bad, RowError{Line: line, Field: ve.Field, Code: ve.Code, Message: strings.Replace(ve.Error(), "of the body", "of the line", 1)})
 			continue
 		}
 		rows = append(rows, Row{Line: line, Input: in})

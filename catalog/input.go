@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/imtgt/imtgt-node/money"
@@ -89,19 +88,11 @@ func (p *Patch) apply(l *Listing) Input {
 // validate checks an input against the node's country and currency and
 // returns its parsed price. The error is a *validation.Error naming the field.
 func (in *Input) validate(country, currency string) (money.Amount, error) {
-	if strings.TrimSpace(in.Title) == "" {
+	if in.Title == "" {
 		return money.Amount{}, validation.Field("title", "required", "title is required")
 	}
-	for _, f := range []struct {
-		field, value string
-		max          int
-	}{{"title", in.Title, MaxTitle}, {"description", in.Description, MaxDescription}} {
-		if !utf8.ValidString(f.value) {
-			return money.Amount{}, validation.Field(f.field, "invalid_utf8", "%s is not valid UTF-8", f.field)
-		}
-		if n := utf8.RuneCountInString(f.value); n > f.max {
-			return money.Amount{}, validation.Field(f.field, "too_long", "%s has %d characters; the limit is %d", f.field, n, f.max)
-		}
+	if err := checkText(in); err != nil {
+		return money.Amount{}, err
 	}
 	if in.HSCode == "" {
 		return money.Amount{}, validation.Field("hs_code", "required", "hs_code is required")
@@ -145,18 +136,67 @@ func (in *Input) validate(country, currency string) (money.Amount, error) {
 			return money.Amount{}, validation.Field(field, "invalid_url", "%s must be an http(s) URL", field)
 		}
 	}
+	return price, nil
+}
+
+// checkText applies the free-text rule (validation.Text) and the length
+// limits to the fields of a listing people read: title, description,
+// attribute names and values. Peers' records go through the same check
+// (CheckText), so a member cannot put into this catalog text its own
+// sellers could not.
+func checkText(in *Input) error {
+	for _, f := range []struct {
+		field, value string
+		kind         validation.TextKind
+		max          int
+	}{
+		{"title", in.Title, validation.Line, MaxTitle},
+		{"description", in.Description, validation.Multiline, MaxDescription},
+	} {
+		if err := validation.Text(f.field, f.value, f.kind); err != nil {
+			if ve, ok := validation.As(err); ok && f.field == "title" && ve.Code == validation.CodeBlank {
+				ve.Code = "required" // a blank title is a missing one
+			}
+			return err
+		}
+		if n := utf8.RuneCountInString(f.value); n > f.max {
+			return validation.Field(f.field, "too_long", "%s has %d characters; the limit is %d", f.field, n, f.max)
+		}
+	}
 	if len(in.Attributes) > MaxAttributes {
-		return money.Amount{}, validation.Field("attributes", "too_many", "at most %d attributes", MaxAttributes)
+		return validation.Field("attributes", "too_many", "at most %d attributes", MaxAttributes)
 	}
 	for k, v := range in.Attributes {
-		if k == "" || len(k) > MaxAttrKey || !utf8.ValidString(k) {
-			return money.Amount{}, validation.Field("attributes", "invalid_key", "attribute names must be 1 to %d bytes of UTF-8", MaxAttrKey)
+		if k == "" || len(k) > MaxAttrKey {
+			return validation.Field("attributes", "invalid_key", "attribute names must be 1 to %d bytes of UTF-8", MaxAttrKey)
 		}
-		if len(v) > MaxAttrValue || !utf8.ValidString(v) {
-			return money.Amount{}, validation.Field("attributes."+k, "invalid_value", "attribute values must be at most %d bytes of UTF-8", MaxAttrValue)
+		if err := validation.Text("attributes", k, validation.Line); err != nil {
+			return err
+		}
+		if len(v) > MaxAttrValue {
+			return validation.Field("attributes."+k, "invalid_value", "attribute values must be at most %d bytes of UTF-8", MaxAttrValue)
+		}
+		if err := validation.Text("attributes."+k, v, validation.Line); err != nil {
+			return err
 		}
 	}
-	return price, nil
+	return nil
+}
+
+// CheckText applies the rules of checkText to a listing received from a
+// peer: the fields a seller wrote, and the seller's legal name.
+func CheckText(l *Listing) error {
+	in := Input{Title: l.Title, Description: l.Description, Attributes: l.Attributes}
+	if in.Title == "" {
+		return validation.Field("title", "required", "title is required")
+	}
+	if err := checkText(&in); err != nil {
+		return err
+	}
+	if l.Seller.LegalName == "" {
+		return validation.Field("seller.legal_name", "required", "seller.legal_name is required")
+	}
+	return validation.Text("seller.legal_name", l.Seller.LegalName, validation.Line)
 }
 
 // Errors of the catalog service.

@@ -121,9 +121,6 @@ func toRemote(rec *pb.ListingRecord, raw []byte) (catalog.RemoteRecord, error) {
 		len(l.Images) > catalog.MaxImages || len(l.Attributes) > catalog.MaxAttributes || l.Quantity < 0 || l.Quantity > catalog.MaxQuantity {
 		return r, fmt.Errorf("%w: listing %s exceeds the listing limits", ErrBadRecord, l.Id)
 	}
-	if !utf8.ValidString(l.Title) || !utf8.ValidString(l.Description) {
-		return r, fmt.Errorf("%w: listing %s is not valid UTF-8", ErrBadRecord, l.Id)
-	}
 	r.Listing = &catalog.Listing{
 		ID: l.Id, Origin: rec.Origin, SellerID: l.Seller.Id,
 		Seller:      catalog.SellerProfile{ID: l.Seller.Id, LegalName: l.Seller.LegalName, BusinessID: l.Seller.BusinessId, Region: l.Seller.Region},
@@ -138,6 +135,11 @@ func toRemote(rec *pb.ListingRecord, raw []byte) (catalog.RemoteRecord, error) {
 		CreatedAt:   time.UnixMilli(l.CreatedUnixMs).UTC(),
 		UpdatedAt:   time.UnixMilli(l.UpdatedUnixMs).UTC(),
 		Version:     l.Version,
+	}
+	// The same text rule as for this node's own sellers: a member must not
+	// be able to inject controls, bidi overrides or invalid UTF-8.
+	if err := catalog.CheckText(r.Listing); err != nil {
+		return r, fmt.Errorf("%w: listing %s: %w", ErrBadRecord, l.Id, err)
 	}
 	return r, nil
 }

@@ -141,6 +141,7 @@ type Service struct {
 	state   atomic.Pointer[memberState]
 	sealer  *Sealer
 	opener  *Opener
+	renewal *Opener // the manifest protocol's: admits the members of an expired manifest (renewal.go)
 	metrics *metrics
 
 	ctx     context.Context
@@ -199,6 +200,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	s.sealer = &Sealer{key: cfg.Key, now: cfg.Now, validity: DefaultValidity, federation: s.federationID}
 	s.opener = &Opener{now: cfg.Now, isMember: s.isMember, federation: func() string { n, _ := s.federationID(); return n }, seen: newSeenSet()}
+	s.renewal = s.newRenewalOpener()
 	s.metrics = newMetrics(cfg.Registry)
 	if cfg.Manifest != nil {
 		s.metrics.manifestVersion.Set(float64(cfg.Manifest.Version))
@@ -264,15 +266,20 @@ func (s *Service) Manifest() (*membership.Manifest, []byte) {
 	return nil, nil
 }
 
-// gater admits only members of the installed, unexpired manifest.
+// gater admits only members of the installed, unexpired manifest, and,
+// while it is expired, inbound connections of its members, which are
+// served the manifest protocol only (renewal.go).
 type gater struct{ s *Service }
 
 func (g gater) InterceptPeerDial(p peer.ID) bool                 { return g.s.isMember(p) }
 func (g gater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return g.s.isMember(p) }
-func (g gater) InterceptAccept(network.ConnMultiaddrs) bool      { return g.s.Ready() == nil }
+func (g gater) InterceptAccept(network.ConnMultiaddrs) bool      { return g.s.manifestInstalled() }
 func (g gater) InterceptSecured(dir network.Direction, p peer.ID, addrs network.ConnMultiaddrs) bool {
 	if g.s.isMember(p) {
 		return true
+	}
+	if dir == network.DirInbound && g.s.renewalPeer(p) {
+		return true // under an expired manifest: for a renewal offer only (renewal.go)
 	}
 	g.s.metrics.rejected.WithLabelValues("outsider").Inc()
 	g.s.cfg.Rejected(&audit.Entry{Kind: audit.Rejection, PeerID: p.String(), Reason: "outsider: a peer outside the manifest tried to connect from " + addrs.RemoteMultiaddr().String()})
@@ -356,7 +363,7 @@ func (s *Service) startHost() error {
 	h.SetStreamHandler(ProtoHeads, s.handle(ProtoHeads, s.serveHeads))
 	h.SetStreamHandler(ProtoAnnounce, s.handle(ProtoAnnounce, s.serveAnnounce))
 	h.SetStreamHandler(ProtoSync, s.handle(ProtoSync, s.serveSync))
-	h.SetStreamHandler(ProtoManifest, s.handle(ProtoManifest, s.serveManifest))
+	h.SetStreamHandler(ProtoManifest, s.handleWith(ProtoManifest, s.renewal, s.serveManifest))
 	h.SetStreamHandler(ProtoOrders, s.handle(ProtoOrders, s.serveOrders))
 	h.SetStreamHandler(ProtoAudit, s.handle(ProtoAudit, s.serveAudit))
 	h.SetStreamHandler(ProtoRecover, s.handle(ProtoRecover, s.serveRecover))

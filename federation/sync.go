@@ -64,6 +64,11 @@ type serveFunc func(ctx context.Context, from peer.ID, msg *pb.Message) (*pb.Mes
 // and a signed reply. A bad message is counted, logged and answered with a
 // reset; the handler itself keeps serving other streams.
 func (s *Service) handle(proto protocol.ID, serve serveFunc) network.StreamHandler {
+	return s.handleWith(proto, s.opener, serve)
+}
+
+// handleWith is handle with the Opener o verifying messages.
+func (s *Service) handleWith(proto protocol.ID, o *Opener, serve serveFunc) network.StreamHandler {
 	return func(st network.Stream) {
 		from := st.Conn().RemotePeer()
 		_ = st.SetDeadline(time.Now().Add(DefaultStreamTimeout))
@@ -78,7 +83,7 @@ func (s *Service) handle(proto protocol.ID, serve serveFunc) network.StreamHandl
 			st.Reset()
 			return
 		}
-		msg, err := s.opener.Open(data, from)
+		msg, err := o.Open(data, from)
 		r.ReleaseMsg(data)
 		if err != nil {
 			s.reject(proto, from, Reason(err), err)
@@ -596,10 +601,8 @@ func (w *peerWorker) run() {
 
 func (w *peerWorker) round() error {
 	if _, err := w.s.current(); err != nil {
-		// Fail closed: drop what is connected, and do nothing else.
-		if w.s.host.Network().Connectedness(w.id) == network.Connected {
-			w.s.host.Network().ClosePeer(w.id)
-		}
+		// Fail closed: drop what was connected, and do nothing else.
+		w.s.dropExpired(w.id)
 		return err
 	}
 	ctx, cancel := context.WithTimeout(w.s.ctx, 2*time.Minute)
@@ -619,5 +622,9 @@ func (w *peerWorker) round() error {
 			return fmt.Errorf("connect: %w", err)
 		}
 	}
-	return w.s.syncWith(ctx, w.id)
+	err := w.s.syncWith(ctx, w.id)
+	if err != nil {
+		w.s.offerRenewal(ctx, w.id) // a member whose manifest expired takes only that
+	}
+	return err
 }

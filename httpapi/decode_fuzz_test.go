@@ -20,7 +20,7 @@ func FuzzDecodeJSON(f *testing.F) {
 		`{"legal_name":"x","business_id":"0105537001232","owner":{"national_id":"1"}}`,
 		`{"title":"ข้าว","price":{"amount":"1.00","currency":"THB"},"quantity":1}`,
 		`{"buyer":{"address":{}},"items":[{"listing_id":"lst_1","quantity":2}]}`,
-		`{} {}`, `{"quantity":"x"}`, `[`, ``, `{"a":1}`, "\xff",
+		`{} {}`, `{"quantity":"x"}`, `[`, ``, `{"a":1}`, "\xff", `{"title":"\ud800"}`, "{\"title\":\"\xff\"}",
 	} {
 		f.Add([]byte(s))
 	}

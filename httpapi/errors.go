@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -92,10 +93,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // decodeJSON reads one JSON object from the body into v, refusing unknown
-// fields, trailing data and bodies over the route's limit. Errors are
-// 400 (naming the field where there is one) or 413.
+// fields, trailing data, invalid UTF-8 and lone surrogate escapes in strings,
+// and bodies over the route's limit. Errors are 400 (naming the field where
+// there is one) or 413.
 func decodeJSON(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
+	// The raw bytes are kept beside the decoder: encoding/json replaces
+	// invalid UTF-8 and lone surrogates with U+FFFD without an error, so
+	// only the bytes the client sent can tell.
+	var raw bytes.Buffer
+	dec := json.NewDecoder(io.TeeReader(r.Body, &raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
@@ -106,6 +112,10 @@ func decodeJSON(r *http.Request, v any) error {
 			return jsonError(err)
 		}
 		return errorf(http.StatusBadRequest, "malformed_json", "request body must hold exactly one JSON object")
+	}
+	if err := validation.JSONStrings(raw.Bytes()); err != nil {
+		ve, _ := validation.As(err)
+		return &httpError{status: http.StatusBadRequest, apiError: apiError{Code: ve.Code, Message: ve.Error(), Field: ve.Field}}
 	}
 	return nil
 }

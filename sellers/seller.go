@@ -120,6 +120,25 @@ func (r *Registration) Validate(country string) error {
 			return validation.Field(f.field, "too_long", "%s is longer than %d characters", f.field, f.max)
 		}
 	}
+	// Names people read (the legal name is published with every listing)
+	// follow the free-text rule; the message names the code point, never
+	// the value, which may be personal data.
+	for _, f := range []struct {
+		field, value string
+		kind         validation.TextKind
+	}{
+		{"legal_name", r.LegalName, validation.Line},
+		{"owner.full_name", r.Owner.FullName, validation.Line},
+		{"owner.address", r.Owner.Address, validation.Multiline},
+		{"bank_account.bank", r.BankAccount.Bank, validation.Line},
+	} {
+		if err := validation.Text(f.field, f.value, f.kind); err != nil {
+			if ve, ok := validation.As(err); ok && ve.Code == validation.CodeBlank {
+				ve.Code = "required"
+			}
+			return err
+		}
+	}
 	if err := ValidateBusinessID(country, r.BusinessID); err != nil {
 		return validation.Wrap("business_id", "invalid_business_id", err)
 	}

@@ -41,6 +41,12 @@ func TestRegistrationValidate(t *testing.T) {
 		{"bad phone", "TH", func(r *sellers.Registration) { r.Owner.Phone = "call me" }, "owner.phone"},
 		{"missing bank", "TH", func(r *sellers.Registration) { r.BankAccount.Number = "" }, "bank_account.number"},
 		{"too long name", "TH", func(r *sellers.Registration) { r.LegalName = string(make([]byte, 201)) }, "legal_name"},
+		{"bidi override in the legal name", "TH", func(r *sellers.Registration) { r.LegalName = "Songkhla \u202eoC" }, "legal_name"},
+		{"zero-width legal name", "TH", func(r *sellers.Registration) { r.LegalName = "\u200b\u200d" }, "legal_name"},
+		{"NUL in the owner's name", "TH", func(r *sellers.Registration) { r.Owner.FullName = "Somchai\x00" }, "owner.full_name"},
+		{"invalid UTF-8 in the address", "TH", func(r *sellers.Registration) { r.Owner.Address = "99 \xff Road" }, "owner.address"},
+		{"multi-line address", "TH", func(r *sellers.Registration) { r.Owner.Address = "99 Moo 3\nHat Yai" }, ""},
+		{"control in the bank name", "TH", func(r *sellers.Registration) { r.BankAccount.Bank = "Krungthai\x1b" }, "bank_account.bank"},
 		{"valid MY", "MY", func(r *sellers.Registration) {
 			r.BusinessID, r.Region, r.Owner.NationalID = "201901000005", "MY-07", "900101-14-5678"
 		}, ""},

@@ -101,6 +101,13 @@ the existing swarm.key: create refuses to overwrite one.`,
 			if err != nil {
 				return usageError{fmt.Errorf("--expires %q is not RFC 3339 (like 2027-12-31T00:00:00Z): %v", expires, err)}
 			}
+			// A manifest born expired could never be installed: say so now,
+			// not after every agency has signed it. A near future is fine
+			// (a renewal may be cut short on purpose).
+			if now := time.Now(); !exp.Truncate(time.Second).After(now) {
+				return usageError{fmt.Errorf("--expires %s is in the past (now %s): give a future time, like %s",
+					exp.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), now.AddDate(1, 0, 0).UTC().Format("2006-01-02T00:00:00Z"))}
+			}
 			var members []membership.Member
 			for _, path := range args {
 				data, err := os.ReadFile(path)
