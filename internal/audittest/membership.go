@@ -9,7 +9,7 @@ import (
 
 // Manifest versions of NewMembershipFixture's federation.
 const (
-	ManifestAll   = 2 // ID, MY and TH
+	ManifestAll  = 2 // ID, MY and TH
 	ManifestNoID = 3 // MY and TH: ID removed
 )
 
