@@ -53,17 +53,18 @@ type Header struct {
 	Manifest      string      `json:"manifest"`        // the installed federation manifest YAML (signed)
 	Policies      []PolicyDoc `json:"policies"`        // every policy version the node ever installed
 	PolicyAtStart uint64      `json:"policy_at_start"` // version in force before the first exported entry (0 = none)
+	FirstSeq      uint64      `json:"first_seq"`       // seq of the first exported entry
+	Prev          string      `json:"prev"`            // hash of the entry before it ("" when FirstSeq is 1)
+	From          time.Time   `json:"from,omitzero"`   // the export's requested range, if any
+	To            time.Time   `json:"to,omitzero"`
+	GeneratedAt   time.Time   `json:"generated_at"`
+
 	// Manifests (format 2) are every manifest version the node installed
 	// and kept, ascending, the installed one (Manifest) last: each
 	// countersignature and receipt is checked against the one in force
 	// when it was made. Format 1 has none and checks all against Manifest.
 	Manifests       []ManifestDoc `json:"manifests,omitempty"`
 	ManifestAtStart uint64        `json:"manifest_at_start,omitempty"` // version in force before the first exported entry (0 = none)
-	FirstSeq        uint64        `json:"first_seq"`                   // seq of the first exported entry
-	Prev            string        `json:"prev"`                        // hash of the entry before it ("" when FirstSeq is 1)
-	From            time.Time     `json:"from,omitzero"`               // the export's requested range, if any
-	To              time.Time     `json:"to,omitzero"`
-	GeneratedAt     time.Time     `json:"generated_at"`
 }
 
 // Receipt is a peer's signed receipt for an order message this node sent.
