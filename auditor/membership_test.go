@@ -53,6 +53,17 @@ func TestVerifyMembershipChange(t *testing.T) {
 		require.NoError(t, err)
 	})
 
+	// Two peers offered version 3 at once and the node recorded it twice
+	// (nodes now refuse the second): nothing changes, nothing to refuse.
+	t.Run("the version in force recorded again", func(t *testing.T) {
+		f := audittest.NewMembershipFixture(t)
+		f.Add(audit.Entry{Kind: audit.AdminManifest, PayloadHash: audittest.Hash(f.Manifest), Reason: "installed manifest imtgt-test version 3"})
+		f.Bundle.Checkpoints = f.Bundle.Checkpoints[:1]
+		f.Checkpoint("MY")
+		_, err := btVerify(f.Encode(), btVerifyOpts)
+		require.NoError(t, err)
+	})
+
 	// Before format 2 a bundle carried the installed manifest only, and
 	// every countersignature was checked against it: this is the failure
 	// of issue 11 ("witness ... (ID) is not a member"). A format 1 bundle
@@ -159,6 +170,16 @@ var btMembershipBreaks = []struct {
 			btRelink(f, 4)
 		},
 		want:  "entry 5 (line 6): bad evidence bundle: installs manifest version 3, which no node could install then: not enough valid signatures: the current federation's quorum is missing",
+		isErr: audit.ErrBundle,
+	},
+	{
+		name: "an older version installed again after the change",
+		brk: func(t testing.TB, f *audittest.Fixture) {
+			f.Add(audit.Entry{Kind: audit.AdminManifest, PayloadHash: f.Bundle.Entries[0].PayloadHash, Reason: "installed manifest imtgt-test version 2"})
+			f.Bundle.Checkpoints = f.Bundle.Checkpoints[:1]
+			f.Checkpoint("MY")
+		},
+		want:  "entry 7 (line 8): bad evidence bundle: installs manifest version 2, which no node could install then: stale manifest version: version 2 is not newer than the installed version 3",
 		isErr: audit.ErrBundle,
 	},
 	{
