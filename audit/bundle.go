@@ -10,8 +10,13 @@ import (
 	"time"
 )
 
-// BundleFormat names the evidence bundle format in its header.
-const BundleFormat = "imtgt-audit-bundle/1"
+// BundleFormat names the evidence bundle format in its header. Format 2
+// adds the manifest history (Header.Manifests, ManifestAtStart); a format 1
+// bundle, from a node before it, carries one manifest and is still read.
+const (
+	BundleFormat   = "imtgt-audit-bundle/2"
+	BundleFormatV1 = "imtgt-audit-bundle/1"
+)
 
 // MaxBundleLine bounds one line of a bundle. The header is the long line:
 // it carries the manifest and every policy version the node installed (a
@@ -25,6 +30,15 @@ var ErrBundle = errors.New("bad evidence bundle")
 type PolicyDoc struct {
 	Version  uint64 `json:"version"`
 	Document string `json:"document"` // the exact signed policy YAML: its signature covers these bytes
+}
+
+// ManifestDoc is one membership manifest version as the node installed
+// it. The chain's admin.manifest entries name it by the hash of Document
+// (their payload_hash), which is how the verifier knows when it came into
+// force.
+type ManifestDoc struct {
+	Version  uint64 `json:"version"`
+	Document string `json:"document"` // the exact signed manifest YAML
 }
 
 // Header opens a bundle. It carries everything the verifier needs besides
@@ -44,6 +58,13 @@ type Header struct {
 	From          time.Time   `json:"from,omitzero"`   // the export's requested range, if any
 	To            time.Time   `json:"to,omitzero"`
 	GeneratedAt   time.Time   `json:"generated_at"`
+
+	// Manifests (format 2) are every manifest version the node installed
+	// and kept, ascending, the installed one (Manifest) last: each
+	// countersignature and receipt is checked against the one in force
+	// when it was made. Format 1 has none and checks all against Manifest.
+	Manifests       []ManifestDoc `json:"manifests,omitempty"`
+	ManifestAtStart uint64        `json:"manifest_at_start,omitempty"` // version in force before the first exported entry (0 = none)
 }
 
 // Receipt is a peer's signed receipt for an order message this node sent.
@@ -214,8 +235,14 @@ func ReadBundle(r io.Reader) (*Bundle, error) {
 		cur = kind
 		switch kind {
 		case sectionHeader:
-			if l.Header.Format != BundleFormat {
-				return nil, fmt.Errorf("line 1: %w: format %q, want %q", ErrBundle, l.Header.Format, BundleFormat)
+			switch l.Header.Format {
+			case BundleFormat:
+			case BundleFormatV1:
+				if len(l.Header.Manifests) > 0 || l.Header.ManifestAtStart != 0 {
+					return nil, fmt.Errorf("line 1: %w: a format %q header has no manifests or manifest_at_start", ErrBundle, BundleFormatV1)
+				}
+			default:
+				return nil, fmt.Errorf("line 1: %w: format %q, want %q (or %q)", ErrBundle, l.Header.Format, BundleFormat, BundleFormatV1)
 			}
 			b.Header = *l.Header
 		case sectionEntries:

@@ -18,7 +18,7 @@ import (
 func TestBundleRoundTrip(t *testing.T) {
 	f := audittest.NewFixture(t, 0)
 	data := f.Encode()
-	require.True(t, bytes.HasPrefix(data, []byte(`{"header":{"format":"imtgt-audit-bundle/1","node":"TH",`)), "%.80s", data)
+	require.True(t, bytes.HasPrefix(data, []byte(`{"header":{"format":"imtgt-audit-bundle/2","node":"TH",`)), "%.80s", data)
 	assert.Equal(t, 1+10+2+2, bytes.Count(data, []byte("\n")), "one line per record")
 
 	// Read through a reader that returns one byte at a time: the reader
@@ -64,8 +64,10 @@ func TestReadBundleRefuses(t *testing.T) {
 		{"an empty file", "", "bad evidence bundle: the bundle is empty"},
 		{"no header", entry + "\n", "line 1: bad evidence bundle: the first line must be the header, not an entry"},
 		{"the header not first", hdr + "\n" + entry + "\n" + hdr + "\n", "line 3: bad evidence bundle: a second header"},
-		{"an unknown format", `{"header":{"format":"imtgt-audit-bundle/2"}}` + "\n",
-			`line 1: bad evidence bundle: format "imtgt-audit-bundle/2", want "imtgt-audit-bundle/1"`},
+		{"an unknown format", `{"header":{"format":"imtgt-audit-bundle/3"}}` + "\n",
+			`line 1: bad evidence bundle: format "imtgt-audit-bundle/3", want "imtgt-audit-bundle/2" (or "imtgt-audit-bundle/1")`},
+		{"a format 1 header with a manifest history", `{"header":{"format":"imtgt-audit-bundle/1","manifests":[{"version":1,"document":"x"}]}}` + "\n",
+			`line 1: bad evidence bundle: a format "imtgt-audit-bundle/1" header has no manifests or manifest_at_start`},
 		{"a line of no kind", hdr + "\n" + `{"note":{}}` + "\n", `line 2: bad evidence bundle: json: unknown field "note"`},
 		{"an empty object", hdr + "\n{}\n", "line 2: bad evidence bundle: the line is none of header, entry, checkpoint or receipt"},
 		{"a null record", hdr + "\n" + `{"entry":null}` + "\n", "line 2: bad evidence bundle: the line is none of header, entry, checkpoint or receipt"},

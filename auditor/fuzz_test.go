@@ -24,6 +24,14 @@ func FuzzReadBundle(f *testing.F) {
 	for _, tc := range btBrokenBundles {
 		f.Add(tc.brk(f, audittest.NewFixture(f, 0)))
 	}
+	// A bundle across a membership change (format 2, two manifests), and
+	// the ways it is refused.
+	f.Add(audittest.NewMembershipFixture(f).Encode())
+	for _, tc := range btMembershipBreaks {
+		mf := audittest.NewMembershipFixture(f)
+		tc.brk(f, mf)
+		f.Add(mf.Encode())
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := audit.ReadBundle(bytes.NewReader(data))
 		if err != nil {

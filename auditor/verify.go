@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -57,6 +58,9 @@ type Summary struct {
 	PeerID          string
 	Federation      string // the manifest's federation and version, the bundle's root of trust
 	ManifestVersion uint64
+	// ManifestVersions are the manifest versions the header carries,
+	// ascending (a format 1 bundle: the installed one only).
+	ManifestVersions []uint64
 
 	Entries           int
 	FirstSeq, LastSeq uint64
@@ -102,9 +106,16 @@ type Summary struct {
 // full Summary, whose Violations list them, together with an error
 // wrapping ErrViolation, so that an auditor's verify fails on them.
 //
-// The manifest in the header is the one installed when the bundle was
-// made, and it is what every key is checked against: the node's peer ID,
-// the policies' governance key, the witnesses and the receipt signers.
+// The header's manifest is the one installed when the bundle was made: the
+// node's peer ID and the policies' governance key are checked against it.
+// A format 2 bundle also carries every manifest version the node
+// installed; the chain's admin.manifest entries (by their payload hash)
+// say when each came into force, each install must have been approved by
+// the quorum of the manifest it replaced, and each countersignature and
+// receipt is checked against the manifest in force when it was made (see
+// witnessMember and receiptManifest). A member a later manifest removed
+// keeps its earlier countersignatures; one it made after its removal is
+// refused. A format 1 bundle is checked against its one manifest.
 func Verify(b *audit.Bundle, opt VerifyOptions) (*Summary, error) {
 	if b == nil {
 		return nil, fmt.Errorf("%w: no bundle", audit.ErrBundle)
@@ -127,8 +138,13 @@ type verifier struct {
 	b        *audit.Bundle
 	opt      VerifyOptions
 	s        *Summary
-	manifest *membership.Manifest
-	policies map[uint64]*policy.Policy
+	manifest *membership.Manifest // the installed one, the header's
+	// manifests are the header's manifest versions by the hash of their
+	// document (nil for a format 1 bundle); spans, what the chain says was
+	// in force from where, in chain order.
+	manifests map[string]manifestDoc
+	spans     []manifestSpan
+	policies  map[uint64]*policy.Policy
 	// receiptOf maps an order message's ReceiptHash to its entry index;
 	// receipted marks the entries a receipt of the bundle matched.
 	receiptOf map[string]int
@@ -139,6 +155,22 @@ type verifier struct {
 	// and looking a transfer rule up costs more than the rest of an
 	// entry's check.
 	crossings map[crossingKey]string
+}
+
+// manifestDoc is a manifest of the header, parsed.
+type manifestDoc struct {
+	m    *membership.Manifest
+	hash string // hex SHA-256 of the document, as admin.manifest entries name it
+}
+
+// manifestSpan is a manifest in force from an entry on: the entry that
+// installed it, or (index -1) from before the first exported entry. m is
+// nil while no manifest is in force.
+type manifestSpan struct {
+	m     *membership.Manifest
+	index int
+	seq   uint64
+	time  time.Time
 }
 
 // crossingKey is what CheckCrossing's verdict depends on: the policy, and
@@ -176,8 +208,8 @@ func (v *verifier) headerErr(format string, args ...any) error {
 // header checks who the bundle is from and what it was judged by.
 func (v *verifier) header() error {
 	h := &v.b.Header
-	if h.Format != audit.BundleFormat {
-		return v.headerErr("format %q, want %q", h.Format, audit.BundleFormat)
+	if h.Format != audit.BundleFormat && h.Format != audit.BundleFormatV1 {
+		return v.headerErr("format %q, want %q (or %q)", h.Format, audit.BundleFormat, audit.BundleFormatV1)
 	}
 	pub, err := crypto.UnmarshalPublicKey(h.PublicKey)
 	if err != nil {
@@ -218,6 +250,9 @@ func (v *verifier) header() error {
 		return v.headerErr("the manifest names %s's node %s, but the bundle is signed by %s", h.Node, mem.PeerID, h.PeerID)
 	}
 	v.manifest = m
+	if err := v.manifestHistory(); err != nil {
+		return err
+	}
 	gov, ok := m.GovernancePublicKey(h.Node)
 	if !ok {
 		return v.headerErr("the manifest has no governance key for %s", h.Node)
@@ -261,6 +296,177 @@ func (v *verifier) header() error {
 	return nil
 }
 
+// manifestHistory checks the header's manifest versions: each signed by
+// its own threshold, of the installed manifest's federation, none twice,
+// the installed one the newest. A format 1 bundle has the installed one
+// only, in force throughout.
+func (v *verifier) manifestHistory() error {
+	h := &v.b.Header
+	if h.Format == audit.BundleFormatV1 {
+		if len(h.Manifests) > 0 || h.ManifestAtStart != 0 {
+			return v.headerErr("a format %q header has no manifests or manifest_at_start", audit.BundleFormatV1)
+		}
+		v.spans = []manifestSpan{{m: v.manifest, index: -1}}
+		v.s.ManifestVersions = []uint64{v.manifest.Version}
+		return nil
+	}
+	if len(h.Manifests) == 0 {
+		return v.headerErr("manifests is empty: a format %q bundle carries every manifest version the node installed", h.Format)
+	}
+	v.manifests = make(map[string]manifestDoc, len(h.Manifests))
+	byVersion := map[uint64]*membership.Manifest{}
+	var newest *membership.Manifest
+	var newestDoc string
+	for i, d := range h.Manifests {
+		name := fmt.Sprintf("manifests[%d] (version %d)", i, d.Version)
+		m, err := membership.Parse([]byte(d.Document))
+		if err != nil {
+			return v.headerErr("%s: %v", name, err)
+		}
+		switch valid := m.ValidSigners(); {
+		case m.Version != d.Version:
+			return v.headerErr("%s: the document is version %d", name, m.Version)
+		case m.Federation != v.manifest.Federation:
+			return v.headerErr("%s: the manifest is federation %s's, the installed one %s's", name, printable(m.Federation), v.manifest.Federation)
+		case byVersion[m.Version] != nil:
+			return v.headerErr("%s: version %d appears twice", name, m.Version)
+		case len(valid) < m.Threshold:
+			return v.headerErr("%s: %d valid signature(s) of the %d it requires", name, len(valid), m.Threshold)
+		}
+		byVersion[m.Version] = m
+		v.manifests[audit.HashHex([]byte(d.Document))] = manifestDoc{m: m, hash: audit.HashHex([]byte(d.Document))}
+		v.s.ManifestVersions = append(v.s.ManifestVersions, m.Version)
+		if newest == nil || m.Version > newest.Version {
+			newest, newestDoc = m, d.Document
+		}
+	}
+	slices.Sort(v.s.ManifestVersions)
+	if newestDoc != h.Manifest {
+		return v.headerErr("manifest is not manifests' newest version %d: the installed manifest must be the last one installed", newest.Version)
+	}
+	start := manifestSpan{index: -1}
+	if h.ManifestAtStart != 0 {
+		if start.m = byVersion[h.ManifestAtStart]; start.m == nil {
+			return v.headerErr("manifest_at_start %d is none of the manifests", h.ManifestAtStart)
+		}
+	}
+	v.spans = []manifestSpan{start}
+	return nil
+}
+
+// installManifest records that entry i, an admin.manifest, brought the
+// manifest its payload hash names into force, installed under the rule
+// every node applies (membership.CheckInstall at the entry's time): the
+// quorum of the manifest it replaced approved it.
+func (v *verifier) installManifest(i int) error {
+	if v.manifests == nil {
+		return nil // format 1: one manifest throughout
+	}
+	e := &v.b.Entries[i]
+	d, ok := v.manifests[e.PayloadHash]
+	if !ok {
+		return fmt.Errorf("%s: %w: installs a manifest (payload hash %.12s…) that the header's manifests do not hold: "+
+			"the bundle lacks a manifest version in force during its period", v.entryAt(i), audit.ErrBundle, printable(e.PayloadHash))
+	}
+	prev := v.spans[len(v.spans)-1].m
+	if prev == d.m {
+		return nil // the version in force recorded again (two peers' offers at once, before nodes refused that): no change
+	}
+	if err := membership.CheckInstall(prev, d.m, e.Time); err != nil {
+		return fmt.Errorf("%s: %w: installs manifest version %d, which no node could install then: %v", v.entryAt(i), audit.ErrBundle, d.m.Version, err)
+	}
+	v.spans = append(v.spans, manifestSpan{m: d.m, index: i, seq: e.Seq, time: e.Time})
+	return nil
+}
+
+// spanAt returns the position in spans of the manifest in force at entry
+// index i.
+func (v *verifier) spanAt(i int) int {
+	return sort.Search(len(v.spans), func(k int) bool { return v.spans[k].index > i }) - 1
+}
+
+// spanAtTime returns the position in spans of the manifest in force at t,
+// by the times of the entries that installed them (entries are in time
+// order). Before the first exported entry, the one in force at the start.
+func (v *verifier) spanAtTime(t time.Time) int {
+	return sort.Search(len(v.spans), func(k int) bool { return v.spans[k].index >= 0 && v.spans[k].time.After(t) }) - 1
+}
+
+// removal returns the span, at or before position upto, whose manifest
+// last removed what has reports present, if any: for a message naming
+// when a member was removed.
+func (v *verifier) removal(upto int, has func(*membership.Manifest) bool) (manifestSpan, bool) {
+	for k := upto; k > 0; k-- {
+		if !has(v.spans[k].m) && has(v.spans[k-1].m) {
+			return v.spans[k], true
+		}
+	}
+	return manifestSpan{}, false
+}
+
+// manifestName names span k's manifest in messages.
+func (v *verifier) manifestName(k int) string {
+	sp := v.spans[k]
+	if sp.index < 0 {
+		return fmt.Sprintf("version %d, in force at the bundle's start", sp.m.Version)
+	}
+	return fmt.Sprintf("version %d, installed by %s", sp.m.Version, v.entryAt(sp.index))
+}
+
+// witnessMember checks that witness w was a member when it countersigned
+// the checkpoint at entry index i: of the manifest in force at that entry
+// (a countersignature cannot predate the head it signs, so this holds
+// whatever time the witness claims), and of the manifest in force at the
+// time it gives, if later (a removed member's countersignature dated after
+// its removal). It returns the member, or why not.
+func (v *verifier) witnessMember(i int, w *audit.Witness) (membership.Member, error) {
+	atHead := v.spanAt(i)
+	at := v.b.Entries[i].Seq
+	sp := v.spans[atHead]
+	if sp.m == nil {
+		return membership.Member{}, fmt.Errorf("witness %s (%s): no manifest was in force at entry %d (the header names no manifest_at_start and no earlier entry installs one)",
+			printable(w.PeerID), printable(w.Node), at)
+	}
+	has := func(m *membership.Manifest) bool {
+		if m == nil {
+			return false
+		}
+		_, ok := m.MemberByPeerID(w.PeerID)
+		return ok
+	}
+	mem, ok := sp.m.MemberByPeerID(w.PeerID)
+	if !ok {
+		if rm, removed := v.removal(atHead, has); removed {
+			return membership.Member{}, fmt.Errorf("witness %s (%s) was removed from federation %s by manifest version %d (%s, %s), before entry %d: a countersignature after its removal",
+				printable(w.PeerID), printable(w.Node), sp.m.Federation, rm.m.Version, v.entryAt(rm.index), rm.time.UTC().Format(time.RFC3339), at)
+		}
+		return membership.Member{}, fmt.Errorf("witness %s (%s) is not a member of federation %s (manifest %s)",
+			printable(w.PeerID), printable(w.Node), sp.m.Federation, v.manifestName(atHead))
+	}
+	if dated := v.spanAtTime(w.Time); dated > atHead && !has(v.spans[dated].m) {
+		rm, _ := v.removal(dated, has)
+		return membership.Member{}, fmt.Errorf("witness %s (%s) countersigned at %s, after manifest version %d (%s, %s) removed it from federation %s: a countersignature after its removal",
+			printable(w.PeerID), printable(w.Node), w.Time.UTC().Format(time.RFC3339), rm.m.Version, v.entryAt(rm.index), rm.time.UTC().Format(time.RFC3339), sp.m.Federation)
+	}
+	return mem, nil
+}
+
+// receiptManifest returns the position in spans of the manifest in force
+// when a receipt was made, and that time: the time it says it was
+// received, or the time of entry idx that recorded it if that is earlier
+// (the node kept the receipt before writing the entry, so a later time is
+// a clock ahead). A receipt that matches no entry and gives no time is
+// judged by the last manifest (Verify refuses it anyway).
+func (v *verifier) receiptManifest(made time.Time, idx int, linked bool) (int, time.Time) {
+	switch {
+	case linked && (made.IsZero() || made.After(v.b.Entries[idx].Time)):
+		made = v.b.Entries[idx].Time
+	case made.IsZero():
+		return len(v.spans) - 1, made
+	}
+	return v.spanAtTime(made), made
+}
+
 // entries checks the chain and, in the same pass, residency and counts.
 // The chain check is Entry.Follows: one Canonical encoding and SHA-256
 // per entry, never a JSON re-encoding.
@@ -287,6 +493,11 @@ func (v *verifier) entries() error {
 			v.s.Rejections++
 		case e.Kind.Matches("admin"):
 			v.s.Admin++
+		}
+		if e.Kind == audit.AdminManifest {
+			if err := v.installManifest(i); err != nil {
+				return err
+			}
 		}
 		if e.Kind == audit.AdminPolicy {
 			if v.policies[e.PolicyVersion] == nil {
@@ -386,11 +597,15 @@ func (v *verifier) checkpoints() error {
 		seen := make(map[string]bool, len(c.Witnesses))
 		for j := range c.Witnesses {
 			w := &c.Witnesses[j]
-			mem, ok := v.manifest.MemberByPeerID(w.PeerID)
+			if w.PeerID == h.PeerID {
+				return fail("the node witnesses its own checkpoint")
+			}
+			mem, err := v.witnessMember(int(c.Seq-first), w)
+			if err != nil {
+				return fail("%v", err)
+			}
 			switch {
-			case !ok:
-				return fail("witness %s (%s) is not a member of federation %s", printable(w.PeerID), printable(w.Node), v.manifest.Federation)
-			case w.PeerID == h.PeerID || mem.Country == h.Node:
+			case mem.Country == h.Node:
 				return fail("the node witnesses its own checkpoint")
 			case mem.Country != w.Node:
 				return fail("witness %s is %s's node, not %s's", w.PeerID, mem.Country, printable(w.Node))
@@ -464,9 +679,29 @@ func (v *verifier) receipts() error {
 		if err != nil {
 			return fail("the envelope does not verify: %v", err)
 		}
-		mem, ok := v.manifest.Member(r.From)
+		made := time.Time{}
+		if ms := rec.GetReceivedUnixMs(); ms != 0 {
+			made = time.UnixMilli(ms).UTC()
+		}
+		k, made := v.receiptManifest(made, idx, linked)
+		sp := v.spans[k]
+		if sp.m == nil {
+			return fail("no manifest was in force when it was made (%s)", made.Format(time.RFC3339))
+		}
+		mem, ok := sp.m.Member(r.From)
 		if !ok {
-			return fail("%s is not a member of federation %s", printable(r.From), v.manifest.Federation)
+			has := func(m *membership.Manifest) bool {
+				if m == nil {
+					return false
+				}
+				_, ok := m.Member(r.From)
+				return ok
+			}
+			if rm, removed := v.removal(k, has); removed {
+				return fail("%s was removed from federation %s by manifest version %d (%s, %s), before the receipt was made (%s): a receipt after its removal",
+					printable(r.From), sp.m.Federation, rm.m.Version, v.entryAt(rm.index), rm.time.UTC().Format(time.RFC3339), made.Format(time.RFC3339))
+			}
+			return fail("%s is not a member of federation %s (manifest %s)", printable(r.From), sp.m.Federation, v.manifestName(k))
 		}
 		if want, err := peer.Decode(mem.PeerID); err != nil || signer != want {
 			return fail("signed by %s, not by %s's node %s", signer, r.From, mem.PeerID)
@@ -539,6 +774,9 @@ func (v *verifier) notes() {
 	if s.Receipts > 0 && !s.ReceiptsChecked {
 		s.Notes = append(s.Notes, fmt.Sprintf("%d receipt(s) counted, not verified (no receipt verifier)", s.Receipts))
 	}
+	if v.b.Header.Format == audit.BundleFormatV1 {
+		s.Notes = append(s.Notes, fmt.Sprintf("a format %s bundle carries one manifest: every countersignature and receipt was checked against it", audit.BundleFormatV1))
+	}
 	if s.Unwitnessed > 0 {
 		s.Notes = append(s.Notes, fmt.Sprintf("%d entries after the last witnessed checkpoint are signed by the node alone", s.Unwitnessed))
 	}
@@ -579,6 +817,13 @@ func (s *Summary) String() string {
 		vs = []string{"none"}
 	}
 	fmt.Fprintf(&b, "Policies:     version %s\n", strings.Join(vs, ", "))
+	if len(s.ManifestVersions) > 0 {
+		ms := make([]string, len(s.ManifestVersions))
+		for i, mv := range s.ManifestVersions {
+			ms[i] = strconv.FormatUint(mv, 10)
+		}
+		fmt.Fprintf(&b, "Manifests:    version %s\n", strings.Join(ms, ", "))
+	}
 	if len(s.Violations) == 0 {
 		b.WriteString("Residency:    no violations\n")
 	} else {

@@ -21,7 +21,7 @@ func TestVerifyGoodBundle(t *testing.T) {
 	s, err := btVerify(f.Encode(), auditor.VerifyOptions{OpenReceipt: btVerifyOpts.OpenReceipt, Node: f.Peers[audittest.Node]})
 	require.NoError(t, err)
 	assert.Equal(t, &auditor.Summary{
-		Node: "TH", PeerID: f.Peers["TH"], Federation: "imtgt-test", ManifestVersion: 1,
+		Node: "TH", PeerID: f.Peers["TH"], Federation: "imtgt-test", ManifestVersion: 1, ManifestVersions: []uint64{1},
 		Entries: 10, FirstSeq: 1, LastSeq: 10, From: audittest.Start, To: audittest.Start.Add(9 * time.Minute),
 		Checkpoints: 2, Witnessed: 1, Witnesses: 2, Unwitnessed: 3,
 		Receipts: 2, ReceiptsChecked: true,
@@ -37,6 +37,7 @@ func TestVerifyGoodBundle(t *testing.T) {
 		"Checkpoints:  2, 1 witnessed (2 countersignatures), 3 entries after the last witnessed one\n",
 		"Receipts:     2 (verified)\n",
 		"Policies:     version 1, 2\n",
+		"Manifests:    version 1\n",
 		"Residency:    no violations\n",
 	} {
 		assert.Contains(t, out, want)
@@ -63,12 +64,13 @@ func TestVerifyReceiptsUnchecked(t *testing.T) {
 }
 
 // TestVerifyPartialRange: a bundle of entries 4 to 10 starts from the
-// hash of entry 3 and the policy in force then; the handoff's receipt
+// hash of entry 3 and the policy and manifest in force then; the handoff's receipt
 // still matches. A receipt matching no exported entry means an entry was
 // removed: the exporter writes only the receipts of exported entries.
 func TestVerifyPartialRange(t *testing.T) {
 	f := audittest.NewFixture(t, 0)
 	f.Bundle.Header.FirstSeq, f.Bundle.Header.Prev, f.Bundle.Header.PolicyAtStart = 4, f.Bundle.Entries[2].Hash, 1
+	f.Bundle.Header.ManifestAtStart = 1
 	f.Bundle.Entries = f.Bundle.Entries[3:]
 	s, err := btVerify(f.Encode(), btVerifyOpts)
 	require.NoError(t, err)

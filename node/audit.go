@@ -175,12 +175,37 @@ func (n *Node) Checkpoint(ctx context.Context) (*audit.Checkpoint, error) {
 			n.log.Debug("audit checkpoint not countersigned", "peer", mb.Country, "seq", cp.Seq, "err", err)
 			continue
 		}
-		if err := n.Store.AddWitness(ctx, cp.Seq, w); err != nil {
+		if ok, err := n.keepWitness(ctx, cp.Seq, w); err != nil {
 			return nil, err
+		} else if !ok {
+			n.log.Info("audit checkpoint: countersignature dropped, the peer is no longer a member", "peer", mb.Country, "seq", cp.Seq)
+			continue
 		}
 		cp.Witnesses = append(cp.Witnesses, w)
 	}
 	return cp, nil
+}
+
+// keepWitness stores w unless a manifest installed while it was being
+// asked for removed its signer: a countersignature dated after its
+// signer's removal does not verify (auditor.Verify), so it must not enter
+// the evidence. Installs hold installMu while they save, so under it the
+// stored manifest is the one in force now.
+func (n *Node) keepWitness(ctx context.Context, seq uint64, w audit.Witness) (bool, error) {
+	n.installMu.Lock()
+	defer n.installMu.Unlock()
+	raw, err := n.Store.Manifest()
+	if err != nil {
+		return false, err
+	}
+	m, err := membership.Parse(raw)
+	if err != nil {
+		return false, fmt.Errorf("installed manifest: %w", err)
+	}
+	if mb, ok := m.MemberByPeerID(w.PeerID); !ok || mb.Country != w.Node {
+		return false, nil
+	}
+	return true, n.Store.AddWitness(ctx, seq, w)
 }
 
 func signedCheckpoint(key crypto.PrivKey, country string, seq uint64, head string) (*audit.Checkpoint, error) {
@@ -296,6 +321,23 @@ func (a *auditSource) policies() (map[uint64]*policy.Policy, []audit.PolicyDoc, 
 	return parsed, docs, nil
 }
 
+// manifests returns every manifest version the store holds, for the
+// bundle, and their versions by the hash admin.manifest entries name them
+// by.
+func (a *auditSource) manifests() ([]audit.ManifestDoc, map[string]uint64, error) {
+	vs, err := a.db.ManifestVersions()
+	if err != nil {
+		return nil, nil, err
+	}
+	docs := make([]audit.ManifestDoc, 0, len(vs))
+	versionOf := make(map[string]uint64, len(vs))
+	for _, mv := range vs {
+		docs = append(docs, audit.ManifestDoc{Version: mv.Version, Document: string(mv.Raw)})
+		versionOf[audit.HashHex(mv.Raw)] = mv.Version
+	}
+	return docs, versionOf, nil
+}
+
 // export writes a bundle: a header, the contiguous run of entries whose
 // times fall in [from, to), the checkpoints over them plus a final one
 // signed now for the last exported entry, and the peers' receipts of the
@@ -306,6 +348,10 @@ func (a *auditSource) export(ctx context.Context, w io.Writer, from, to time.Tim
 		return err
 	}
 	manifest, err := a.db.Manifest()
+	if err != nil {
+		return err
+	}
+	manifests, versionOf, err := a.manifests()
 	if err != nil {
 		return err
 	}
@@ -321,7 +367,7 @@ func (a *auditSource) export(ctx context.Context, w io.Writer, from, to time.Tim
 	// the previous hash; the header is written at the range's first entry
 	// (nothing is written when the range is empty).
 	var bw *audit.BundleWriter
-	var first, last, atStart uint64
+	var first, last, atStart, manifestAtStart uint64
 	var prev, lastHash string
 	receiptHashes := map[string]bool{}
 	err = a.db.AuditScan(ctx, 1, func(e *audit.Entry) error {
@@ -329,8 +375,13 @@ func (a *auditSource) export(ctx context.Context, w io.Writer, from, to time.Tim
 		case !to.IsZero() && !e.Time.Before(to):
 			return store.ErrStop
 		case !from.IsZero() && e.Time.Before(from):
-			if e.Kind == audit.AdminPolicy {
+			switch e.Kind {
+			case audit.AdminPolicy:
 				atStart = e.PolicyVersion
+			case audit.AdminManifest:
+				// 0 when the store no longer holds it (installed before
+				// the history was kept): verify then says so.
+				manifestAtStart = versionOf[e.PayloadHash]
 			}
 			prev = e.Hash
 			return nil
@@ -340,7 +391,7 @@ func (a *auditSource) export(ctx context.Context, w io.Writer, from, to time.Tim
 			var err error
 			bw, err = audit.NewBundleWriter(w, audit.Header{
 				Node: a.country, PeerID: id.String(), PublicKey: pub, Manifest: string(manifest), Policies: docs,
-				PolicyAtStart: atStart, FirstSeq: first, Prev: prev, From: from, To: to, GeneratedAt: a.now().UTC(),
+				PolicyAtStart: atStart, Manifests: manifests, ManifestAtStart: manifestAtStart, FirstSeq: first, Prev: prev, From: from, To: to, GeneratedAt: a.now().UTC(),
 			})
 			if err != nil {
 				return err

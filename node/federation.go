@@ -136,10 +136,28 @@ func (n *Node) InstallManifest(ctx context.Context, raw, psk []byte) (*membershi
 	return m, nil
 }
 
-// saveReceivedManifest persists a manifest a peer spread to us.
+// saveReceivedManifest persists a manifest a peer spread to us. Two
+// members may offer the same version at once, and the federation checks
+// each offer against the manifest it applied before either was saved: so
+// the offer is checked again here, against the stored manifest, under the
+// install lock. A version already installed is refused (and not applied),
+// rather than recorded twice in the audit chain and the history.
 func (n *Node) saveReceivedManifest(raw []byte, m *membership.Manifest) error {
 	n.installMu.Lock()
 	defer n.installMu.Unlock()
+	current, err := n.Store.Manifest()
+	if err != nil {
+		return err
+	}
+	if current != nil {
+		cur, err := membership.Parse(current)
+		if err != nil {
+			return fmt.Errorf("installed manifest: %w", err)
+		}
+		if m.Version <= cur.Version {
+			return fmt.Errorf("%w: version %d is not newer than the installed version %d", membership.ErrVersion, m.Version, cur.Version)
+		}
+	}
 	return n.Store.SaveManifest(raw, manifestInstalled(m, raw, "a peer's offer, approved by the federation's quorum"))
 }
 

@@ -19,6 +19,9 @@ package store
 //	  <seller id> NUL <Idempotency-Key>   {"hash", "created_at", "outcome": {"listing"} | {"report"}}
 //	federation/
 //	  manifest                  the installed membership manifest, its exact signed YAML
+//	  manifests/
+//	    <version, 8-byte BE>    every manifest installed: install time (8-byte BE Unix ns), then
+//	                            its exact YAML (what was in force when; see manifests.go)
 //	marketplaces/
 //	  <marketplace id>          store.Marketplace
 //	auditors/
@@ -312,13 +315,14 @@ func putJSON(b *bolt.Bucket, key []byte, v any) error {
 
 // --- federation ---
 
-// SaveManifest stores the installed manifest's exact bytes.
+// SaveManifest stores the installed manifest's exact bytes, and keeps
+// them in the history of versions, in one transaction.
 func (db *DB) SaveManifest(raw []byte, entries ...*audit.Entry) error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketFederation).Put(keyManifest, raw); err != nil {
+		if err := db.appendAudit(tx, entries...); err != nil {
 			return err
 		}
-		return db.appendAudit(tx, entries...)
+		return putManifest(tx, raw, installTime(entries))
 	})
 }
 

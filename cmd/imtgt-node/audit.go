@@ -157,8 +157,8 @@ func newAuditExportCmd() *cobra.Command {
 		Use:   "export --dir DIR --out FILE [--from T] [--to T]",
 		Short: "Write the evidence bundle of a period for an auditor",
 		Long: `export writes the evidence bundle of the node in DIR (JSON Lines, format
-imtgt-audit-bundle/1): the node's public key, its manifest and every policy
-version it installed; the entries whose times fall in the period; the signed
+imtgt-audit-bundle/2): the node's public key, every manifest version and
+every policy version it installed; the entries whose times fall in the period; the signed
 checkpoints over them, countersigned by the peers, and one the node signs
 now for the last exported entry; and the peers' signed receipts of the
 exported order messages. An auditor checks it with "imtgt-node audit verify",
@@ -229,6 +229,11 @@ unbroken hash chain; that the node signed checkpoints covering them,
 countersigned only by other members; that every receipt was signed by the
 member it names and matches what the entry says was sent; and that every
 crossing was allowed by the policy in force when it happened.
+Countersignatures and receipts are checked against the manifest in force
+when they were made (the chain's manifest installs say when each version
+came in): a member removed later keeps its earlier ones, and any it made
+after its removal are refused. A format 1 bundle (from an older node) is
+checked against its one manifest.
 
 It prints a summary. It exits 1, naming the first bad entry (with its line),
 when anything fails, and also when crossings broke the policy (the summary

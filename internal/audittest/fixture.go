@@ -40,7 +40,8 @@ type Fixture struct {
 	Keys     map[string]crypto.PrivKey     // node keys by country
 	Gov      map[string]ed25519.PrivateKey // governance keys by country
 	Peers    map[string]string             // peer IDs by country
-	Manifest string                        // the signed manifest YAML
+	Members  map[string]membership.Member  // members by country
+	Manifest string                        // the signed manifest YAML (version 1, every country)
 	Policies map[uint64]string             // TH's signed policy documents by version
 	Bundle   audit.Bundle                  // header and records; lines are not set
 	Sent     map[string][]byte             // payloads sent, by order ID and kind
@@ -61,31 +62,41 @@ func Key(tb testing.TB) (crypto.PrivKey, string) {
 func Federation(tb testing.TB) *Fixture {
 	tb.Helper()
 	f := &Fixture{TB: tb, Keys: map[string]crypto.PrivKey{}, Gov: map[string]ed25519.PrivateKey{},
-		Peers: map[string]string{}, Policies: map[uint64]string{}, Sent: map[string][]byte{}}
-	var members []membership.Member
+		Peers: map[string]string{}, Members: map[string]membership.Member{}, Policies: map[uint64]string{}, Sent: map[string][]byte{}}
 	for i, c := range Countries {
 		f.Keys[c], f.Peers[c] = Key(tb)
 		_, gk, err := ed25519.GenerateKey(rand.Reader)
 		require.NoError(tb, err)
 		f.Gov[c] = gk
-		members = append(members, membership.Member{
+		f.Members[c] = membership.Member{
 			Country: c, Agency: "Agency of " + c, PeerID: f.Peers[c],
 			Addrs:         []string{fmt.Sprintf("/ip4/192.0.2.%d/tcp/4001", i+1)},
 			GovernanceKey: base64.StdEncoding.EncodeToString(gk.Public().(ed25519.PublicKey)),
-		})
+		}
 	}
-	m, err := membership.New("imtgt-test", 1, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), 2, members)
-	require.NoError(tb, err)
-	for _, c := range Countries {
-		require.NoError(tb, membership.Sign(m, c, f.Gov[c]))
-	}
-	raw, err := m.Marshal()
-	require.NoError(tb, err)
-	f.Manifest = string(raw)
+	f.Manifest = f.SignedManifest(1, 2, Countries, Countries...)
 	for v := uint64(1); v <= 2; v++ {
 		f.Policies[v] = f.SignedPolicy(Node, v, f.Gov[Node])
 	}
 	return f
+}
+
+// SignedManifest returns manifest version v of the members, with
+// threshold k, signed by the signers' governance keys.
+func (f *Fixture) SignedManifest(v uint64, k int, members []string, signers ...string) string {
+	f.TB.Helper()
+	var ms []membership.Member
+	for _, c := range members {
+		ms = append(ms, f.Members[c])
+	}
+	m, err := membership.New("imtgt-test", v, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), k, ms)
+	require.NoError(f.TB, err)
+	for _, c := range signers {
+		require.NoError(f.TB, membership.Sign(m, c, f.Gov[c]))
+	}
+	raw, err := m.Marshal()
+	require.NoError(f.TB, err)
+	return string(raw)
 }
 
 // SignedPolicy returns country's default policy as version v, signed by key.
@@ -116,10 +127,10 @@ func NewFixture(tb testing.TB, bulk int) *Fixture {
 	f := Federation(tb)
 	f.Bundle.Header = audit.Header{
 		Node: Node, PeerID: f.Peers[Node], PublicKey: MarshalPub(tb, f.Keys[Node]),
-		Manifest: f.Manifest, FirstSeq: 1,
+		Manifest: f.Manifest, FirstSeq: 1, Manifests: []audit.ManifestDoc{{Version: 1, Document: f.Manifest}},
 		Policies: []audit.PolicyDoc{{Version: 1, Document: f.Policies[1]}, {Version: 2, Document: f.Policies[2]}},
 	}
-	f.Add(audit.Entry{Kind: audit.AdminManifest, Actor: "operator:tok-1", Reason: "manifest imtgt-test version 1 installed"})
+	f.Add(audit.Entry{Kind: audit.AdminManifest, Actor: "operator:tok-1", PayloadHash: Hash(f.Manifest), Reason: "manifest imtgt-test version 1 installed"})
 	f.Add(audit.Entry{Kind: audit.AdminPolicy, PolicyVersion: 1, Actor: "node", Reason: "policy version 1 installed"})
 	f.Add(CatalogEgress("MY", 1, 1, 10))
 	f.Add(audit.Entry{Kind: audit.CatalogIngress, Peer: "ID", PeerID: f.Peers["ID"], Purpose: "catalog",
@@ -176,6 +187,12 @@ func CatalogEgress(peer string, v, from, to uint64) audit.Entry {
 // OrderEgress is an order message to peer; its receipt (made by Receipt)
 // is sealed now so that the entry can carry its hash.
 func (f *Fixture) OrderEgress(kind audit.Kind, peer, order string, seq, v uint64, fields ...string) audit.Entry {
+	return f.OrderEgressAt(Start, kind, peer, order, seq, v, fields...)
+}
+
+// OrderEgressAt is OrderEgress with a receipt received at time at (made
+// by ReceiptAt with the same time).
+func (f *Fixture) OrderEgressAt(at time.Time, kind audit.Kind, peer, order string, seq, v uint64, fields ...string) audit.Entry {
 	payload := fmt.Appendf(nil, "%s %s seq %d", kind, order, seq)
 	k := "handoff"
 	purpose := "order_handoff"
@@ -183,7 +200,7 @@ func (f *Fixture) OrderEgress(kind audit.Kind, peer, order string, seq, v uint64
 		k, purpose = "status", "order_status"
 	}
 	f.Sent[order+k] = payload
-	env := f.Seal(peer, peer, k, order, seq)
+	env := f.SealAt(at, peer, peer, k, order, seq)
 	return audit.Entry{Kind: kind, Peer: peer, PeerID: f.Peers[peer], Purpose: purpose, Records: []string{order}, Count: 1,
 		Fields: fields, PolicyVersion: v, Rules: []string{"TH-TR-ORDER"}, LegalBasis: "contract_necessity",
 		PayloadHash: audit.HashHex(payload), ReceiptHash: audit.HashHex(env), Actor: "node"}
@@ -193,10 +210,15 @@ func (f *Fixture) OrderEgress(kind audit.Kind, peer, order string, seq, v uint64
 // with signer's key. Sealing is deterministic (Ed25519, deterministic
 // protobuf), so the same call gives the same bytes.
 func (f *Fixture) Seal(signer, receiver, kind, order string, seq uint64) []byte {
+	return f.SealAt(Start, signer, receiver, kind, order, seq)
+}
+
+// SealAt is Seal for a receipt received at time at.
+func (f *Fixture) SealAt(at time.Time, signer, receiver, kind, order string, seq uint64) []byte {
 	f.TB.Helper()
 	h := sha256.Sum256(f.Sent[order+kind])
 	env, err := federation.SealReceipt(f.Keys[signer], &pb.Receipt{OrderId: order, Kind: kind, Seq: seq, PayloadHash: h[:],
-		Receiver: receiver, ReceivedUnixMs: Start.UnixMilli(), Result: "received", Status: "accepted"})
+		Receiver: receiver, ReceivedUnixMs: at.UnixMilli(), Result: "received", Status: "accepted"})
 	require.NoError(f.TB, err)
 	return env
 }
@@ -204,8 +226,13 @@ func (f *Fixture) Seal(signer, receiver, kind, order string, seq uint64) []byte 
 // Receipt appends to the bundle the receipt from gives for order's
 // message, signed with signer's key.
 func (f *Fixture) Receipt(signer, from, kind, order string, seq uint64) {
+	f.ReceiptAt(Start, signer, from, kind, order, seq)
+}
+
+// ReceiptAt is Receipt for a receipt received at time at.
+func (f *Fixture) ReceiptAt(at time.Time, signer, from, kind, order string, seq uint64) {
 	f.Bundle.Receipts = append(f.Bundle.Receipts, audit.Receipt{From: from, OrderID: order, Kind: kind, Seq: seq,
-		Envelope: f.Seal(signer, from, kind, order, seq)})
+		Envelope: f.SealAt(at, signer, from, kind, order, seq)})
 }
 
 // Add links e after the last entry and appends it.
