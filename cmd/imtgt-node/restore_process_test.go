@@ -320,6 +320,9 @@ func TestProcessLostStoreAndRewoundLog(t *testing.T) {
 	f.waitDelivered(t, ords)
 	f.waitListingOn(t, f.my, singles[len(singles)-1])
 	held := heads(t, f.th)["TH"]
+	testnet.Eventually(t, 30*time.Second, func() bool {
+		return heads(t, f.my)["TH"] == held && heads(t, f.id)["TH"] == held
+	}, "MY and ID did not catch up with TH's log")
 
 	// A hand-copied backup: no reconciliation.
 	f.stopTH(t, syscall.SIGTERM)
