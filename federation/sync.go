@@ -674,5 +674,7 @@ func (w *peerWorker) round(dial bool) error {
 			return fmt.Errorf("connect: %w", err)
 		}
 	}
-	return w.s.syncWith(ctx, w.id)
+	// The round's streams use this connection or fail: a peer that closes
+	// it right after the handshake must not be redialled by each stream.
+	return w.s.syncWith(network.WithNoDial(ctx, "sync round"), w.id)
 }
