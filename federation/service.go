@@ -470,6 +470,19 @@ func (s *Service) connected(id peer.ID) {
 	w.kick()
 }
 
+// ErrUnreachable means a member's node is not connected and this node
+// is backing off from dialling it.
+var ErrUnreachable = errors.New("member unreachable")
+
+// backingOff reports whether p's worker is in backoff with p not
+// connected: requests that would dial it wait for the worker's schedule.
+func (s *Service) backingOff(p peer.ID) bool {
+	s.mu.Lock()
+	w := s.workers[p]
+	s.mu.Unlock()
+	return w != nil && w.failing.Load() && s.host.Network().Connectedness(p) != network.Connected
+}
+
 func (s *Service) notifyConnected(id peer.ID) {
 	if country, err := s.countryOf(id); err == nil && s.cfg.Connected != nil {
 		s.cfg.Connected(country)

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -51,19 +52,21 @@ func refusedFloodFor(t *testing.T) time.Duration {
 	return d
 }
 
-// federateTwo initialises, federates (manifest signed by both, threshold
-// 2) and starts TH and MY with the CLI. It returns the nodes, their member
-// descriptors and the federation key.
-func federateTwo(t *testing.T, root string) (map[string]*fedNode, map[string]membership.Member, []byte) {
+// federateCLI initialises the countries' nodes, federates them with the
+// CLI (manifest version 1 signed by the first two, threshold 2), starts
+// them and waits until each sees the others. It returns the nodes, their
+// member descriptors and files, and the federation directory (fed.yaml,
+// swarm.key).
+func federateCLI(t *testing.T, root string, countries ...string) (map[string]*fedNode, map[string]membership.Member, map[string]string, string) {
 	t.Helper()
-	nodes, memberFiles := initCLINodes(t, root, "TH", "MY")
-	members := map[string]membership.Member{}
+	nodes, memberFiles := initCLINodes(t, root, countries...)
+	members, files := map[string]membership.Member{}, map[string]string{}
 	for _, mf := range memberFiles {
 		raw, err := os.ReadFile(mf)
 		require.NoError(t, err)
 		var m membership.Member
 		require.NoError(t, json.Unmarshal(raw, &m))
-		members[m.Country] = m
+		members[m.Country], files[m.Country] = m, mf
 	}
 	fedDir := filepath.Join(root, "fed")
 	require.NoError(t, os.Mkdir(fedDir, 0o755))
@@ -71,23 +74,28 @@ func federateTwo(t *testing.T, root string) (map[string]*fedNode, map[string]mem
 	expires := time.Now().Add(30 * 24 * time.Hour).UTC().Format(time.RFC3339)
 	out, err := cliRun(t, append([]string{"federation", "create", "--name", "imtgt", "--threshold", "2", "--expires", expires, "--out", fed}, memberFiles...)...)
 	require.NoError(t, err, out)
-	for _, cc := range []string{"TH", "MY"} {
+	for _, cc := range countries[:2] {
 		out, err = cliRun(t, "federation", "sign", "--dir", nodes[cc].dir, fed)
 		require.NoError(t, err, out)
 	}
-	for _, cc := range []string{"TH", "MY"} {
+	for _, cc := range countries {
 		out, err = cliRun(t, "federation", "install", "--dir", nodes[cc].dir, "--psk", filepath.Join(fedDir, "swarm.key"), fed)
 		require.NoError(t, err, out)
 		nodes[cc].start(t)
 	}
-	for cc, other := range map[string]string{"TH": "MY", "MY": "TH"} {
+	for _, cc := range countries {
 		n := nodes[cc]
-		testnet.Eventually(t, 20*time.Second, func() bool { return fmt.Sprint(n.connectedPeers(t)) == "["+other+"]" },
-			cc+" does not see "+other+" connected")
+		var others []string
+		for _, o := range countries {
+			if o != cc {
+				others = append(others, o)
+			}
+		}
+		sort.Strings(others)
+		testnet.Eventually(t, 20*time.Second, func() bool { return fmt.Sprint(n.connectedPeers(t)) == fmt.Sprint(others) },
+			cc+" does not see "+strings.Join(others, ", ")+" connected")
 	}
-	psk, err := os.ReadFile(filepath.Join(fedDir, "swarm.key"))
-	require.NoError(t, err)
-	return nodes, members, psk
+	return nodes, members, files, fedDir
 }
 
 // outsiderHost is a libp2p host with the federation key and a key of its
@@ -165,8 +173,10 @@ func TestProcessRefusedPeerCannotFlood(t *testing.T) {
 	}
 	t.Parallel()
 	floodFor := refusedFloodFor(t)
-	nodes, members, psk := federateTwo(t, t.TempDir())
+	nodes, members, _, fedDir := federateCLI(t, t.TempDir(), "TH", "MY")
 	th, my := nodes["TH"], nodes["MY"]
+	psk, err := os.ReadFile(filepath.Join(fedDir, "swarm.key"))
+	require.NoError(t, err)
 
 	status, reg := apiDo(t, "POST", th.url+"/v1/sellers", "", testnet.THSeller("Songkhla Seafood Export Co., Ltd.", 0))
 	require.Equal(t, http.StatusCreated, status, reg)
@@ -243,4 +253,58 @@ func TestProcessRefusedPeerCannotFlood(t *testing.T) {
 	require.Less(t, entries, limit, "%d refusals cost %d audit entries", refused, entries)
 	require.Less(t, percentile(searches, 0.99), time.Second, "searches slowed down under the flood")
 	require.NotEmpty(t, syncs)
+}
+
+// TestProcessRemovedMemberBacksOff: manifest version 2 removes ID; TH and
+// MY install it while ID is stopped, so ID restarts on version 1 and keeps
+// dialling them. They refuse it after the handshake; ID's node must back
+// off (it used to redial hundreds of times a second, and TH wrote an audit
+// entry for each: 2,723 in 10 s).
+func TestProcessRemovedMemberBacksOff(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs three node processes for half a minute")
+	}
+	t.Parallel()
+	root := t.TempDir()
+	nodes, members, files, fedDir := federateCLI(t, root, "TH", "MY", "ID")
+	th, my, id := nodes["TH"], nodes["MY"], nodes["ID"]
+	require.NoError(t, id.p.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, waitExit(t, id.p))
+
+	v2Dir := filepath.Join(root, "fed-v2")
+	require.NoError(t, os.Mkdir(v2Dir, 0o755))
+	psk, err := os.ReadFile(filepath.Join(fedDir, "swarm.key"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(v2Dir, "swarm.key"), psk, 0o600))
+	fed2 := filepath.Join(v2Dir, "fed.yaml")
+	expires := time.Now().Add(30 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	out, err := cliRun(t, "federation", "create", "--name", "imtgt", "--threshold", "2", "--expires", expires, "--version", "2", "--out", fed2, files["TH"], files["MY"])
+	require.NoError(t, err, out)
+	for _, n := range []*fedNode{th, my} {
+		out, err = cliRun(t, "federation", "sign", "--dir", n.dir, fed2)
+		require.NoError(t, err, out)
+	}
+	out, err = cliRun(t, "federation", "install", "--dir", th.dir, "--psk", filepath.Join(v2Dir, "swarm.key"), fed2)
+	require.NoError(t, err, out)
+	testnet.Eventually(t, 20*time.Second, func() bool { return my.manifestVersion(t) == 2 }, "MY did not receive version 2 from TH")
+
+	before := outsiderRefusals(t, th)
+	id.start(t) // on version 1: it still dials TH and MY
+	started := time.Now()
+	testnet.Eventually(t, 10*time.Second, func() bool { return outsiderRefusals(t, th) > before }, "ID never dialled TH")
+	const watch = 20 * time.Second
+	time.Sleep(time.Until(started.Add(watch))) // the window measured, not a synchronisation
+
+	idPeer, err := peer.Decode(members["ID"].PeerID)
+	require.NoError(t, err)
+	refused := outsiderRefusals(t, th) - before
+	entries, _ := rejectionsFrom(t, th, idPeer)
+	t.Logf("in %s TH refused the removed member ID %d times, in %d audit entries", watch, refused, entries)
+	// Rounds at 0 s and after about 1, 2, 4, 8 s (jitter: [d/2, d]): at
+	// most 5 in 20 s; a little slack for the start-up.
+	require.LessOrEqual(t, refused, 8, "ID's node redialled TH %d times in %s", refused, watch)
+	require.LessOrEqual(t, entries, 3)
+	require.Equal(t, []string{"MY"}, th.connectedPeers(t), "TH still serves MY")
+	status, _ := id.get(t, "/healthz")
+	require.Equal(t, http.StatusOK, status)
 }
