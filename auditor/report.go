@@ -183,9 +183,11 @@ func Residency(in ReportInput) *Report {
 		case e.Kind.Ingress():
 			addReportTransfer(in2, e)
 		case e.Kind == audit.Rejection:
-			r.Rejected.Total++
-			r.Rejected.ByReason[ReasonClass(e.Reason)]++
-			r.Rejected.ByPeer[rejectedPeer(e)]++
+			// An entry may summarise repeated refusals of one peer: count them.
+			n := entryRecords(e)
+			r.Rejected.Total += n
+			r.Rejected.ByReason[ReasonClass(e.Reason)] += n
+			r.Rejected.ByPeer[rejectedPeer(e)] += n
 		}
 	}
 	r.PolicyVersion = inForce

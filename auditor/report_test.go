@@ -295,6 +295,23 @@ func TestResidency(t *testing.T) {
 			},
 		},
 		{
+			name: "a summary of repeated refusals counts each refusal", node: "TH",
+			policies: map[uint64]*policy.Policy{1: th1}, atStart: 1, wantPolicy: 1,
+			entries: rtChain(t,
+				rtRejection(rtDay(0, 0), "", "12D3KooWstranger", "outsider: a peer outside the manifest tried to connect"),
+				func() audit.Entry {
+					e := rtRejection(rtDay(0, 1), "", "12D3KooWstranger", "outsider: 2722 refusals since 2026-03-01T00:00:00Z; the last: ...")
+					e.Count = 2722
+					return e
+				}(),
+			),
+			check: func(t *testing.T, r *Report) {
+				if r.Rejected.Total != 2723 || r.Rejected.ByReason["outsider"] != 2723 || r.Rejected.ByPeer["12D3KooWstranger"] != 2723 {
+					t.Errorf("rejected = %+v, want 2723 refusals of one outsider", r.Rejected)
+				}
+			},
+		},
+		{
 			name: "daily counts per day and destination", node: "TH",
 			policies: map[uint64]*policy.Policy{1: th1}, atStart: 1, wantPolicy: 1,
 			entries: rtChain(t,

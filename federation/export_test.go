@@ -21,7 +21,7 @@ func (s *Service) HealForTest() {
 	s.blocked.Store(nil)
 	s.mu.Lock()
 	for _, w := range s.workers {
-		w.kick()
+		w.retryNow()
 	}
 	s.mu.Unlock()
 }

@@ -46,6 +46,12 @@ const (
 const (
 	DefaultSyncInterval  = 10 * time.Second
 	DefaultStreamTimeout = 10 * time.Second
+	// DefaultDialBackoffMax caps the wait between redials of a member that
+	// refuses or fails: the backoff doubles from DialBackoffMin up to it.
+	DefaultDialBackoffMax = 5 * time.Minute
+	// DialBackoffMin is the first wait after a failed round, and the least
+	// time between two rounds with a member in backoff.
+	DialBackoffMin = time.Second
 	// MaxRangeCount is the most records one RangeRequest may ask for.
 	MaxRangeCount = 1024
 	// rangeReplyBytes is the byte budget of one RangeReply, well under
@@ -102,6 +108,12 @@ type Config struct {
 	Registry     prometheus.Registerer
 	Now          func() time.Time
 	SyncInterval time.Duration
+	// DialBackoffMax caps the wait before a worker redials a member whose
+	// rounds keep failing (refused, unreachable): DefaultDialBackoffMax.
+	DialBackoffMax time.Duration
+	// RefusalInterval is how often the repeated refusals of one peer are
+	// summarised in the log and the audit log: DefaultRefusalInterval.
+	RefusalInterval time.Duration
 }
 
 // memberState is the installed manifest with look-ups built once.
@@ -143,6 +155,9 @@ type Service struct {
 	opener  *Opener
 	renewal *Opener // the manifest protocol's: admits the members of an expired manifest (renewal.go)
 	metrics *metrics
+	// refusals aggregates repeated refusals of a peer, for the log and the
+	// audit log.
+	refusals *refusals
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -166,6 +181,12 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.SyncInterval == 0 {
 		cfg.SyncInterval = DefaultSyncInterval
+	}
+	if cfg.DialBackoffMax <= 0 {
+		cfg.DialBackoffMax = DefaultDialBackoffMax
+	}
+	if cfg.RefusalInterval <= 0 {
+		cfg.RefusalInterval = DefaultRefusalInterval
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -202,6 +223,8 @@ func New(cfg Config) (*Service, error) {
 	s.opener = &Opener{now: cfg.Now, isMember: s.isMember, federation: func() string { n, _ := s.federationID(); return n }, seen: newSeenSet()}
 	s.renewal = s.newRenewalOpener()
 	s.metrics = newMetrics(cfg.Registry)
+	// Through s.cfg, not cfg: package tests replace the hook after New.
+	s.refusals = newRefusals(cfg.RefusalInterval, cfg.Now, s.log, func(e *audit.Entry) { s.cfg.Rejected(e) })
 	if cfg.Manifest != nil {
 		s.metrics.manifestVersion.Set(float64(cfg.Manifest.Version))
 	}
@@ -281,9 +304,11 @@ func (g gater) InterceptSecured(dir network.Direction, p peer.ID, addrs network.
 	if dir == network.DirInbound && g.s.renewalPeer(p) {
 		return true // under an expired manifest: for a renewal offer only (renewal.go)
 	}
+	// A refused dialler may redial at once, hundreds of times a second:
+	// the refusals are aggregated per peer, and counted each.
 	g.s.metrics.rejected.WithLabelValues("outsider").Inc()
-	g.s.cfg.Rejected(&audit.Entry{Kind: audit.Rejection, PeerID: p.String(), Reason: "outsider: a peer outside the manifest tried to connect from " + addrs.RemoteMultiaddr().String()})
-	g.s.log.Warn("refused a connection from a peer outside the manifest", "peer", p, "addr", addrs.RemoteMultiaddr())
+	g.s.refusals.note("outsider", &audit.Entry{Kind: audit.Rejection, PeerID: p.String(), Reason: "outsider: a peer outside the manifest tried to connect from " + addrs.RemoteMultiaddr().String()},
+		"refused a connection from a peer outside the manifest", "peer", p, "addr", addrs.RemoteMultiaddr())
 	return false
 }
 func (g gater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
@@ -292,6 +317,11 @@ func (g gater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) 
 // yet) the service stays down and Ready says why; Install brings it up.
 func (s *Service) Start(ctx context.Context) error {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.refusals.run(s.ctx)
+	}()
 	if s.cfg.PSK == nil {
 		s.log.Info("federation not started: no manifest installed")
 		return nil
@@ -368,12 +398,7 @@ func (s *Service) startHost() error {
 	h.SetStreamHandler(ProtoAudit, s.handle(ProtoAudit, s.serveAudit))
 	h.SetStreamHandler(ProtoRecover, s.handle(ProtoRecover, s.serveRecover))
 	h.Network().Notify(&network.NotifyBundle{
-		ConnectedF: func(_ network.Network, c network.Conn) {
-			s.trigger(c.RemotePeer())
-			if country, err := s.countryOf(c.RemotePeer()); err == nil && s.cfg.Connected != nil {
-				s.cfg.Connected(country)
-			}
-		},
+		ConnectedF: func(_ network.Network, c network.Conn) { s.connected(c.RemotePeer()) },
 	})
 	s.log.Info("federation listening", "peer", s.self, "addrs", h.Addrs())
 	s.applyMembers()
@@ -438,7 +463,7 @@ func (s *Service) applyMembers() {
 			s.wg.Add(1)
 			go w.run()
 		} else {
-			s.workers[id].kick()
+			s.workers[id].retryNow() // a new manifest may be what the peer was waiting for
 		}
 	}
 }
@@ -449,6 +474,44 @@ func (s *Service) trigger(id peer.ID) {
 	s.mu.Unlock()
 	if w != nil {
 		w.kick()
+	}
+}
+
+// connected is told of every new connection. A member's worker runs a
+// round, unless it is in backoff (see peerWorker.run); the order relay is
+// told at once of a member that was healthy, and of the others when a
+// round with them succeeds again. A connection a refusing peer closes
+// right after the handshake must not restart the relay or the round at
+// once: that loop redialled hundreds of times a second.
+func (s *Service) connected(id peer.ID) {
+	s.mu.Lock()
+	w := s.workers[id]
+	s.mu.Unlock()
+	if w == nil {
+		return
+	}
+	if !w.failing.Load() {
+		s.notifyConnected(id)
+	}
+	w.kick()
+}
+
+// ErrUnreachable means a member's node is not connected and this node
+// is backing off from dialling it.
+var ErrUnreachable = errors.New("member unreachable")
+
+// backingOff reports whether p's worker is in backoff with p not
+// connected: requests that would dial it wait for the worker's schedule.
+func (s *Service) backingOff(p peer.ID) bool {
+	s.mu.Lock()
+	w := s.workers[p]
+	s.mu.Unlock()
+	return w != nil && w.failing.Load() && s.host.Network().Connectedness(p) != network.Connected
+}
+
+func (s *Service) notifyConnected(id peer.ID) {
+	if country, err := s.countryOf(id); err == nil && s.cfg.Connected != nil {
+		s.cfg.Connected(country)
 	}
 }
 
@@ -477,5 +540,6 @@ func (s *Service) Close() error {
 		err = s.host.Close()
 	}
 	s.wg.Wait()
+	s.refusals.flush(true) // what the host refused while it closed
 	return err
 }

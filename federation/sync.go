@@ -10,6 +10,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -112,11 +113,13 @@ func (s *Service) handleWith(proto protocol.ID, o *Opener, serve serveFunc) netw
 	}
 }
 
+// reject counts a refused message and records it: the first refusal of
+// a peer for a reason at once, the repeats summarised (see refusals).
 func (s *Service) reject(proto protocol.ID, from peer.ID, reason string, err error) {
 	s.metrics.rejected.WithLabelValues(reason).Inc()
-	s.log.Warn("rejected a federation message", "protocol", proto, "peer", from, "reason", reason, "err", err)
 	country, _ := s.countryOf(from)
-	s.cfg.Rejected(&audit.Entry{Kind: audit.Rejection, Peer: country, PeerID: from.String(), Purpose: string(proto), Reason: reason + ": " + err.Error()})
+	s.refusals.note(reason, &audit.Entry{Kind: audit.Rejection, Peer: country, PeerID: from.String(), Purpose: string(proto), Reason: reason + ": " + err.Error()},
+		"rejected a federation message", "protocol", proto, "peer", from, "err", err)
 }
 
 func (s *Service) heads(ctx context.Context) (map[string]uint64, error) {
@@ -201,8 +204,8 @@ func (s *Service) catalogEgress(p peer.ID, origin string, from uint64, recs [][]
 		// No rule lets this country's listings go to that member: they do
 		// not leave, and the refusal is on record.
 		s.metrics.rejected.WithLabelValues("policy").Inc()
-		s.cfg.Rejected(&audit.Entry{Kind: audit.Rejection, Peer: country, PeerID: p.String(), Purpose: string(policy.PurposeCatalog),
-			Records: e.Records, Count: e.Count, Reason: "policy: " + err.Error()})
+		s.refusals.note("policy", &audit.Entry{Kind: audit.Rejection, Peer: country, PeerID: p.String(), Purpose: string(policy.PurposeCatalog),
+			Records: e.Records, Reason: "policy: " + err.Error()}, "refused to serve catalog records the policy keeps home", "peer", p, "err", err)
 		return nil, fmt.Errorf("policy: %w", err)
 	}
 	for _, f := range t.Fields {
@@ -541,17 +544,23 @@ func (s *Service) maybeOfferManifest(ctx context.Context, p peer.ID) {
 // peerWorker owns the connection to one member and its sync rounds: one
 // goroutine per member, so triggers coalesce and rounds never overlap.
 type peerWorker struct {
-	s      *Service
-	id     peer.ID
-	kickCh chan struct{}
-	done   chan struct{}
-	once   sync.Once
+	s       *Service
+	id      peer.ID
+	kickCh  chan struct{} // a connection came up, or the peer announced
+	resetCh chan struct{} // retry now, forgetting the backoff
+	done    chan struct{}
+	once    sync.Once
+	// failing is set while the worker is in backoff (its last round
+	// failed); read by the connection notifier.
+	failing atomic.Bool
 }
 
 func newPeerWorker(s *Service, id peer.ID) *peerWorker {
-	return &peerWorker{s: s, id: id, kickCh: make(chan struct{}, 1), done: make(chan struct{})}
+	return &peerWorker{s: s, id: id, kickCh: make(chan struct{}, 1), resetCh: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
+// kick asks for a round at once; a worker in backoff honours it only if
+// the member is connected (see run).
 func (w *peerWorker) kick() {
 	select {
 	case w.kickCh <- struct{}{}:
@@ -559,47 +568,121 @@ func (w *peerWorker) kick() {
 	}
 }
 
+// retryNow asks for a round at once whatever the backoff: a new manifest
+// was applied, or (tests) a partition healed.
+func (w *peerWorker) retryNow() {
+	select {
+	case w.resetCh <- struct{}{}:
+	default:
+	}
+}
+
 func (w *peerWorker) stop() { w.once.Do(func() { close(w.done) }) }
 
+// retryDelay is the wait after the n-th consecutive failed round (n ≥ 1):
+// d = min(DialBackoffMin·2^(n-1), ceiling), jittered to [d/2, d] by r in
+// [0, 1), so that members that failed together do not redial together.
+// With the defaults: about 1, 2, 4, … 256 s, then 5 minutes.
+func retryDelay(n int, ceiling time.Duration, r float64) time.Duration {
+	d := ceiling
+	if n < 1 {
+		n = 1
+	}
+	if n <= 32 { // beyond, the shift overflows; the ceiling is reached long before
+		d = min(DialBackoffMin<<(n-1), ceiling)
+	}
+	return d/2 + time.Duration(r*float64(d/2))
+}
+
+// run is the worker's loop. After a successful round the next comes after
+// SyncInterval (plus up to 10 % jitter), or at once on a kick. After a
+// failed round the worker is in backoff: the next round waits retryDelay,
+// and a kick (a connection event, an announcement) cuts the wait short
+// only when the member is connected at that moment, and not sooner than
+// DialBackoffMin after the last round. A peer that refuses us after the
+// handshake closes the connection at once, so its connection events no
+// longer restart the round; a member that reconnects (its dial reached us,
+// or the order relay's did) syncs at once.
 func (w *peerWorker) run() {
 	defer w.s.wg.Done()
-	backoff := time.Second
-	timer := time.NewTimer(0) // first round at once
+	nw := w.s.host.Network()
+	failures := 0
+	var lastEnd, due time.Time // the last round ended; the next is due
+	timer := time.NewTimer(0)  // first round at once
 	defer timer.Stop()
-	for {
-		select {
-		case <-w.s.ctx.Done():
-			return
-		case <-w.done:
-			return
-		case <-w.kickCh:
-		case <-timer.C:
-		}
-		err := w.round()
-		next := w.s.cfg.SyncInterval
-		if err != nil {
-			w.s.metrics.syncs.WithLabelValues("error").Inc()
-			w.s.notePeerError(w.id, err)
-			// Retry sooner than the safety-net period, doubling up to it.
-			next = min(backoff, w.s.cfg.SyncInterval)
-			backoff = min(backoff*2, w.s.cfg.SyncInterval)
-		} else {
-			w.s.metrics.syncs.WithLabelValues("ok").Inc()
-			backoff = time.Second
-		}
-		// Jitter spreads the rounds of many nodes that started together.
-		next += time.Duration(rand.Int64N(int64(next/10) + 1))
+	reset := func(d time.Duration) {
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
 			default:
 			}
 		}
-		timer.Reset(next)
+		timer.Reset(d)
+	}
+	for {
+		dial := false // whether our own schedule decided to dial
+		select {
+		case <-w.s.ctx.Done():
+			return
+		case <-w.done:
+			return
+		case <-w.resetCh:
+			failures, dial = 0, true
+		case <-timer.C:
+			now := time.Now()
+			if failures > 0 && now.Before(due) {
+				// The early check a kick asked for: only if still connected.
+				if nw.Connectedness(w.id) != network.Connected {
+					reset(due.Sub(now))
+					continue
+				}
+			} else {
+				dial = true
+			}
+		case <-w.kickCh:
+			if failures > 0 {
+				if nw.Connectedness(w.id) != network.Connected {
+					continue // the backoff timer stays
+				}
+				if wait := time.Until(lastEnd.Add(DialBackoffMin)); wait > 0 {
+					if wait < time.Until(due) {
+						reset(wait)
+					}
+					continue
+				}
+			}
+		}
+		err := w.round(dial)
+		lastEnd = time.Now()
+		var next time.Duration
+		if err != nil {
+			w.s.metrics.syncs.WithLabelValues("error").Inc()
+			w.s.notePeerError(w.id, err)
+			failures++
+			w.failing.Store(true)
+			next = retryDelay(failures, w.s.cfg.DialBackoffMax, rand.Float64())
+			w.s.log.Debug("sync round failed; backing off", "peer", w.id, "failures", failures, "retry_in", next, "err", err)
+		} else {
+			w.s.metrics.syncs.WithLabelValues("ok").Inc()
+			if failures > 0 {
+				// Back after failures: what waited for this member goes now.
+				w.failing.Store(false)
+				w.s.notifyConnected(w.id)
+			}
+			failures = 0
+			next = w.s.cfg.SyncInterval
+			// Jitter spreads the rounds of many nodes that started together.
+			next += time.Duration(rand.Int64N(int64(next/10) + 1))
+		}
+		due = lastEnd.Add(next)
+		reset(next)
 	}
 }
 
-func (w *peerWorker) round() error {
+// round syncs with the member, dialling it if need be. dial says the
+// worker's own backoff decided it is time to dial: only then is libp2p's
+// dial backoff cleared.
+func (w *peerWorker) round(dial bool) error {
 	if _, err := w.s.current(); err != nil {
 		// Fail closed: drop what was connected, and do nothing else.
 		w.s.dropExpired(w.id)
@@ -608,11 +691,11 @@ func (w *peerWorker) round() error {
 	ctx, cancel := context.WithTimeout(w.s.ctx, 2*time.Minute)
 	defer cancel()
 	if w.s.host.Network().Connectedness(w.id) != network.Connected {
-		// This worker paces its own redials (at most SyncInterval apart).
-		// libp2p's dial backoff would add its own, growing to 5 minutes
-		// after a long partition, and keep a member unreachable for that
-		// long after the network heals.
-		if sw, ok := w.s.host.Network().(*swarm.Swarm); ok {
+		// This worker paces its own redials. libp2p's dial backoff would
+		// add its own, and keep a member unreachable for up to 5 minutes
+		// after the network heals; it only ever sees failed dials, though,
+		// not a peer that refuses us right after the handshake.
+		if sw, ok := w.s.host.Network().(*swarm.Swarm); ok && dial {
 			sw.Backoff().Clear(w.id)
 		}
 		dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
@@ -622,7 +705,9 @@ func (w *peerWorker) round() error {
 			return fmt.Errorf("connect: %w", err)
 		}
 	}
-	err := w.s.syncWith(ctx, w.id)
+	// The round's streams use this connection or fail: a peer that closes
+	// it right after the handshake must not be redialled by each stream.
+	err := w.s.syncWith(network.WithNoDial(ctx, "sync round"), w.id)
 	if err != nil {
 		w.s.offerRenewal(ctx, w.id) // a member whose manifest expired takes only that
 	}

@@ -29,6 +29,12 @@ func (s *Service) Witness(ctx context.Context, country string, cp *audit.Checkpo
 	if err != nil {
 		return audit.Witness{}, err
 	}
+	if s.backingOff(p) {
+		// Checkpoints come every few seconds; a member that refuses or
+		// fails is dialled on the worker's schedule only, and countersigns
+		// a later checkpoint.
+		return audit.Witness{}, fmt.Errorf("%w: %s's node is not connected and its dial is backing off", ErrUnreachable, country)
+	}
 	bare := *cp
 	bare.Witnesses = nil // a peer signs the node's statement, not others' witnesses
 	raw, err := json.Marshal(&bare)
