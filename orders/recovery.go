@@ -142,6 +142,7 @@ type RecoverResult struct {
 // next status it sends continues the sequence the buyer's node expects.
 func (s *Service) Recover(ctx context.Context, from string, recs []*pb.RecoveredOrder) (RecoverResult, error) {
 	var res RecoverResult
+	var lost []ReceivedHandoff // stored together: one transaction a page
 	for _, r := range recs {
 		if r.Status != "" && !ValidStatus(Status(r.Status)) {
 			return res, fmt.Errorf("%w: order %s has status %q", ErrBadRecovery, r.OrderId, r.Status)
@@ -155,10 +156,11 @@ func (s *Service) Recover(ctx context.Context, from string, recs []*pb.Recovered
 				s.rejected(ctx, from, r.OrderId, nil, "recovery: the buyer's node no longer keeps this order's handoff")
 				continue
 			}
-			if err := s.restoreOrder(ctx, from, r); err != nil {
+			h, err := s.recovered(from, r)
+			if err != nil {
 				return res, err
 			}
-			res.Restored++
+			lost = append(lost, h)
 		case err != nil:
 			return res, err
 		case o.Side != SideSeller || o.BuyerCountry != from:
@@ -175,6 +177,26 @@ func (s *Service) Recover(ctx context.Context, from string, recs []*pb.Recovered
 			res.Unchanged++
 		}
 	}
+	for len(lost) > 0 {
+		err := s.cfg.Store.ReceiveHandoffs(ctx, lost, nil, s.cfg.Country, nil)
+		var ce *ConflictError
+		if errors.As(err, &ce) {
+			// The same order twice in the page, or stored meanwhile by a
+			// concurrent recovery: it is held once; store the others.
+			lost = slices.Delete(lost, ce.Index, ce.Index+1)
+			res.Unchanged++
+			continue
+		}
+		if err != nil {
+			return res, err
+		}
+		for _, h := range lost {
+			s.metrics.received.WithLabelValues(string(h.Order.Status)).Inc()
+			s.log.Info("order recovered", "order", h.Order.ID, "from", from, "status", h.Order.Status)
+		}
+		res.Restored += len(lost)
+		break
+	}
 	return res, nil
 }
 
@@ -190,27 +212,26 @@ func forward(o *Order, from string, r *pb.RecoveredOrder, now time.Time) {
 	o.UpdatedAt = now
 }
 
-// restoreOrder stores a lost order again from its handoff and the receipt
-// this node signed for it.
-func (s *Service) restoreOrder(ctx context.Context, from string, r *pb.RecoveredOrder) error {
+// recovered checks a lost order against the receipt this node signed for
+// it and builds it, as received then and as the buyer's node knows it now.
+func (s *Service) recovered(from string, r *pb.RecoveredOrder) (ReceivedHandoff, error) {
 	in, err := s.incoming(from, r.Handoff)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadRecovery, err)
+		return ReceivedHandoff{}, fmt.Errorf("%w: %v", ErrBadRecovery, err)
 	}
 	if in.h.OrderId != r.OrderId {
-		return fmt.Errorf("%w: handoff of order %s under %s", ErrBadRecovery, in.h.OrderId, r.OrderId)
+		return ReceivedHandoff{}, fmt.Errorf("%w: handoff of order %s under %s", ErrBadRecovery, in.h.OrderId, r.OrderId)
 	}
 	if s.cfg.OwnReceipt == nil {
-		return fmt.Errorf("%w: this node cannot check its receipts", ErrBadRecovery)
+		return ReceivedHandoff{}, fmt.Errorf("%w: this node cannot check its receipts", ErrBadRecovery)
 	}
 	rc, err := s.cfg.OwnReceipt(r.Receipt)
 	if err != nil {
-		return fmt.Errorf("%w: order %s: the receipt is not this node's: %v", ErrBadRecovery, r.OrderId, err)
+		return ReceivedHandoff{}, fmt.Errorf("%w: order %s: the receipt is not this node's: %v", ErrBadRecovery, r.OrderId, err)
 	}
 	if rc.OrderId != r.OrderId || rc.Kind != KindHandoff || rc.Seq != 1 || string(rc.PayloadHash) != string(in.hash) || rc.Receiver != s.cfg.Country {
-		return fmt.Errorf("%w: order %s: the receipt acknowledges another message", ErrBadRecovery, r.OrderId)
+		return ReceivedHandoff{}, fmt.Errorf("%w: order %s: the receipt acknowledges another message", ErrBadRecovery, r.OrderId)
 	}
-	now := s.cfg.Now().UTC()
 	o := in.o
 	o.History = slices.Clone(o.History)
 	at := time.UnixMilli(rc.ReceivedUnixMs).UTC()
@@ -220,27 +241,10 @@ func (s *Service) restoreOrder(ctx context.Context, from string, r *pb.Recovered
 		_ = o.transition(Received, at, "system", "", "")
 	}
 	o.Receipt = r.Receipt
-	forward(o, from, r, now)
+	forward(o, from, r, s.cfg.Now().UTC())
 	entries := receivedEntries(KindHandoff, from, o.ID, in.hash, r.Receipt, rc.Result, handoffFields(in.h), in.h.Rules, in.h.LegalBasis)
 	for _, e := range entries {
 		e.Reason = "re-delivered by " + from + " after this node's restore (receipt of " + at.Format(time.RFC3339) + ")"
 	}
-	err = s.cfg.Store.ReceiveHandoffs(ctx, []ReceivedHandoff{{Key: in.key, Entry: InboxEntry{Hash: in.hash, Receipt: r.Receipt}, Order: o, Audit: entries}},
-		nil, s.cfg.Country, nil)
-	var ce *ConflictError
-	if errors.As(err, &ce) {
-		return nil // delivered meanwhile, through the relay: stored once
-	}
-	if err == nil {
-		s.metrics.received.WithLabelValues(string(o.Status)).Inc()
-		s.log.Info("order recovered", "order", o.ID, "from", from, "status", o.Status)
-	}
-	return err
-}
-
-// RecoveryEntry is the audit entry of one peer's part in a recovery.
-func RecoveryEntry(peer string, res RecoverResult, pages int) *audit.Entry {
-	return &audit.Entry{Kind: audit.AdminReconcile, Peer: peer, Actor: "node",
-		Count:  res.Restored,
-		Reason: fmt.Sprintf("orders recovered from %s after a restore: %d stored again, %d brought up to date, %d already held (%d pages)", peer, res.Restored, res.FastForwards, res.Unchanged, pages)}
+	return ReceivedHandoff{Key: in.key, Entry: InboxEntry{Hash: in.hash, Receipt: r.Receipt}, Order: o, Audit: entries}, nil
 }
