@@ -21,6 +21,8 @@ run ./federation 'FullSync' 1x      # audited, unaudited, no network
 run ./node     'HandoffLatency|HandoffFloor' 300x
 run ./node     'HandoffThroughput' 3000x
 run ./node     'HandoffAuditCost' 5000x
+run ./node     'RestoreReconcile' 1x
+run ./store    'OpenVerify100k' 1x
 run ./auditor  'Verify' 3x
 go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da "$out/bench.txt"
 echo "raw results: $out/bench.txt" >&2
