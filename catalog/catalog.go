@@ -34,6 +34,11 @@ type RemoteRecord struct {
 	Raw      []byte   // the origin-signed envelope, stored and relayed as is
 	Listing  *Listing // set for an upsert
 	DeleteID string   // set for a withdrawal
+	// Withheld, when not nil, is why the listing it carries must not be
+	// shown: its text breaks this node's text rule (CheckText). The record
+	// still continues the log, which is signed and must stay gap-free; the
+	// listing is not stored or searchable here.
+	Withheld error
 }
 
 // ErrLogGap is returned when remote records do not continue an origin's

@@ -138,8 +138,12 @@ func toRemote(rec *pb.ListingRecord, raw []byte) (catalog.RemoteRecord, error) {
 	}
 	// The same text rule as for this node's own sellers: a member must not
 	// be able to inject controls, bidi overrides or invalid UTF-8.
+	// A record signed before the rule (or by a member without it) cannot be
+	// replaced by another copy, so refusing it would stop the origin's log
+	// there for good: it is kept in the log, and its listing withheld
+	// (Withheld; see fetch).
 	if err := catalog.CheckText(r.Listing); err != nil {
-		return r, fmt.Errorf("%w: listing %s: %w", ErrBadRecord, l.Id, err)
+		r.Withheld = fmt.Errorf("%w: listing %s: %w", ErrBadRecord, l.Id, err)
 	}
 	return r, nil
 }

@@ -33,17 +33,20 @@ func TestToRemoteTextRule(t *testing.T) {
 		{"escape in the description", func(l *pb.Listing) { l.Description = "\x1b]0;x\x07" }, "U+001B ESCAPE"},
 		{"isolate in an attribute", func(l *pb.Listing) { l.Attributes = map[string]string{"berat": "\u2066250 g"} }, "attributes.berat"},
 		{"override in the seller's legal name", func(l *pb.Listing) { l.Seller.LegalName = "Koperasi \u202d" }, "seller.legal_name"},
+		{"no title or legal name (the policy leaves them out)", func(l *pb.Listing) { l.Title, l.Seller.LegalName = "", "" }, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := good()
 			tt.mutate(rec.Listing)
-			_, err := toRemote(rec, nil)
+			r, err := toRemote(rec, nil)
+			require.NoError(t, err, "a signed record breaking the text rule still continues the log")
 			if tt.want == "" {
-				require.NoError(t, err)
+				require.NoError(t, r.Withheld)
 				return
 			}
-			require.True(t, errors.Is(err, ErrBadRecord), "%v", err)
-			require.ErrorContains(t, err, tt.want)
+			require.True(t, errors.Is(r.Withheld, ErrBadRecord), "%v", r.Withheld)
+			require.ErrorContains(t, r.Withheld, tt.want)
+			require.NotNil(t, r.Listing)
 		})
 	}
 }

@@ -466,6 +466,15 @@ func (s *Service) fetch(ctx context.Context, p peer.ID, origin string, from uint
 			s.reject(ProtoSync, p, Reason(err), err)
 			return recs[:i], err
 		}
+		if w := recs[i].Withheld; w != nil {
+			if origin == s.cfg.Country {
+				recs[i].Withheld = nil // this node's own, taken back after a restore
+				continue
+			}
+			// Stored in the log, not shown: withdrawn here like a tombstone.
+			s.reject(ProtoSync, p, "text", fmt.Errorf("%w (the record is kept in the log; the listing is not shown)", w))
+			recs[i].DeleteID, recs[i].Listing = recs[i].Listing.ID, nil
+		}
 	}
 	return recs, nil
 }

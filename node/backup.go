@@ -137,12 +137,13 @@ func Restore(dir, from string, now time.Time) (*RestoreResult, error) {
 	}
 	target := StorePath(dir)
 	if _, err := os.Stat(target); err == nil {
-		// Taking the write lock proves no node is running on this store.
-		db, err := store.Open(target, store.Options{LockTimeout: 200 * time.Millisecond})
+		// Taking the lock proves no node is running on this store, also
+		// when the store is too damaged to open (what a restore is for).
+		lock, err := store.Lock(target, 200*time.Millisecond)
 		if err != nil {
 			return nil, fmt.Errorf("stop the node before restoring: %w", err)
 		}
-		defer db.Close() // held until the swap is done
+		defer lock.Close() // held until the swap is done
 	}
 	src, err := os.Open(from)
 	if err != nil {
@@ -244,11 +245,11 @@ func RestoreFromPeers(dir string, now time.Time) (*RestoreResult, error) {
 	target := StorePath(dir)
 	res := &RestoreResult{Restored: target}
 	if _, err := os.Stat(target); err == nil {
-		db, err := store.Open(target, store.Options{LockTimeout: 200 * time.Millisecond, ReadOnly: true})
+		lock, err := store.Lock(target, 200*time.Millisecond)
 		if err != nil {
 			return nil, fmt.Errorf("stop the node before restoring: %w", err)
 		}
-		db.Close()
+		defer lock.Close() // held until the swap is done
 		res.Previous = target + ".before-restore-" + now.UTC().Format("20060102T150405Z")
 	}
 	if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {

@@ -98,6 +98,12 @@ func (n *Node) InstallPolicy(ctx context.Context, raw []byte) (*policy.Policy, e
 		return nil, err
 	}
 	n.policy.Store(&policyState{p: p, raw: raw})
+	if n.Catalog.Reconciling() {
+		// Publishing waits for the reconciliation after a restore, which
+		// applies the export rules in force when it ends (finishReconcile).
+		n.log.Info("policy installed; its export rules apply when the reconciliation ends", "version", p.Version)
+		return p, nil
+	}
 	changed, err := n.Catalog.Reexport(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("policy installed, but re-applying export rules failed: %w", err)

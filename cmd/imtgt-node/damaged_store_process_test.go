@@ -147,6 +147,15 @@ func TestProcessDamagedStore(t *testing.T) {
 			require.Contains(t, out, tc.check)
 			require.Contains(t, out, "restore")
 			require.NotContains(t, out, "goroutine ")
+
+			// What the message says to do works on the damaged store.
+			backup := filepath.Join(t.TempDir(), "backup.db")
+			require.NoError(t, os.WriteFile(backup, good, 0o600))
+			out, err = cliRun(t, "restore", "--dir", dir, "--from", backup)
+			require.NoError(t, err, out)
+			require.Contains(t, out, "The replaced store is kept as")
+			out, err = cliRun(t, "store", "check", "--dir", dir)
+			require.NoError(t, err, out)
 		})
 	}
 
