@@ -264,18 +264,14 @@ func (s *Service) serveRecover(ctx context.Context, from peer.ID, msg *pb.Messag
 	return &pb.Message{Body: &pb.Message_RecoverReply{RecoverReply: &pb.RecoverReply{Orders: recs, More: more}}}, nil
 }
 
-// checkContinues is the fork check of a pull: the first record p sent
-// (seq held, the last this node holds of origin) must be byte for byte
-// the record this node holds there. Records are stored as their origin
-// signed them, so any honest copy is identical.
-func (s *Service) checkContinues(ctx context.Context, p peer.ID, origin string, held uint64, first []byte) error {
-	mine, err := s.catalog().LogRecord(ctx, origin, held)
-	if err != nil {
-		return err
-	}
-	if mine == nil || string(mine) == string(first) {
+// checkContinues is the fork check of a pull: the first record a peer
+// sent (seq held, the last this node holds of origin) must be byte for
+// byte the record this node holds there. Records are stored as their
+// origin signed them, so any honest copy is identical.
+func checkContinues(origin string, seq uint64, mine, first []byte) error {
+	if string(mine) == string(first) {
 		return nil
 	}
 	return fmt.Errorf("%w: %s's record %d from this peer differs from the one this node holds: %s's log was rewound and continued with other content",
-		ErrFork, origin, held, origin)
+		ErrFork, origin, seq, origin)
 }

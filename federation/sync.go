@@ -369,20 +369,16 @@ func (s *Service) pullOrigin(ctx context.Context, p peer.ID, origin string, from
 		defer close(chunks)
 		for next := from; next <= head; {
 			// The first range starts one record early, at the last one this
-			// node holds: checkContinues refuses a forked log.
-			start := next
+			// node holds: fetch refuses a forked log (checkContinues).
+			var held []byte
 			if next == from && from > 1 {
-				start = from - 1
-			}
-			recs, err := s.fetch(ctx, p, origin, start)
-			if start < next && len(recs) > 0 {
-				if ferr := s.checkContinues(ctx, p, origin, start, recs[0].Raw); ferr != nil {
-					s.reject(ProtoSync, p, "fork", ferr)
-					recs, err = nil, ferr
-				} else {
-					recs = recs[1:]
+				var err error
+				if held, err = s.catalog().LogRecord(ctx, origin, from-1); err != nil {
+					chunks <- chunk{nil, err}
+					return
 				}
 			}
+			recs, err := s.fetch(ctx, p, origin, next, held)
 			select {
 			case chunks <- chunk{recs, err}:
 			case <-ctx.Done():
@@ -427,7 +423,11 @@ func (s *Service) applyPulled(ctx context.Context, p peer.ID, country, origin st
 // fetch asks p for one range of origin's log and verifies every record:
 // the origin's signature by the origin's member key, the sequence, the
 // content. It returns the verified prefix, and the first failure after it.
-func (s *Service) fetch(ctx context.Context, p peer.ID, origin string, from uint64) ([]catalog.RemoteRecord, error) {
+//
+// With held (the record this node holds at from-1), the range is asked
+// from from-1 and its first record must be held byte for byte, compared
+// before anything is verified: else the origin's log forked (ErrFork).
+func (s *Service) fetch(ctx context.Context, p peer.ID, origin string, from uint64, held []byte) ([]catalog.RemoteRecord, error) {
 	st, err := s.current()
 	if err != nil {
 		return nil, err
@@ -436,13 +436,24 @@ func (s *Service) fetch(ctx context.Context, p peer.ID, origin string, from uint
 	if !ok {
 		return nil, fmt.Errorf("%w: origin %s is not a member", ErrBadRecord, origin)
 	}
-	reply, err := s.request(ctx, p, ProtoSync, &pb.Message{Body: &pb.Message_RangeRequest{RangeRequest: &pb.RangeRequest{Origin: origin, FromSeq: from, MaxCount: MaxRangeCount}}}, false)
+	ask := from
+	if held != nil {
+		ask = from - 1
+	}
+	reply, err := s.request(ctx, p, ProtoSync, &pb.Message{Body: &pb.Message_RangeRequest{RangeRequest: &pb.RangeRequest{Origin: origin, FromSeq: ask, MaxCount: MaxRangeCount}}}, false)
 	if err != nil {
 		return nil, err
 	}
 	rr := reply.GetRangeReply()
 	if rr == nil || rr.Origin != origin {
 		return nil, fmt.Errorf("%w: expected a range_reply for %s", ErrMalformed, origin)
+	}
+	if held != nil && len(rr.Records) > 0 {
+		if err := checkContinues(origin, from-1, held, rr.Records[0]); err != nil {
+			s.reject(ProtoSync, p, "fork", err)
+			return nil, err
+		}
+		rr.Records = rr.Records[1:]
 	}
 	recs := make([]catalog.RemoteRecord, len(rr.Records))
 	errs := make([]error, len(rr.Records))

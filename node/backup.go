@@ -207,10 +207,20 @@ func recordRestore(path, from, previous string, now time.Time) error {
 		reason += "; the replaced store, with any entries after the backup, is kept as " + filepath.Base(previous)
 	}
 	last, err := db.LastAuditTime()
+	var prev *store.Reconcile
+	if err == nil {
+		prev, err = db.PendingReconcile()
+	}
 	if err == nil {
 		since := time.Time{}
 		if !last.IsZero() {
 			since = last.Add(-reconcileSkew)
+		}
+		if prev != nil && prev.Since.Before(since) {
+			// A backup taken while an earlier restore was still being
+			// reconciled: what that one lacked is still to be asked for.
+			since = prev.Since
+			reason += "; " + prev.Reason + " was not yet reconciled"
 		}
 		err = db.SetReconcile(store.Reconcile{Reason: reason, Since: since, Started: now.UTC()},
 			&audit.Entry{Kind: audit.AdminRestore, Time: now, Actor: "operator (CLI, node stopped)", Reason: reason + "; the node reconciles with every member before it publishes again"})

@@ -78,6 +78,15 @@ func TestRecoverOrders(t *testing.T) {
 		{"unknown status", func() *pb.RecoveredOrder { r := lost(thKey, nil); r.Status = "teleported"; return r }(), `status "teleported"`},
 		{"no receipt", func() *pb.RecoveredOrder { r := lost(thKey, nil); r.Receipt = nil; return r }(), "not this node's"},
 		{"malformed handoff", lost(thKey, func(h *pb.OrderHandoff) { h.Items = nil }), "items"},
+		{"status seq beyond any order's", func() *pb.RecoveredOrder { r := lost(thKey, nil); r.StatusSeq = 1 << 63; return r }(), "status seq"},
+		{"status receipt signed by another node", func() *pb.RecoveredOrder {
+			r := lost(thKey, nil)
+			raw, err := federation.SealReceipt(myKey, &pb.Receipt{OrderId: r.OrderId, Kind: orders.KindStatus, Seq: 1, Receiver: "TH",
+				Result: orders.ResultApplied, Status: string(orders.Cancelled)})
+			require.NoError(t, err)
+			r.StatusReceipts = [][]byte{raw}
+			return r
+		}(), "a status receipt is not this node's"},
 	}
 	for _, c := range refused {
 		t.Run(c.name, func(t *testing.T) {
@@ -98,6 +107,15 @@ func TestRecoverOrders(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, orders.RecoverResult{FastForwards: 1}, res)
 	r := on.th.Do("GET", "/v1/orders/"+id, on.seller, nil)
+	require.Equal(t, "accepted", r.JSON["status"], string(r.Body))
+	// The buyer node's word moves an order only forward along the state
+	// machine: "received" again is not applied, though the seq moves on.
+	back := proto.Clone(recs[0]).(*pb.RecoveredOrder)
+	back.Status, back.StatusSeq = string(orders.Received), 2
+	res, err = on.th.Orders.Recover(ctx, "MY", []*pb.RecoveredOrder{back})
+	require.NoError(t, err)
+	require.Equal(t, orders.RecoverResult{FastForwards: 1}, res)
+	r = on.th.Do("GET", "/v1/orders/"+id, on.seller, nil)
 	require.Equal(t, "accepted", r.JSON["status"], string(r.Body))
 	// (That the next status then continues MY's sequence is what
 	// TestProcessRestoreRejoinsWithoutLoss shows end to end.)

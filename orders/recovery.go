@@ -14,6 +14,7 @@ import (
 	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/federation/pb"
 	"github.com/imtgt/imtgt-node/policy"
+	"github.com/imtgt/imtgt-node/validation"
 )
 
 // Recovery after the seller's node was restored from a backup (or lost its
@@ -48,17 +49,17 @@ func (s *Service) sealDelivered(orderID string, body proto.Message) ([]byte, err
 // country, since sending it again is a crossing like the first. It
 // returns the audit entries of those crossings (the caller appends them
 // before the reply leaves), and whether another page follows.
-func (s *Service) Recoverable(ctx context.Context, seller string, since time.Time, after string, max int) ([]*pb.RecoveredOrder, []*audit.Entry, bool, error) {
+func (s *Service) Recoverable(ctx context.Context, seller string, since time.Time, after string, limit int) ([]*pb.RecoveredOrder, []*audit.Entry, bool, error) {
 	keep := func(o *Order) bool {
 		return o.Side == SideBuyer && o.SellerCountry == seller && len(o.Receipt) > 0 && !o.UpdatedAt.Before(since)
 	}
-	batch, err := s.cfg.Store.Orders(ctx, keep, after, max+1)
+	batch, err := s.cfg.Store.Orders(ctx, keep, after, limit+1)
 	if err != nil {
 		return nil, nil, false, err
 	}
-	more := len(batch) > max
+	more := len(batch) > limit
 	if more {
-		batch = batch[:max]
+		batch = batch[:limit]
 	}
 	var pol *policy.Policy
 	if s.cfg.Policy != nil {
@@ -67,8 +68,22 @@ func (s *Service) Recoverable(ctx context.Context, seller string, since time.Tim
 	out := make([]*pb.RecoveredOrder, 0, len(batch))
 	var entries []*audit.Entry
 	for _, o := range batch {
-		r := &pb.RecoveredOrder{OrderId: o.ID, Status: string(o.Status), StatusSeq: o.InSeq, BuyerSeq: o.OutSeq,
-			Reason: o.Reason, Tracking: o.Tracking, UpdatedUnixMs: o.UpdatedAt.UnixMilli(), Receipt: o.Receipt}
+		// The seller's state as this node learned it from the seller's
+		// node (not a local cancellation still on its way), and the
+		// seller's receipts of this node's own messages.
+		st := sellerState(o)
+		r := &pb.RecoveredOrder{OrderId: o.ID, Status: string(st.Status), StatusSeq: o.InSeq,
+			Reason: st.Reason, Tracking: st.Tracking, UpdatedUnixMs: o.UpdatedAt.UnixMilli(), Receipt: o.Receipt}
+		kept, err := s.cfg.Store.OrderReceipts(ctx, seller, o.ID)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		for _, k := range kept {
+			if k.Kind == KindStatus {
+				r.StatusReceipts = append(r.StatusReceipts, k.Envelope)
+				r.BuyerSeq = max(r.BuyerSeq, k.Seq)
+			}
+		}
 		if len(o.Delivered) > 0 {
 			b, err := s.cfg.Key.Open(o.Delivered, deliveredAAD(o.ID))
 			if err != nil {
@@ -143,20 +158,26 @@ type RecoverResult struct {
 func (s *Service) Recover(ctx context.Context, from string, recs []*pb.RecoveredOrder) (RecoverResult, error) {
 	var res RecoverResult
 	var lost []ReceivedHandoff // stored together: one transaction a page
+	var kept []string          // orders the buyer's node no longer keeps the handoff of
 	for _, r := range recs {
 		if r.Status != "" && !ValidStatus(Status(r.Status)) {
 			return res, fmt.Errorf("%w: order %s has status %q", ErrBadRecovery, r.OrderId, r.Status)
+		}
+		if r.StatusSeq > maxStatusSeq {
+			return res, fmt.Errorf("%w: order %s: status seq %d (an order has at most %d)", ErrBadRecovery, r.OrderId, r.StatusSeq, maxStatusSeq)
+		}
+		own, err := s.ownStatusReceipts(r)
+		if err != nil {
+			return res, err
 		}
 		o, err := s.cfg.Store.Order(ctx, r.OrderId)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			if r.Handoff == nil {
-				// The buyer's node no longer keeps what it delivered: there
-				// is nothing to store. Said in the audit log.
-				s.rejected(ctx, from, r.OrderId, nil, "recovery: the buyer's node no longer keeps this order's handoff")
+				kept = append(kept, r.OrderId)
 				continue
 			}
-			h, err := s.recovered(from, r)
+			h, err := s.recovered(from, r, own)
 			if err != nil {
 				return res, err
 			}
@@ -165,9 +186,9 @@ func (s *Service) Recover(ctx context.Context, from string, recs []*pb.Recovered
 			return res, err
 		case o.Side != SideSeller || o.BuyerCountry != from:
 			return res, fmt.Errorf("%w: order %s is not one %s placed with this node", ErrBadRecovery, r.OrderId, from)
-		case r.StatusSeq > o.OutSeq || r.BuyerSeq > o.InSeq:
+		case behind(o, r, own):
 			if _, err := s.cfg.Store.UpdateOrder(ctx, o.ID, func(o *Order) ([]OutboxRow, error) {
-				forward(o, from, r, s.cfg.Now().UTC())
+				forward(o, from, r, own, s.cfg.Now().UTC())
 				return nil, nil
 			}); err != nil {
 				return res, err
@@ -176,6 +197,11 @@ func (s *Service) Recover(ctx context.Context, from string, recs []*pb.Recovered
 		default:
 			res.Unchanged++
 		}
+	}
+	if len(kept) > 0 && s.cfg.Audit != nil {
+		// Said in the audit log, once a page: there is nothing to store.
+		_ = s.cfg.Audit(ctx, &audit.Entry{Kind: audit.Rejection, Peer: from, Purpose: string(policy.PurposeOrderHandoff), Records: kept, Count: len(kept),
+			Reason: "recovery: the buyer's node no longer keeps these orders' handoffs"})
 	}
 	for len(lost) > 0 {
 		err := s.cfg.Store.ReceiveHandoffs(ctx, lost, nil, s.cfg.Country, nil)
@@ -200,21 +226,109 @@ func (s *Service) Recover(ctx context.Context, from string, recs []*pb.Recovered
 	return res, nil
 }
 
-// forward brings an order to the state the buyer's node learned of it.
-func forward(o *Order, from string, r *pb.RecoveredOrder, now time.Time) {
-	if r.StatusSeq >= o.OutSeq && r.Status != "" && Status(r.Status) != o.Status {
-		o.Status, o.Reason, o.Tracking = Status(r.Status), r.Reason, r.Tracking
-		o.History = append(o.History, Event{Status: o.Status, At: now, By: "system",
-			Reason: "restored from " + from + "'s record after this node's restore", Tracking: r.Tracking})
+// maxStatusSeq bounds the status seqs a recovery accepts: the state
+// machine lets a side send only a handful of status messages per order.
+const maxStatusSeq = 16
+
+// ownReceipts is what this node signed of the buyer node's status messages
+// for one order: the last seq, and the receipt of it.
+type ownReceipts struct {
+	seq  uint64
+	last *pb.Receipt
+}
+
+// ownStatusReceipts checks the status receipts a buyer's node hands back:
+// each must be this node's own, for this order.
+func (s *Service) ownStatusReceipts(r *pb.RecoveredOrder) (ownReceipts, error) {
+	var own ownReceipts
+	if len(r.StatusReceipts) > maxStatusSeq {
+		return own, fmt.Errorf("%w: order %s: %d status receipts", ErrBadRecovery, r.OrderId, len(r.StatusReceipts))
 	}
-	o.OutSeq = max(o.OutSeq, r.StatusSeq)
-	o.InSeq = max(o.InSeq, r.BuyerSeq)
+	for _, raw := range r.StatusReceipts {
+		if s.cfg.OwnReceipt == nil {
+			return own, fmt.Errorf("%w: this node cannot check its receipts", ErrBadRecovery)
+		}
+		rc, err := s.cfg.OwnReceipt(raw)
+		if err != nil {
+			return own, fmt.Errorf("%w: order %s: a status receipt is not this node's: %v", ErrBadRecovery, r.OrderId, err)
+		}
+		if rc.OrderId != r.OrderId || rc.Kind != KindStatus || rc.Receiver != s.cfg.Country || rc.Seq == 0 || rc.Seq > maxStatusSeq {
+			return own, fmt.Errorf("%w: order %s: a status receipt acknowledges another message", ErrBadRecovery, r.OrderId)
+		}
+		if rc.Seq > own.seq {
+			own.seq, own.last = rc.Seq, rc
+		}
+	}
+	return own, nil
+}
+
+// sellerState is the last state the buyer's node learned from the seller's
+// node: the handoff's receipt, a status message, or a refusal.
+func sellerState(o *Order) Event {
+	for i := len(o.History) - 1; i >= 0; i-- {
+		if e := o.History[i]; e.By == "seller" || e.By == "peer" {
+			return e
+		}
+	}
+	return Event{Status: o.Status}
+}
+
+// behind says whether an order this node holds is older than what the
+// buyer's node learned of it.
+func behind(o *Order, r *pb.RecoveredOrder, own ownReceipts) bool {
+	return r.StatusSeq > o.OutSeq || own.seq > o.InSeq
+}
+
+// reachable says whether the state machine leads from one state to another.
+func reachable(from, to Status) bool {
+	seen := map[Status]bool{from: true}
+	for queue := []Status{from}; len(queue) > 0; queue = queue[1:] {
+		for _, n := range next[queue[0]] {
+			if n == to {
+				return true
+			}
+			if !seen[n] {
+				seen[n] = true
+				queue = append(queue, n)
+			}
+		}
+	}
+	return false
+}
+
+// forward brings an order to the state the buyer's node learned of it.
+// The buyer's own messages count only with this node's receipts of them
+// (own); the seller state it reports is its word, so it moves the order
+// only forward along the state machine. The sequences always move on, so
+// the next message either side sends is the one the other expects.
+func forward(o *Order, from string, r *pb.RecoveredOrder, own ownReceipts, now time.Time) {
+	set := func(to Status, reason, tracking, why string) {
+		o.Status, o.Reason, o.Tracking = to, reason, tracking
+		o.History = append(o.History, Event{Status: to, At: now, By: "system", Reason: why, Tracking: tracking})
+	}
+	if own.seq > o.InSeq {
+		o.InSeq = own.seq
+		if rc := own.last; rc.Result == ResultApplied && Status(rc.Status) == Cancelled && o.Status != Cancelled {
+			set(Cancelled, "", "", "restored after this node's restore: cancelled by the buyer, as this node's receipt says")
+		}
+	}
+	if r.StatusSeq > o.OutSeq {
+		o.OutSeq = r.StatusSeq
+		to := Status(r.Status)
+		if to != "" && to != o.Status && reachable(o.Status, to) {
+			reason, tracking := r.Reason, r.Tracking
+			if validation.Text("reason", reason, validation.Line) != nil || validation.Text("tracking", tracking, validation.Line) != nil {
+				reason, tracking = "", ""
+			}
+			set(to, reason, tracking, "restored from "+from+"'s record after this node's restore")
+		}
+	}
 	o.UpdatedAt = now
 }
 
 // recovered checks a lost order against the receipt this node signed for
 // it and builds it, as received then and as the buyer's node knows it now.
-func (s *Service) recovered(from string, r *pb.RecoveredOrder) (ReceivedHandoff, error) {
+func (s *Service) recovered(from string, r *pb.RecoveredOrder, own ownReceipts) (ReceivedHandoff, error) {
 	in, err := s.incoming(from, r.Handoff)
 	if err != nil {
 		return ReceivedHandoff{}, fmt.Errorf("%w: %v", ErrBadRecovery, err)
@@ -241,7 +355,7 @@ func (s *Service) recovered(from string, r *pb.RecoveredOrder) (ReceivedHandoff,
 		_ = o.transition(Received, at, "system", "", "")
 	}
 	o.Receipt = r.Receipt
-	forward(o, from, r, s.cfg.Now().UTC())
+	forward(o, from, r, own, s.cfg.Now().UTC())
 	entries := receivedEntries(KindHandoff, from, o.ID, in.hash, r.Receipt, rc.Result, handoffFields(in.h), in.h.Rules, in.h.LegalBasis)
 	for _, e := range entries {
 		e.Reason = "re-delivered by " + from + " after this node's restore (receipt of " + at.Format(time.RFC3339) + ")"

@@ -381,6 +381,11 @@ func (s *Service) Transition(ctx context.Context, sellerID, id string, to Status
 // move transitions order id, if mine says it is the caller's (else
 // ErrNotFound), and queues the status message to the other side.
 func (s *Service) move(ctx context.Context, id string, mine func(*Order) bool, to Status, by, reason, tracking string) (*Order, error) {
+	if s.cfg.Catalog.Reconciling() {
+		// After a restore an order's message sequence may be behind what
+		// the other side holds until it is recovered.
+		return nil, catalog.ErrReconciling
+	}
 	o, err := s.cfg.Store.UpdateOrder(ctx, id, func(o *Order) ([]OutboxRow, error) {
 		if !mine(o) {
 			return nil, fmt.Errorf("%w: %s", ErrNotFound, id)

@@ -115,6 +115,9 @@ type Store interface {
 	CompleteOutbox(ctx context.Context, row OutboxRow, receipt []byte, entries []*audit.Entry, fn func(*Order) ([]OutboxRow, error)) error
 	// Receipts calls fn for every receipt kept by CompleteOutbox.
 	Receipts(ctx context.Context, fn func(KeptReceipt) error) error
+	// OrderReceipts returns the receipts kept for the messages of one
+	// order sent to dest, by kind and seq.
+	OrderReceipts(ctx context.Context, dest, orderID string) ([]KeptReceipt, error)
 	// RetryOutbox records a failed attempt.
 	RetryOutbox(ctx context.Context, row OutboxRow) error
 	// Inbox returns what was received under key, or nil.

@@ -360,3 +360,25 @@ func (db *DB) Receipts(ctx context.Context, fn func(orders.KeptReceipt) error) e
 		})
 	})
 }
+
+// OrderReceipts implements orders.Store.
+func (db *DB) OrderReceipts(ctx context.Context, dest, orderID string) ([]orders.KeptReceipt, error) {
+	var out []orders.KeptReceipt
+	prefix := []byte(dest + "\x00" + orderID + "\x00")
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketReceipts).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			parts := strings.Split(string(k), "\x00")
+			if len(parts) != 4 {
+				return fmt.Errorf("receipt key %q", k)
+			}
+			seq, err := strconv.ParseUint(parts[3], 10, 64)
+			if err != nil {
+				return fmt.Errorf("receipt key %q: %w", k, err)
+			}
+			out = append(out, orders.KeptReceipt{From: parts[0], OrderID: parts[1], Kind: parts[2], Seq: seq, Envelope: append([]byte(nil), v...)})
+		}
+		return nil
+	})
+	return out, err
+}

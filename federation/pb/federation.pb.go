@@ -803,7 +803,9 @@ type RecoveredOrder struct {
 	// it (delivered before it kept handoffs, or erased by retention).
 	Handoff *OrderHandoff `protobuf:"bytes,2,opt,name=handoff,proto3" json:"handoff,omitempty"`
 	// The seller node's last status the buyer's node applied, and its seq
-	// (the seller node's next status message is status_seq + 1).
+	// (the seller node's next status message is status_seq + 1). This is
+	// the buyer node's word: the restored node applies it only along the
+	// order state machine, forward from the state it holds.
 	Status    string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
 	StatusSeq uint64 `protobuf:"varint,4,opt,name=status_seq,json=statusSeq,proto3" json:"status_seq,omitempty"`
 	// The last status seq the buyer's node sent (cancellations).
@@ -813,9 +815,14 @@ type RecoveredOrder struct {
 	UpdatedUnixMs int64  `protobuf:"varint,8,opt,name=updated_unix_ms,json=updatedUnixMs,proto3" json:"updated_unix_ms,omitempty"`
 	// The seller node's signed receipt of the handoff, as the buyer's node
 	// kept it: the restored node answers a repeated delivery with it.
-	Receipt       []byte `protobuf:"bytes,9,opt,name=receipt,proto3" json:"receipt,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Receipt []byte `protobuf:"bytes,9,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	// The seller node's signed receipts of the status messages the buyer's
+	// node sent (cancellations) and had acknowledged: the restored node
+	// takes its in-seq, and its state after an applied one, from its own
+	// receipts only (buyer_seq is informative).
+	StatusReceipts [][]byte `protobuf:"bytes,10,rep,name=status_receipts,json=statusReceipts,proto3" json:"status_receipts,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RecoveredOrder) Reset() {
@@ -907,6 +914,13 @@ func (x *RecoveredOrder) GetUpdatedUnixMs() int64 {
 func (x *RecoveredOrder) GetReceipt() []byte {
 	if x != nil {
 		return x.Receipt
+	}
+	return nil
+}
+
+func (x *RecoveredOrder) GetStatusReceipts() [][]byte {
+	if x != nil {
+		return x.StatusReceipts
 	}
 	return nil
 }
@@ -2333,7 +2347,7 @@ const file_federation_proto_rawDesc = "" +
 	"\tmax_count\x18\x03 \x01(\rR\bmaxCount\"_\n" +
 	"\fRecoverReply\x12;\n" +
 	"\x06orders\x18\x01 \x03(\v2#.imtgt.federation.v1.RecoveredOrderR\x06orders\x12\x12\n" +
-	"\x04more\x18\x02 \x01(\bR\x04more\"\xb2\x02\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"\xdb\x02\n" +
 	"\x0eRecoveredOrder\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12;\n" +
 	"\ahandoff\x18\x02 \x01(\v2!.imtgt.federation.v1.OrderHandoffR\ahandoff\x12\x16\n" +
@@ -2344,7 +2358,9 @@ const file_federation_proto_rawDesc = "" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x1a\n" +
 	"\btracking\x18\a \x01(\tR\btracking\x12&\n" +
 	"\x0fupdated_unix_ms\x18\b \x01(\x03R\rupdatedUnixMs\x12\x18\n" +
-	"\areceipt\x18\t \x01(\fR\areceipt\"\x0e\n" +
+	"\areceipt\x18\t \x01(\fR\areceipt\x12'\n" +
+	"\x0fstatus_receipts\x18\n" +
+	" \x03(\fR\x0estatusReceipts\"\x0e\n" +
 	"\fHeadsRequest\"~\n" +
 	"\x05Heads\x12;\n" +
 	"\x05heads\x18\x01 \x03(\v2%.imtgt.federation.v1.Heads.HeadsEntryR\x05heads\x1a8\n" +
