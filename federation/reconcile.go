@@ -84,7 +84,7 @@ func (r *reconciler) progress(country string) *ReconcileProgress {
 // Reconciling reports whether a reconciliation is under way, and each
 // member's progress (a copy).
 func (s *Service) Reconciling() (bool, map[string]ReconcileProgress) {
-	r := s.rec
+	r := s.rec.Load()
 	if r == nil {
 		return false, nil
 	}
@@ -105,11 +105,43 @@ func (s *Service) Reconciling() (bool, map[string]ReconcileProgress) {
 	return true, out
 }
 
+// noticeRewound starts a reconciliation when p holds more of this node's
+// own log than this node does: that can only mean its store was rewound
+// without "restore" (a backup copied by hand, a disk snapshot rolled
+// back). Publishing on would reuse sequence numbers the members hold.
+func (s *Service) noticeRewound(ctx context.Context, p peer.ID, theirs map[string]uint64) error {
+	if s.rec.Load() != nil || s.cfg.Rewound == nil {
+		return nil
+	}
+	// Rounds with several members may notice it at once: once is enough.
+	s.rewoundMu.Lock()
+	defer s.rewoundMu.Unlock()
+	if s.rec.Load() != nil {
+		return nil
+	}
+	ours, err := s.heads(ctx)
+	if err != nil {
+		return err
+	}
+	if theirs[s.cfg.Country] <= ours[s.cfg.Country] {
+		return nil
+	}
+	country, _ := s.countryOf(p)
+	r, err := s.cfg.Rewound(ctx, country, theirs[s.cfg.Country], ours[s.cfg.Country])
+	if err != nil || r == nil {
+		return err
+	}
+	s.rec.Store(newReconciler(r))
+	s.log.Warn("this node's own catalog log is behind what a member holds: its store was rewound; reconciling before publishing",
+		"peer", p, "peer_country", country, "theirs", theirs[s.cfg.Country], "ours", ours[s.cfg.Country])
+	return nil
+}
+
 // reconcileWith does this node's part of a reconciliation with p, whose
 // heads are theirs: take back what p holds of this node's own log, then
 // recover the orders p placed with this node. It does nothing once done.
 func (s *Service) reconcileWith(ctx context.Context, p peer.ID, theirs map[string]uint64) error {
-	r := s.rec
+	r := s.rec.Load()
 	if r == nil {
 		return nil
 	}
@@ -202,7 +234,7 @@ func (s *Service) reconcileWith(ctx context.Context, p peer.ID, theirs map[strin
 // maybeFinishReconcile ends the reconciliation once every member of the
 // installed manifest is done.
 func (s *Service) maybeFinishReconcile(ctx context.Context) error {
-	r := s.rec
+	r := s.rec.Load()
 	st := s.state.Load()
 	if st == nil {
 		return nil

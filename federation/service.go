@@ -100,6 +100,11 @@ type Config struct {
 	// Reconcile, when not nil, makes the service reconcile with every
 	// member after a restore before the node publishes again.
 	Reconcile *Reconcile
+	// Rewound is told that a member (country) holds more of this node's
+	// own log (theirs) than it does (ours): the store was rewound without
+	// "restore". It marks the node for reconciliation and returns what
+	// the service needs to run it (nil: do nothing).
+	Rewound func(ctx context.Context, country string, theirs, ours uint64) (*Reconcile, error)
 	// Recoverable answers a restored member's recover_request: a page of
 	// the orders this node placed with that member's sellers, and the audit
 	// entries of their handoffs crossing again.
@@ -167,7 +172,9 @@ type Service struct {
 	peers   map[peer.ID]*peerInfo
 
 	announce chan struct{}
-	rec      *reconciler // nil: no reconciliation
+	rec      atomic.Pointer[reconciler] // nil: no reconciliation
+	// rewoundMu serialises noticeRewound.
+	rewoundMu sync.Mutex
 
 	// blocked peers are refused like outsiders even if members; only tests
 	// set it (export_test.go), to cut a node off as a network partition would.
@@ -210,7 +217,10 @@ func New(cfg Config) (*Service, error) {
 	s := &Service{
 		cfg: cfg, log: cfg.Logger.With("system", "federation"), self: self,
 		workers: make(map[peer.ID]*peerWorker), peers: make(map[peer.ID]*peerInfo),
-		announce: make(chan struct{}, 1), rec: newReconciler(cfg.Reconcile),
+		announce: make(chan struct{}, 1),
+	}
+	if r := newReconciler(cfg.Reconcile); r != nil {
+		s.rec.Store(r)
 	}
 	if cfg.Manifest != nil {
 		st, err := newMemberState(cfg.Manifest, cfg.ManifestRaw)
@@ -329,7 +339,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.startHost(); err != nil {
 		return err
 	}
-	if s.rec != nil {
+	if s.rec.Load() != nil {
 		// A federation of this node alone has no one to reconcile with.
 		if err := s.maybeFinishReconcile(s.ctx); err != nil {
 			s.log.Error("reconciliation", "err", err)

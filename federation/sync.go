@@ -315,6 +315,9 @@ func (s *Service) syncWith(ctx context.Context, p peer.ID) error {
 	}
 	theirs := reply.GetHeads().GetHeads()
 	s.notePeerHeads(p, theirs)
+	if err := s.noticeRewound(ctx, p, theirs); err != nil {
+		return err
+	}
 	if err := s.reconcileWith(ctx, p, theirs); err != nil {
 		return err
 	}

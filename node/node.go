@@ -389,6 +389,7 @@ func (n *Node) openFederation(opts Options, pending *store.Reconcile) error {
 		},
 		SaveManifest: n.saveReceivedManifest,
 		Reconcile:    n.reconcileConfig(pending),
+		Rewound:      n.rewound,
 		Recoverable: func(ctx context.Context, seller string, since time.Time, after string, max int) ([]*pb.RecoveredOrder, []*audit.Entry, bool, error) {
 			o := n.fedOrders.Load()
 			if o == nil {

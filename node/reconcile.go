@@ -45,6 +45,26 @@ func (n *Node) reconcileConfig(pending *store.Reconcile) *federation.Reconcile {
 	}
 }
 
+// rewound marks the node for reconciliation when a member holds more of
+// its own catalog log than it does: its store was rewound without
+// "restore" (a backup copied by hand, a disk snapshot rolled back). Local
+// changes stop at once; orders are asked for from the start, since when
+// the store was rewound to is unknown (recovery is idempotent).
+func (n *Node) rewound(ctx context.Context, country string, theirs, ours uint64) (*federation.Reconcile, error) {
+	c := n.fedCatalog.Load()
+	if c == nil {
+		return nil, nil
+	}
+	c.SetReconciling(true)
+	r := store.Reconcile{Started: time.Now().UTC(),
+		Reason: fmt.Sprintf("this node's catalog log was rewound without a restore: %s holds it up to record %d, this node up to %d", country, theirs, ours)}
+	if err := n.Store.SetReconcile(r, &audit.Entry{Kind: audit.AdminReconcile, Peer: country, Actor: "node",
+		Reason: r.Reason + "; the node reconciles with every member before it publishes again"}); err != nil {
+		return nil, err
+	}
+	return n.reconcileConfig(&r), nil
+}
+
 // finishReconcile ends a reconciliation: the store forgets it, publishing
 // resumes, and the export rules are applied to what was taken back.
 func (n *Node) finishReconcile(ctx context.Context) error {

@@ -324,8 +324,14 @@ func TestProcessLostStoreAndRewoundLog(t *testing.T) {
 		return heads(t, f.my)["TH"] == held && heads(t, f.id)["TH"] == held
 	}, "MY and ID did not catch up with TH's log")
 
-	// A hand-copied backup: no reconciliation.
+	// A hand-copied backup, while the members are down (so TH cannot
+	// notice it was rewound): TH publishes over sequence numbers the
+	// members hold.
 	f.stopTH(t, syscall.SIGTERM)
+	for _, n := range []*fedNode{f.my, f.id} {
+		require.NoError(t, n.p.cmd.Process.Signal(syscall.SIGTERM))
+		waitExit(t, n.p)
+	}
 	b, err := os.ReadFile(backup)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(f.th.dir, "data", "node.db"), b, 0o600))
@@ -334,6 +340,8 @@ func TestProcessLostStoreAndRewoundLog(t *testing.T) {
 	for heads(t, f.th)["TH"] <= held {
 		forked = append(forked, f.publish(t, "forked", 1, 0)...)
 	}
+	f.my.start(t)
+	f.id.start(t)
 	testnet.Eventually(t, 30*time.Second, func() bool {
 		return auditCount(t, f.my, f.my.token, "rejection", "log was rewound") > 0
 	}, "MY did not refuse TH's rewound log")
@@ -370,4 +378,49 @@ func TestProcessLostStoreAndRewoundLog(t *testing.T) {
 	status, res := apiDo(t, "GET", f.th.url+"/v1/orders?limit=100", f.th.token, nil)
 	require.Equal(t, http.StatusOK, status, res)
 	require.Len(t, res["items"].([]any), len(ords), "orders recovered from MY")
+}
+
+// TestProcessRewoundStoreNoticed: TH's store is rewound behind its back (a
+// backup copied over the file, as a disk snapshot rolled back would do).
+// At its first round with a member TH sees that the member holds more of
+// its own log than it does, stops publishing, and reconciles by itself:
+// nothing published after the backup is lost and no sequence is reused.
+func TestProcessRewoundStoreNoticed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs three node processes")
+	}
+	f := newRestoreFixture(t)
+	backup := filepath.Join(t.TempDir(), "th.db")
+	out, err := cliRun(t, "backup", "--dir", f.th.dir, "--out", backup)
+	require.NoError(t, err, out)
+	singles := f.publish(t, "after", 5, 50)
+	ords := f.order(t, "rew", 4)
+	f.waitDelivered(t, ords)
+	held := heads(t, f.th)["TH"]
+	testnet.Eventually(t, 30*time.Second, func() bool {
+		return heads(t, f.my)["TH"] == held && heads(t, f.id)["TH"] == held
+	}, "MY and ID did not catch up with TH's log")
+
+	f.stopTH(t, syscall.SIGKILL)
+	b, err := os.ReadFile(backup)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(f.th.dir, "data", "node.db"), b, 0o600))
+	f.th.start(t)
+	testnet.Eventually(t, 60*time.Second, func() bool {
+		return auditCount(t, f.th, f.th.token, "admin.reconcile", "publishing resumes") == 1
+	}, "TH did not notice the rewind and reconcile")
+	require.Equal(t, 1, auditCount(t, f.th, f.th.token, "admin.reconcile", "rewound without a restore"))
+	require.GreaterOrEqual(t, heads(t, f.th)["TH"], held)
+	for _, id := range singles {
+		status, res := apiDo(t, "GET", f.th.url+"/v1/listings/"+id, f.seller, nil)
+		require.Equal(t, http.StatusOK, status, "listing %s lost by the rewind: %v", id, res)
+	}
+	thOrders := ordList(t, f.th, f.seller)
+	for _, id := range ords {
+		require.Contains(t, thOrders, id, "order %s lost by the rewind", id)
+	}
+	fresh := f.publish(t, "fresh", 1, 0)[0]
+	f.waitListingOn(t, f.my, fresh)
+	f.waitListingOn(t, f.id, fresh)
+	require.Zero(t, auditCount(t, f.my, f.my.token, "rejection", "log was rewound"), "nothing forked reached MY")
 }
