@@ -34,6 +34,9 @@ type RemoteRecord struct {
 	Raw      []byte   // the origin-signed envelope, stored and relayed as is
 	Listing  *Listing // set for an upsert
 	DeleteID string   // set for a withdrawal
+	// HeldAtOrigin marks a withdrawal of a listing the origin's export
+	// rules keep at home (not deleted by its seller).
+	HeldAtOrigin bool
 	// Withheld, when not nil, is why the listing it carries must not be
 	// shown: its text breaks this node's text rule (CheckText). The record
 	// still continues the log, which is signed and must stay gap-free; the

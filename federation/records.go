@@ -38,7 +38,7 @@ func RecordSealer(key crypto.PrivKey, origin string, now func() time.Time, pol f
 			if pl != nil {
 				rec.Op, rec.ListingId, rec.Listing = pb.ListingRecord_OP_UPSERT, c.Listing.ID, pl
 			} else if c.Listing != nil {
-				rec.Op, rec.ListingId = pb.ListingRecord_OP_DELETE, c.Listing.ID
+				rec.Op, rec.ListingId, rec.Withheld = pb.ListingRecord_OP_DELETE, c.Listing.ID, true
 			} else {
 				rec.Op, rec.ListingId = pb.ListingRecord_OP_DELETE, c.DeleteID
 			}
@@ -95,7 +95,7 @@ func toRemote(rec *pb.ListingRecord, raw []byte) (catalog.RemoteRecord, error) {
 	}
 	switch rec.Op {
 	case pb.ListingRecord_OP_DELETE:
-		r.DeleteID = rec.ListingId
+		r.DeleteID, r.HeldAtOrigin = rec.ListingId, rec.Withheld
 		return r, nil
 	case pb.ListingRecord_OP_UPSERT:
 	default:

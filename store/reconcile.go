@@ -100,8 +100,9 @@ func (db *DB) LogRecord(ctx context.Context, origin string, seq uint64) ([]byte,
 // ReclaimOwn implements catalog.Store: it appends records of this node's
 // own log, taken back from a peer after a restore, and applies them to the
 // listings, as ApplyRemote does for other origins. A tombstone of a
-// listing this node holds at home (its export rules keep it from peers)
-// leaves the listing: that is what the tombstone meant.
+// listing this node holds at home (its export rules keep it from peers),
+// or one that says so itself (HeldAtOrigin), leaves the listing: that is
+// what the tombstone meant.
 func (db *DB) ReclaimOwn(ctx context.Context, origin string, recs []catalog.RemoteRecord, ev *audit.Entry) ([]catalog.RemoteRecord, error) {
 	var applied []catalog.RemoteRecord
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
@@ -129,7 +130,16 @@ func (db *DB) ReclaimOwn(ctx context.Context, origin string, recs []catalog.Remo
 					if err := json.Unmarshal(v, &l); err != nil {
 						return fmt.Errorf("listing %s: %w", r.DeleteID, err)
 					}
-					if len(l.Held) > 0 {
+					if len(l.Held) > 0 || r.HeldAtOrigin {
+						if len(l.Held) == 0 {
+							// Held by a policy installed after the backup: held
+							// until the export rules are applied again.
+							l.Held = []catalog.Hold{{Rule: "restore", Source: "reconciliation after a restore",
+								Message: "withheld from the federation when this node last published it; the export rules in force apply when the reconciliation ends"}}
+							if err := putListing(listings, &l, ""); err != nil {
+								return err
+							}
+						}
 						applied = append(applied, catalog.RemoteRecord{Seq: r.Seq, Raw: r.Raw, Listing: &l})
 						continue
 					}

@@ -1319,7 +1319,12 @@ type ListingRecord struct {
 	ListingId     string           `protobuf:"bytes,4,opt,name=listing_id,json=listingId,proto3" json:"listing_id,omitempty"`
 	CreatedUnixMs int64            `protobuf:"varint,5,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
 	// The listing's public projection; absent for OP_DELETE.
-	Listing       *Listing `protobuf:"bytes,6,opt,name=listing,proto3" json:"listing,omitempty"`
+	Listing *Listing `protobuf:"bytes,6,opt,name=listing,proto3" json:"listing,omitempty"`
+	// On OP_DELETE: the listing still exists at the origin, whose export
+	// rules keep it at home; it was not deleted by its seller. Receivers
+	// treat both alike; the origin uses it when it takes its own records
+	// back after a restore.
+	Withheld      bool `protobuf:"varint,7,opt,name=withheld,proto3" json:"withheld,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1394,6 +1399,13 @@ func (x *ListingRecord) GetListing() *Listing {
 		return x.Listing
 	}
 	return nil
+}
+
+func (x *ListingRecord) GetWithheld() bool {
+	if x != nil {
+		return x.Withheld
+	}
+	return false
 }
 
 // Listing is the public projection of a listing: what the origin's policy
@@ -2385,7 +2397,7 @@ const file_federation_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xa7\x02\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xc3\x02\n" +
 	"\rListingRecord\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x125\n" +
@@ -2393,7 +2405,8 @@ const file_federation_proto_rawDesc = "" +
 	"\n" +
 	"listing_id\x18\x04 \x01(\tR\tlistingId\x12&\n" +
 	"\x0fcreated_unix_ms\x18\x05 \x01(\x03R\rcreatedUnixMs\x126\n" +
-	"\alisting\x18\x06 \x01(\v2\x1c.imtgt.federation.v1.ListingR\alisting\"6\n" +
+	"\alisting\x18\x06 \x01(\v2\x1c.imtgt.federation.v1.ListingR\alisting\x12\x1a\n" +
+	"\bwithheld\x18\a \x01(\bR\bwithheld\"6\n" +
 	"\x02Op\x12\x12\n" +
 	"\x0eOP_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tOP_UPSERT\x10\x01\x12\r\n" +
