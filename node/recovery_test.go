@@ -169,3 +169,59 @@ func FuzzRecover(f *testing.F) {
 		require.Zero(t, res.Restored, "stored an order without this node's receipt")
 	})
 }
+
+// TestRecoverOrdersPlacedByTheRestoredNode: the restored node is the
+// buyer's. The seller's node hands back the restored node's own receipts
+// of its status messages, and the restored node's copy moves forward, so
+// the seller's next status is the one it expects.
+func TestRecoverOrdersPlacedByTheRestoredNode(t *testing.T) {
+	on := newOrderNet(t, 100)
+	ctx := context.Background()
+	id := placeHTTP(t, on, "placed-1", 1)
+	status := func() string {
+		r := on.my.Do("GET", "/v1/orders/"+id, on.shop, nil)
+		return r.JSON["status"].(string)
+	}
+	testnet.Eventually(t, 10*time.Second, func() bool { return status() == "received" }, "order not delivered")
+	r := on.th.Do("POST", "/v1/orders/"+id+"/transitions", on.seller, map[string]any{"to": "accepted"})
+	require.Equal(t, http.StatusOK, r.Status, string(r.Body))
+	testnet.Eventually(t, 10*time.Second, func() bool { return status() == "accepted" }, "status did not reach MY")
+
+	// MY's copy rewound to before the status (as a restore would).
+	_, err := on.my.Store.UpdateOrder(ctx, id, func(o *orders.Order) ([]orders.OutboxRow, error) {
+		o.InSeq, o.Status = 0, orders.Received
+		return nil, nil
+	})
+	require.NoError(t, err)
+	recs, entries, _, err := on.th.Orders.Recoverable(ctx, "MY", time.Time{}, "", 10)
+	require.NoError(t, err)
+	require.Empty(t, entries, "no personal data crosses for orders the requester placed")
+	require.Len(t, recs, 1)
+	require.True(t, recs[0].PlacedByYou)
+	require.Nil(t, recs[0].Handoff)
+	res, err := on.my.Orders.Recover(ctx, "TH", recs)
+	require.NoError(t, err)
+	require.Equal(t, orders.RecoverResult{FastForwards: 1}, res)
+	require.Equal(t, "accepted", status())
+
+	// A lost order placed here is on record; a forged receipt is refused.
+	gone := proto.Clone(recs[0]).(*pb.RecoveredOrder)
+	gone.OrderId = "ord_" + ulid.Make().String()
+	gone.StatusReceipts = nil
+	res, err = on.my.Orders.Recover(ctx, "TH", []*pb.RecoveredOrder{gone})
+	require.NoError(t, err)
+	require.Equal(t, orders.RecoverResult{}, res)
+	thKey, _, err := federation.Identity(on.th.Keys.Node)
+	require.NoError(t, err)
+	forged, err := federation.SealReceipt(thKey, &pb.Receipt{OrderId: id, Kind: orders.KindStatus, Seq: 2, Receiver: "MY", Result: orders.ResultApplied, Status: "delivered"})
+	require.NoError(t, err)
+	bad := proto.Clone(recs[0]).(*pb.RecoveredOrder)
+	bad.StatusReceipts = [][]byte{forged}
+	_, err = on.my.Orders.Recover(ctx, "TH", []*pb.RecoveredOrder{bad})
+	require.ErrorIs(t, err, orders.ErrBadRecovery)
+
+	// The seller's next status continues the sequence MY now expects.
+	r = on.th.Do("POST", "/v1/orders/"+id+"/transitions", on.seller, map[string]any{"to": "packed"})
+	require.Equal(t, http.StatusOK, r.Status, string(r.Body))
+	testnet.Eventually(t, 10*time.Second, func() bool { return status() == "packed" }, "status after the recovery did not reach MY")
+}

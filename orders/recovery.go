@@ -49,9 +49,16 @@ func (s *Service) sealDelivered(orderID string, body proto.Message) ([]byte, err
 // country, since sending it again is a crossing like the first. It
 // returns the audit entries of those crossings (the caller appends them
 // before the reply leaves), and whether another page follows.
+//
+// The orders the restored node placed here as the buyer's node come too
+// (placed_by_you), with the restored node's own receipts of the status
+// messages this node sent it: from them it brings its copies forward.
 func (s *Service) Recoverable(ctx context.Context, seller string, since time.Time, after string, limit int) ([]*pb.RecoveredOrder, []*audit.Entry, bool, error) {
 	keep := func(o *Order) bool {
-		return o.Side == SideBuyer && o.SellerCountry == seller && len(o.Receipt) > 0 && !o.UpdatedAt.Before(since)
+		if o.UpdatedAt.Before(since) {
+			return false
+		}
+		return (o.Side == SideBuyer && o.SellerCountry == seller && len(o.Receipt) > 0) || (o.Side == SideSeller && o.BuyerCountry == seller)
 	}
 	batch, err := s.cfg.Store.Orders(ctx, keep, after, limit+1)
 	if err != nil {
@@ -68,6 +75,20 @@ func (s *Service) Recoverable(ctx context.Context, seller string, since time.Tim
 	out := make([]*pb.RecoveredOrder, 0, len(batch))
 	var entries []*audit.Entry
 	for _, o := range batch {
+		if o.Side == SideSeller {
+			r := &pb.RecoveredOrder{OrderId: o.ID, PlacedByYou: true, Status: string(o.Status), StatusSeq: o.OutSeq, UpdatedUnixMs: o.UpdatedAt.UnixMilli()}
+			kept, err := s.cfg.Store.OrderReceipts(ctx, seller, o.ID)
+			if err != nil {
+				return nil, nil, false, err
+			}
+			for _, k := range kept {
+				if k.Kind == KindStatus {
+					r.StatusReceipts = append(r.StatusReceipts, k.Envelope)
+				}
+			}
+			out = append(out, r)
+			continue
+		}
 		// The seller's state as this node learned it from the seller's
 		// node (not a local cancellation still on its way), and the
 		// seller's receipts of this node's own messages.
@@ -159,6 +180,7 @@ func (s *Service) Recover(ctx context.Context, from string, recs []*pb.Recovered
 	var res RecoverResult
 	var lost []ReceivedHandoff // stored together: one transaction a page
 	var kept []string          // orders the buyer's node no longer keeps the handoff of
+	var placed []string        // orders this node placed that it lost
 	for _, r := range recs {
 		if r.Status != "" && !ValidStatus(Status(r.Status)) {
 			return res, fmt.Errorf("%w: order %s has status %q", ErrBadRecovery, r.OrderId, r.Status)
@@ -171,6 +193,36 @@ func (s *Service) Recover(ctx context.Context, from string, recs []*pb.Recovered
 			return res, err
 		}
 		o, err := s.cfg.Store.Order(ctx, r.OrderId)
+		if r.PlacedByYou {
+			// This node is the buyer's: its own receipts say what it had
+			// applied of the seller's messages.
+			switch {
+			case errors.Is(err, ErrNotFound):
+				placed = append(placed, r.OrderId)
+			case err != nil:
+				return res, err
+			case o.Side != SideBuyer || o.SellerCountry != from:
+				return res, fmt.Errorf("%w: order %s is not one this node placed with %s", ErrBadRecovery, r.OrderId, from)
+			case own.seq > o.InSeq:
+				if _, err := s.cfg.Store.UpdateOrder(ctx, o.ID, func(o *Order) ([]OutboxRow, error) {
+					if own.seq > o.InSeq {
+						o.InSeq, o.UpdatedAt = own.seq, s.cfg.Now().UTC()
+						if rc := own.last; Status(rc.Status) != o.Status && ValidStatus(Status(rc.Status)) {
+							o.Status = Status(rc.Status)
+							o.History = append(o.History, Event{Status: o.Status, At: o.UpdatedAt, By: "seller",
+								Reason: "restored after this node's restore, from its own receipt of " + from + "'s message"})
+						}
+					}
+					return nil, nil
+				}); err != nil {
+					return res, err
+				}
+				res.FastForwards++
+			default:
+				res.Unchanged++
+			}
+			continue
+		}
 		switch {
 		case errors.Is(err, ErrNotFound):
 			if r.Handoff == nil {
@@ -197,6 +249,10 @@ func (s *Service) Recover(ctx context.Context, from string, recs []*pb.Recovered
 		default:
 			res.Unchanged++
 		}
+	}
+	if len(placed) > 0 && s.cfg.Audit != nil {
+		_ = s.cfg.Audit(ctx, &audit.Entry{Kind: audit.Rejection, Peer: from, Purpose: string(policy.PurposeOrderHandoff), Records: placed, Count: len(placed),
+			Reason: "recovery: orders this node placed after the backup; " + from + "'s node holds them, their buyers' data was lost with the store"})
 	}
 	if len(kept) > 0 && s.cfg.Audit != nil {
 		// Said in the audit log, once a page: there is nothing to store.

@@ -821,8 +821,13 @@ type RecoveredOrder struct {
 	// takes its in-seq, and its state after an applied one, from its own
 	// receipts only (buyer_seq is informative).
 	StatusReceipts [][]byte `protobuf:"bytes,10,rep,name=status_receipts,json=statusReceipts,proto3" json:"status_receipts,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The order was placed by the requester (its node is the buyer's) and
+	// the replier is the seller's node: status_receipts are then the
+	// requester's own receipts of the replier's status messages, and
+	// status_seq the last of them the replier sent. No handoff travels.
+	PlacedByYou   bool `protobuf:"varint,11,opt,name=placed_by_you,json=placedByYou,proto3" json:"placed_by_you,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RecoveredOrder) Reset() {
@@ -923,6 +928,13 @@ func (x *RecoveredOrder) GetStatusReceipts() [][]byte {
 		return x.StatusReceipts
 	}
 	return nil
+}
+
+func (x *RecoveredOrder) GetPlacedByYou() bool {
+	if x != nil {
+		return x.PlacedByYou
+	}
+	return false
 }
 
 // HeadsRequest asks a peer for the last sequence number it holds of each
@@ -2359,7 +2371,7 @@ const file_federation_proto_rawDesc = "" +
 	"\tmax_count\x18\x03 \x01(\rR\bmaxCount\"_\n" +
 	"\fRecoverReply\x12;\n" +
 	"\x06orders\x18\x01 \x03(\v2#.imtgt.federation.v1.RecoveredOrderR\x06orders\x12\x12\n" +
-	"\x04more\x18\x02 \x01(\bR\x04more\"\xdb\x02\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"\xff\x02\n" +
 	"\x0eRecoveredOrder\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12;\n" +
 	"\ahandoff\x18\x02 \x01(\v2!.imtgt.federation.v1.OrderHandoffR\ahandoff\x12\x16\n" +
@@ -2372,7 +2384,8 @@ const file_federation_proto_rawDesc = "" +
 	"\x0fupdated_unix_ms\x18\b \x01(\x03R\rupdatedUnixMs\x12\x18\n" +
 	"\areceipt\x18\t \x01(\fR\areceipt\x12'\n" +
 	"\x0fstatus_receipts\x18\n" +
-	" \x03(\fR\x0estatusReceipts\"\x0e\n" +
+	" \x03(\fR\x0estatusReceipts\x12\"\n" +
+	"\rplaced_by_you\x18\v \x01(\bR\vplacedByYou\"\x0e\n" +
 	"\fHeadsRequest\"~\n" +
 	"\x05Heads\x12;\n" +
 	"\x05heads\x18\x01 \x03(\v2%.imtgt.federation.v1.Heads.HeadsEntryR\x05heads\x1a8\n" +
