@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,10 +34,17 @@ type Net struct {
 // any outgoing connection of the parallel test packages before the node
 // listens on it; one chosen below that range can only be taken by another
 // test choosing the same one.
+//
+// A port is handed out once per test binary: two ports asked for before
+// either is listened on (a node's HTTP and p2p ports) would otherwise
+// collide now and then, the birthday problem over 12,000 ports.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
 	for range 100 {
 		port := 20000 + rand.IntN(12000)
+		if _, taken := handedOut.LoadOrStore(port, true); taken {
+			continue
+		}
 		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err == nil {
 			ln.Close()
@@ -46,6 +54,10 @@ func FreePort(tb testing.TB) int {
 	tb.Fatal("no free port found")
 	return 0
 }
+
+// handedOut holds the ports FreePort gave out: ports are a resource of the
+// whole process (and machine), so this one piece of state is package-wide.
+var handedOut sync.Map
 
 // FreeP2PAddr returns a loopback TCP multiaddr with a port free right now.
 func FreeP2PAddr(tb testing.TB) string {
