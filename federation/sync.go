@@ -344,6 +344,11 @@ func (s *Service) syncWith(ctx context.Context, p peer.ID) error {
 		}
 		n, err := s.pullOrigin(ctx, p, origin, ours[origin]+1, head)
 		grew = grew || n > 0
+		if errors.Is(err, ErrFork) {
+			// Refused and recorded (fetch); the other origins p relays
+			// are not held up by it.
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("pull %s from %d: %w", origin, ours[origin]+1, err)
 		}

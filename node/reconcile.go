@@ -78,7 +78,9 @@ func (n *Node) finishReconcile(ctx context.Context) error {
 	}
 	c.SetReconciling(false)
 	if changed, err := c.Reexport(ctx); err != nil {
-		return fmt.Errorf("apply export rules: %w", err)
+		// The reconciliation is over and on record; the rules apply again
+		// at the next start or policy install.
+		n.log.Error("reconciliation done, but re-applying the export rules failed", "err", err)
 	} else if changed > 0 {
 		n.log.Info("export rules re-applied", "listings_changed", changed)
 	}
