@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -123,18 +124,53 @@ func (s *Service) noticeRewound(ctx context.Context, p peer.ID, theirs map[strin
 	if err != nil {
 		return err
 	}
-	if theirs[s.cfg.Country] <= ours[s.cfg.Country] {
+	own := ours[s.cfg.Country]
+	if theirs[s.cfg.Country] <= own {
+		return nil
+	}
+	// A claim is not proof: the member must show a record this node
+	// signed above its head, continuing what it holds. A member that
+	// claims more and cannot show it is refused, and nothing stops.
+	var held []byte
+	if own > 0 {
+		if held, err = s.catalog().LogRecord(ctx, s.cfg.Country, own); err != nil {
+			return err
+		}
+	}
+	proof, err := s.fetch(ctx, p, s.cfg.Country, own+1, held)
+	switch {
+	case errors.Is(err, ErrFork):
+		// This node's log was rewound and it published over sequence
+		// numbers the member holds: only restore --from-peers mends that.
+		msg := fmt.Sprintf("this node's own catalog log forked from what %s holds at record %d: it was rewound and published on; stop it and run imtgt-node restore --from-peers", p, own)
+		s.ownFork.Store(&msg)
+		s.log.Error(msg)
+		return nil
+	case err == nil && len(proof) == 0:
+		s.reject(ProtoHeads, p, "unproven_head", fmt.Errorf("%w: it claims this node's log up to %d, this node holds %d, and shows no record above", ErrBadRecord, theirs[s.cfg.Country], own))
+		return nil
+	case err != nil:
+		s.log.Debug("could not check a member's claim of this node's log", "peer", p, "err", err)
 		return nil
 	}
 	country, _ := s.countryOf(p)
-	r, err := s.cfg.Rewound(ctx, country, theirs[s.cfg.Country], ours[s.cfg.Country])
+	r, err := s.cfg.Rewound(ctx, country, theirs[s.cfg.Country], own)
 	if err != nil || r == nil {
 		return err
 	}
 	s.rec.Store(newReconciler(r))
 	s.log.Warn("this node's own catalog log is behind what a member holds: its store was rewound; reconciling before publishing",
-		"peer", p, "peer_country", country, "theirs", theirs[s.cfg.Country], "ours", ours[s.cfg.Country])
+		"peer", p, "peer_country", country, "theirs", theirs[s.cfg.Country], "ours", own)
 	return nil
+}
+
+// OwnLogForked says, when not empty, that this node's own log forked from
+// a member's copy (noticeRewound).
+func (s *Service) OwnLogForked() string {
+	if m := s.ownFork.Load(); m != nil {
+		return *m
+	}
+	return ""
 }
 
 // reconcileWith does this node's part of a reconciliation with p, whose
@@ -202,6 +238,15 @@ func (s *Service) reconcileWith(ctx context.Context, p peer.ID, theirs map[strin
 			}
 			if len(rr.Orders) > MaxRecoverCount {
 				return fail(fmt.Errorf("%w: recover_reply with %d orders", ErrMalformed, len(rr.Orders)))
+			}
+			prev := after
+			for _, o := range rr.Orders {
+				// Pages move forward in order-ID order, or the exchange
+				// could go round for ever.
+				if !strings.HasPrefix(o.OrderId, "ord_") || len(o.OrderId) > 64 || o.OrderId <= prev {
+					return fail(fmt.Errorf("%w: recover_reply order %q does not follow %q", ErrMalformed, o.OrderId, prev))
+				}
+				prev = o.OrderId
 			}
 			if len(rr.Orders) > 0 {
 				restored, forwarded, unchanged, err := r.cfg.Recover(ctx, country, rr.Orders)

@@ -175,6 +175,7 @@ type Service struct {
 	rec      atomic.Pointer[reconciler] // nil: no reconciliation
 	// rewoundMu serialises noticeRewound.
 	rewoundMu sync.Mutex
+	ownFork   atomic.Pointer[string] // see OwnLogForked
 
 	// blocked peers are refused like outsiders even if members; only tests
 	// set it (export_test.go), to cut a node off as a network partition would.

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -105,6 +106,9 @@ func (n *Node) ownReceipt(raw []byte) (*pb.Receipt, error) {
 
 // reconcileCheck is the readiness check of a pending reconciliation.
 func (n *Node) reconcileCheck() error {
+	if msg := n.Fed.OwnLogForked(); msg != "" {
+		return errors.New(msg)
+	}
 	on, by := n.Fed.Reconciling()
 	if !on {
 		return nil

@@ -225,3 +225,52 @@ func TestRecoverOrdersPlacedByTheRestoredNode(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.Status, string(r.Body))
 	testnet.Eventually(t, 10*time.Second, func() bool { return status() == "packed" }, "status after the recovery did not reach MY")
 }
+
+// TestRecoverBuyersOwnCancellation: the restored buyer's node had sent a
+// cancellation the seller applied; the seller's node hands back its receipt
+// of it, so the restored copy is cancelled again and its next message
+// number is the one the seller expects.
+func TestRecoverBuyersOwnCancellation(t *testing.T) {
+	on := newOrderNet(t, 100)
+	ctx := context.Background()
+	id := placeHTTP(t, on, "cancel-1", 1)
+	testnet.Eventually(t, 10*time.Second, func() bool {
+		r := on.my.Do("GET", "/v1/orders/"+id, on.shop, nil)
+		return r.JSON["status"] == "received"
+	}, "order not delivered")
+	r := on.my.Do("POST", "/v1/orders/"+id+"/cancel", on.shop, map[string]any{"reason": "buyer changed their mind"})
+	require.Equal(t, http.StatusOK, r.Status, string(r.Body))
+	testnet.Eventually(t, 10*time.Second, func() bool {
+		r := on.th.Do("GET", "/v1/orders/"+id, on.seller, nil)
+		return r.JSON["status"] == "cancelled"
+	}, "cancellation did not reach TH")
+	testnet.Eventually(t, 10*time.Second, func() bool { return len(on.outbox(t)) == 0 }, "MY's outbox did not empty")
+
+	// MY's copy rewound to before the cancellation (as a restore would).
+	_, err := on.my.Store.UpdateOrder(ctx, id, func(o *orders.Order) ([]orders.OutboxRow, error) {
+		o.OutSeq, o.Status = 0, orders.Received
+		return nil, nil
+	})
+	require.NoError(t, err)
+	recs, _, _, err := on.th.Orders.Recoverable(ctx, "MY", time.Time{}, "", 10)
+	require.NoError(t, err)
+	require.Len(t, recs, 1)
+	require.Len(t, recs[0].SellerReceipts, 1)
+	res, err := on.my.Orders.Recover(ctx, "TH", recs)
+	require.NoError(t, err)
+	require.Equal(t, orders.RecoverResult{FastForwards: 1}, res)
+	o, err := on.my.Store.Order(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, orders.Cancelled, o.Status)
+	require.EqualValues(t, 1, o.OutSeq)
+
+	// A receipt signed by another node than the seller's is refused.
+	myKey, _, err := federation.Identity(on.my.Keys.Node)
+	require.NoError(t, err)
+	forged, err := federation.SealReceipt(myKey, &pb.Receipt{OrderId: id, Kind: orders.KindStatus, Seq: 2, Receiver: "TH", Result: orders.ResultApplied, Status: "cancelled"})
+	require.NoError(t, err)
+	bad := proto.Clone(recs[0]).(*pb.RecoveredOrder)
+	bad.SellerReceipts = [][]byte{forged}
+	_, err = on.my.Orders.Recover(ctx, "TH", []*pb.RecoveredOrder{bad})
+	require.ErrorIs(t, err, orders.ErrBadRecovery)
+}

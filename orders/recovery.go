@@ -86,6 +86,15 @@ func (s *Service) Recoverable(ctx context.Context, seller string, since time.Tim
 					r.StatusReceipts = append(r.StatusReceipts, k.Envelope)
 				}
 			}
+			mine, err := s.cfg.Store.InboxReceipts(ctx, seller, o.ID)
+			if err != nil {
+				return nil, nil, false, err
+			}
+			for _, k := range mine {
+				if k.Kind == KindStatus {
+					r.SellerReceipts = append(r.SellerReceipts, k.Envelope)
+				}
+			}
 			out = append(out, r)
 			continue
 		}
@@ -194,6 +203,10 @@ func (s *Service) Recover(ctx context.Context, from string, recs []*pb.Recovered
 		}
 		o, err := s.cfg.Store.Order(ctx, r.OrderId)
 		if r.PlacedByYou {
+			theirs, terr := s.peerStatusReceipts(from, r)
+			if terr != nil {
+				return res, terr
+			}
 			// This node is the buyer's: its own receipts say what it had
 			// applied of the seller's messages.
 			switch {
@@ -203,14 +216,23 @@ func (s *Service) Recover(ctx context.Context, from string, recs []*pb.Recovered
 				return res, err
 			case o.Side != SideBuyer || o.SellerCountry != from:
 				return res, fmt.Errorf("%w: order %s is not one this node placed with %s", ErrBadRecovery, r.OrderId, from)
-			case own.seq > o.InSeq:
+			case own.seq > o.InSeq || theirs.seq > o.OutSeq:
 				if _, err := s.cfg.Store.UpdateOrder(ctx, o.ID, func(o *Order) ([]OutboxRow, error) {
+					now := s.cfg.Now().UTC()
 					if own.seq > o.InSeq {
-						o.InSeq, o.UpdatedAt = own.seq, s.cfg.Now().UTC()
+						o.InSeq, o.UpdatedAt = own.seq, now
 						if rc := own.last; Status(rc.Status) != o.Status && ValidStatus(Status(rc.Status)) {
 							o.Status = Status(rc.Status)
-							o.History = append(o.History, Event{Status: o.Status, At: o.UpdatedAt, By: "seller",
+							o.History = append(o.History, Event{Status: o.Status, At: now, By: "seller",
 								Reason: "restored after this node's restore, from its own receipt of " + from + "'s message"})
+						}
+					}
+					if theirs.seq > o.OutSeq {
+						o.OutSeq, o.UpdatedAt = theirs.seq, now
+						if rc := theirs.last; rc.Result == ResultApplied && Status(rc.Status) == Cancelled && o.Status != Cancelled {
+							o.Status = Cancelled
+							o.History = append(o.History, Event{Status: o.Status, At: now, By: "peer",
+								Reason: "restored after this node's restore: cancelled, as " + from + "'s receipt says"})
 						}
 					}
 					return nil, nil
@@ -316,6 +338,32 @@ func (s *Service) ownStatusReceipts(r *pb.RecoveredOrder) (ownReceipts, error) {
 		}
 	}
 	return own, nil
+}
+
+// peerStatusReceipts checks the receipts a seller's node signed of this
+// node's status messages for one order, handed back after this node's
+// restore.
+func (s *Service) peerStatusReceipts(from string, r *pb.RecoveredOrder) (ownReceipts, error) {
+	var got ownReceipts
+	if len(r.SellerReceipts) > maxStatusSeq {
+		return got, fmt.Errorf("%w: order %s: %d seller receipts", ErrBadRecovery, r.OrderId, len(r.SellerReceipts))
+	}
+	for _, raw := range r.SellerReceipts {
+		if s.cfg.PeerReceipt == nil {
+			return got, fmt.Errorf("%w: this node cannot check %s's receipts", ErrBadRecovery, from)
+		}
+		rc, err := s.cfg.PeerReceipt(raw, from)
+		if err != nil {
+			return got, fmt.Errorf("%w: order %s: a receipt is not %s's: %v", ErrBadRecovery, r.OrderId, from, err)
+		}
+		if rc.OrderId != r.OrderId || rc.Kind != KindStatus || rc.Receiver != from || rc.Seq == 0 || rc.Seq > maxStatusSeq {
+			return got, fmt.Errorf("%w: order %s: a receipt of %s acknowledges another message", ErrBadRecovery, r.OrderId, from)
+		}
+		if rc.Seq > got.seq {
+			got.seq, got.last = rc.Seq, rc
+		}
+	}
+	return got, nil
 }
 
 // sellerState is the last state the buyer's node learned from the seller's

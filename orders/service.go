@@ -43,9 +43,12 @@ type Config struct {
 	// OwnReceipt opens a receipt envelope and checks this node signed it:
 	// a buyer's node hands back this node's receipts after a restore.
 	OwnReceipt func([]byte) (*pb.Receipt, error)
-	Now        func() time.Time
-	Logger     *slog.Logger
-	Registry   prometheus.Registerer
+	// PeerReceipt opens a receipt envelope and checks the node of country
+	// signed it.
+	PeerReceipt func(raw []byte, country string) (*pb.Receipt, error)
+	Now         func() time.Time
+	Logger      *slog.Logger
+	Registry    prometheus.Registerer
 	// Audit appends entries that record no stored change (refusals); nil
 	// records nothing.
 	Audit func(ctx context.Context, es ...*audit.Entry) error

@@ -118,6 +118,9 @@ type Store interface {
 	// OrderReceipts returns the receipts kept for the messages of one
 	// order sent to dest, by kind and seq.
 	OrderReceipts(ctx context.Context, dest, orderID string) ([]KeptReceipt, error)
+	// InboxReceipts returns the receipts this node answered the messages
+	// of one order from origin with, by kind and seq.
+	InboxReceipts(ctx context.Context, origin, orderID string) ([]KeptReceipt, error)
 	// RetryOutbox records a failed attempt.
 	RetryOutbox(ctx context.Context, row OutboxRow) error
 	// Inbox returns what was received under key, or nil.

@@ -382,3 +382,29 @@ func (db *DB) OrderReceipts(ctx context.Context, dest, orderID string) ([]orders
 	})
 	return out, err
 }
+
+// InboxReceipts implements orders.Store.
+func (db *DB) InboxReceipts(ctx context.Context, origin, orderID string) ([]orders.KeptReceipt, error) {
+	var out []orders.KeptReceipt
+	prefix := []byte(origin + "\x00" + orderID + "\x00")
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketInbox).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			parts := strings.Split(string(k), "\x00")
+			if len(parts) != 4 {
+				return fmt.Errorf("inbox key %q", k)
+			}
+			seq, err := strconv.ParseUint(parts[3], 10, 64)
+			if err != nil {
+				return fmt.Errorf("inbox key %q: %w", k, err)
+			}
+			var e orders.InboxEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("inbox entry %q: %w", k, err)
+			}
+			out = append(out, orders.KeptReceipt{From: parts[0], OrderID: parts[1], Kind: parts[2], Seq: seq, Envelope: e.Receipt})
+		}
+		return nil
+	})
+	return out, err
+}

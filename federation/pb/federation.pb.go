@@ -825,9 +825,12 @@ type RecoveredOrder struct {
 	// the replier is the seller's node: status_receipts are then the
 	// requester's own receipts of the replier's status messages, and
 	// status_seq the last of them the replier sent. No handoff travels.
-	PlacedByYou   bool `protobuf:"varint,11,opt,name=placed_by_you,json=placedByYou,proto3" json:"placed_by_you,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PlacedByYou bool `protobuf:"varint,11,opt,name=placed_by_you,json=placedByYou,proto3" json:"placed_by_you,omitempty"`
+	// With placed_by_you: the replier's own signed receipts of the status
+	// messages the requester sent it (cancellations), from its inbox.
+	SellerReceipts [][]byte `protobuf:"bytes,12,rep,name=seller_receipts,json=sellerReceipts,proto3" json:"seller_receipts,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RecoveredOrder) Reset() {
@@ -935,6 +938,13 @@ func (x *RecoveredOrder) GetPlacedByYou() bool {
 		return x.PlacedByYou
 	}
 	return false
+}
+
+func (x *RecoveredOrder) GetSellerReceipts() [][]byte {
+	if x != nil {
+		return x.SellerReceipts
+	}
+	return nil
 }
 
 // HeadsRequest asks a peer for the last sequence number it holds of each
@@ -2371,7 +2381,7 @@ const file_federation_proto_rawDesc = "" +
 	"\tmax_count\x18\x03 \x01(\rR\bmaxCount\"_\n" +
 	"\fRecoverReply\x12;\n" +
 	"\x06orders\x18\x01 \x03(\v2#.imtgt.federation.v1.RecoveredOrderR\x06orders\x12\x12\n" +
-	"\x04more\x18\x02 \x01(\bR\x04more\"\xff\x02\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"\xa8\x03\n" +
 	"\x0eRecoveredOrder\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12;\n" +
 	"\ahandoff\x18\x02 \x01(\v2!.imtgt.federation.v1.OrderHandoffR\ahandoff\x12\x16\n" +
@@ -2385,7 +2395,8 @@ const file_federation_proto_rawDesc = "" +
 	"\areceipt\x18\t \x01(\fR\areceipt\x12'\n" +
 	"\x0fstatus_receipts\x18\n" +
 	" \x03(\fR\x0estatusReceipts\x12\"\n" +
-	"\rplaced_by_you\x18\v \x01(\bR\vplacedByYou\"\x0e\n" +
+	"\rplaced_by_you\x18\v \x01(\bR\vplacedByYou\x12'\n" +
+	"\x0fseller_receipts\x18\f \x03(\fR\x0esellerReceipts\"\x0e\n" +
 	"\fHeadsRequest\"~\n" +
 	"\x05Heads\x12;\n" +
 	"\x05heads\x18\x01 \x03(\v2%.imtgt.federation.v1.Heads.HeadsEntryR\x05heads\x1a8\n" +
