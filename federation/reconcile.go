@@ -110,9 +110,9 @@ func (s *Service) Reconciling() (bool, map[string]ReconcileProgress) {
 // own log than this node does: that can only mean its store was rewound
 // without "restore" (a backup copied by hand, a disk snapshot rolled
 // back). Publishing on would reuse sequence numbers the members hold.
-func (s *Service) noticeRewound(ctx context.Context, p peer.ID, theirs map[string]uint64) error {
-	if s.rec.Load() != nil || s.cfg.Rewound == nil {
-		return nil
+func (s *Service) noticeRewound(ctx context.Context, p peer.ID, theirs map[string]uint64, own uint64) error {
+	if theirs[s.cfg.Country] <= own || s.rec.Load() != nil || s.cfg.Rewound == nil {
+		return nil // the normal case: no member holds more of our log than we do
 	}
 	// Rounds with several members may notice it at once: once is enough.
 	s.rewoundMu.Lock()
@@ -120,14 +120,7 @@ func (s *Service) noticeRewound(ctx context.Context, p peer.ID, theirs map[strin
 	if s.rec.Load() != nil {
 		return nil
 	}
-	ours, err := s.heads(ctx)
-	if err != nil {
-		return err
-	}
-	own := ours[s.cfg.Country]
-	if theirs[s.cfg.Country] <= own {
-		return nil
-	}
+	var err error
 	// A claim is not proof: the member must show a record this node
 	// signed above its head, continuing what it holds. A member that
 	// claims more and cannot show it is refused, and nothing stops.

@@ -315,14 +315,16 @@ func (s *Service) syncWith(ctx context.Context, p peer.ID) error {
 	}
 	theirs := reply.GetHeads().GetHeads()
 	s.notePeerHeads(p, theirs)
-	if err := s.noticeRewound(ctx, p, theirs); err != nil {
-		return err
-	}
-	if err := s.reconcileWith(ctx, p, theirs); err != nil {
-		return err
-	}
 	ours, err := s.heads(ctx)
 	if err != nil {
+		return err
+	}
+	if err := s.noticeRewound(ctx, p, theirs, ours[s.cfg.Country]); err != nil {
+		return err
+	}
+	// A reconciliation changes only this node's own log, which the pulls
+	// below leave alone: ours stays right for them.
+	if err := s.reconcileWith(ctx, p, theirs); err != nil {
 		return err
 	}
 	grew := false

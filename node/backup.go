@@ -124,11 +124,7 @@ type RestoreResult struct {
 // refuses while the node runs, and refuses a file that is not a backup of
 // this node. The replaced store is kept beside it, never deleted.
 func Restore(dir, from string, now time.Time) (*RestoreResult, error) {
-	cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
-	if err != nil {
-		return nil, err
-	}
-	ks, err := keys.Load(filepath.Join(dir, KeysDir))
+	cfg, ks, err := loadDir(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -240,11 +236,7 @@ func recordRestore(path, from, previous string, now time.Time) error {
 // personal data, their tokens, marketplaces, the audit log) is not
 // recovered. A store that exists is kept beside, never deleted.
 func RestoreFromPeers(dir string, now time.Time) (*RestoreResult, error) {
-	cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
-	if err != nil {
-		return nil, err
-	}
-	ks, err := keys.Load(filepath.Join(dir, KeysDir))
+	cfg, ks, err := loadDir(dir)
 	if err != nil {
 		return nil, err
 	}

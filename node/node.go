@@ -55,6 +55,19 @@ const (
 // ErrNodeExists is returned by Init for a directory that already holds files.
 var ErrNodeExists = errors.New("directory already holds a node")
 
+// loadDir reads the configuration and keys of the node directory dir.
+func loadDir(dir string) (Config, *keys.Set, error) {
+	cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
+	if err != nil {
+		return Config{}, nil, err
+	}
+	ks, err := keys.Load(filepath.Join(dir, KeysDir))
+	if err != nil {
+		return Config{}, nil, err
+	}
+	return cfg, ks, nil
+}
+
 // StorePath is the store file of the node in dir.
 func StorePath(dir string) string { return filepath.Join(dir, DataDir, StoreFile) }
 

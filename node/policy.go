@@ -181,11 +181,7 @@ func InstallPolicyFile(ctx context.Context, dir, name string, raw []byte) (*Poli
 // VerifyPolicyFile is "imtgt-node policy verify": the file parses and is
 // signed by the agency key this node would check it against.
 func VerifyPolicyFile(dir, name string, raw []byte) (*policy.Policy, error) {
-	cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
-	if err != nil {
-		return nil, err
-	}
-	ks, err := keys.Load(filepath.Join(dir, KeysDir))
+	cfg, ks, err := loadDir(dir)
 	if err != nil {
 		return nil, err
 	}

@@ -85,11 +85,7 @@ type StoreCheck struct {
 // the file's lock). A file too damaged to open is one problem of the
 // report, not an error.
 func CheckStore(ctx context.Context, dir string) (*StoreCheck, error) {
-	cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
-	if err != nil {
-		return nil, err
-	}
-	ks, err := keys.Load(filepath.Join(dir, KeysDir))
+	cfg, ks, err := loadDir(dir)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package orders
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -77,23 +76,11 @@ func (s *Service) Recoverable(ctx context.Context, seller string, since time.Tim
 	for _, o := range batch {
 		if o.Side == SideSeller {
 			r := &pb.RecoveredOrder{OrderId: o.ID, PlacedByYou: true, Status: string(o.Status), StatusSeq: o.OutSeq, UpdatedUnixMs: o.UpdatedAt.UnixMilli()}
-			kept, err := s.cfg.Store.OrderReceipts(ctx, seller, o.ID)
-			if err != nil {
+			if r.StatusReceipts, _, err = statusEnvelopes(s.cfg.Store.OrderReceipts(ctx, seller, o.ID)); err != nil {
 				return nil, nil, false, err
 			}
-			for _, k := range kept {
-				if k.Kind == KindStatus {
-					r.StatusReceipts = append(r.StatusReceipts, k.Envelope)
-				}
-			}
-			mine, err := s.cfg.Store.InboxReceipts(ctx, seller, o.ID)
-			if err != nil {
+			if r.SellerReceipts, _, err = statusEnvelopes(s.cfg.Store.InboxReceipts(ctx, seller, o.ID)); err != nil {
 				return nil, nil, false, err
-			}
-			for _, k := range mine {
-				if k.Kind == KindStatus {
-					r.SellerReceipts = append(r.SellerReceipts, k.Envelope)
-				}
 			}
 			out = append(out, r)
 			continue
@@ -104,15 +91,8 @@ func (s *Service) Recoverable(ctx context.Context, seller string, since time.Tim
 		st := sellerState(o)
 		r := &pb.RecoveredOrder{OrderId: o.ID, Status: string(st.Status), StatusSeq: o.InSeq,
 			Reason: st.Reason, Tracking: st.Tracking, UpdatedUnixMs: o.UpdatedAt.UnixMilli(), Receipt: o.Receipt}
-		kept, err := s.cfg.Store.OrderReceipts(ctx, seller, o.ID)
-		if err != nil {
+		if r.StatusReceipts, r.BuyerSeq, err = statusEnvelopes(s.cfg.Store.OrderReceipts(ctx, seller, o.ID)); err != nil {
 			return nil, nil, false, err
-		}
-		for _, k := range kept {
-			if k.Kind == KindStatus {
-				r.StatusReceipts = append(r.StatusReceipts, k.Envelope)
-				r.BuyerSeq = max(r.BuyerSeq, k.Seq)
-			}
 		}
 		if len(o.Delivered) > 0 {
 			b, err := s.cfg.Key.Open(o.Delivered, deliveredAAD(o.ID))
@@ -142,7 +122,7 @@ func (s *Service) Recoverable(ctx context.Context, seller string, since time.Tim
 func recoveryEgress(pol *policy.Policy, dest, orderID string, h *pb.OrderHandoff, payload, receipt []byte) (*audit.Entry, error) {
 	fields := handoffFields(h)
 	e := &audit.Entry{Kind: audit.HandoffEgress, Peer: dest, Purpose: string(policy.PurposeOrderHandoff), Records: []string{orderID}, Count: 1,
-		Fields: fields, Rules: h.Rules, LegalBasis: h.LegalBasis, PayloadHash: hexOf(sha(payload)), ReceiptHash: audit.HashHex(receipt),
+		Fields: fields, Rules: h.Rules, LegalBasis: h.LegalBasis, PayloadHash: audit.HashHex(payload), ReceiptHash: audit.HashHex(receipt),
 		Reason: "sent again to the seller's node after its restore"}
 	if pol == nil {
 		return e, nil
@@ -166,8 +146,6 @@ func recoveryEgress(pol *policy.Policy, dest, orderID string, h *pb.OrderHandoff
 	}
 	return e, nil
 }
-
-func sha(b []byte) []byte { h := sha256.Sum256(b); return h[:] }
 
 // RecoverResult counts what Recover did with one page.
 type RecoverResult struct {
@@ -315,49 +293,54 @@ type ownReceipts struct {
 	last *pb.Receipt
 }
 
+// statusEnvelopes keeps the status receipts of a list of kept receipts,
+// and the highest seq among them.
+func statusEnvelopes(kept []KeptReceipt, err error) ([][]byte, uint64, error) {
+	var out [][]byte
+	var last uint64
+	for _, k := range kept {
+		if k.Kind == KindStatus {
+			out = append(out, k.Envelope)
+			last = max(last, k.Seq)
+		}
+	}
+	return out, last, err
+}
+
 // ownStatusReceipts checks the status receipts a buyer's node hands back:
 // each must be this node's own, for this order.
 func (s *Service) ownStatusReceipts(r *pb.RecoveredOrder) (ownReceipts, error) {
-	var own ownReceipts
-	if len(r.StatusReceipts) > maxStatusSeq {
-		return own, fmt.Errorf("%w: order %s: %d status receipts", ErrBadRecovery, r.OrderId, len(r.StatusReceipts))
-	}
-	for _, raw := range r.StatusReceipts {
-		if s.cfg.OwnReceipt == nil {
-			return own, fmt.Errorf("%w: this node cannot check its receipts", ErrBadRecovery)
-		}
-		rc, err := s.cfg.OwnReceipt(raw)
-		if err != nil {
-			return own, fmt.Errorf("%w: order %s: a status receipt is not this node's: %v", ErrBadRecovery, r.OrderId, err)
-		}
-		if rc.OrderId != r.OrderId || rc.Kind != KindStatus || rc.Receiver != s.cfg.Country || rc.Seq == 0 || rc.Seq > maxStatusSeq {
-			return own, fmt.Errorf("%w: order %s: a status receipt acknowledges another message", ErrBadRecovery, r.OrderId)
-		}
-		if rc.Seq > own.seq {
-			own.seq, own.last = rc.Seq, rc
-		}
-	}
-	return own, nil
+	return checkStatusReceipts(r, r.StatusReceipts, s.cfg.Country, "this node's", s.cfg.OwnReceipt)
 }
 
 // peerStatusReceipts checks the receipts a seller's node signed of this
 // node's status messages for one order, handed back after this node's
 // restore.
 func (s *Service) peerStatusReceipts(from string, r *pb.RecoveredOrder) (ownReceipts, error) {
-	var got ownReceipts
-	if len(r.SellerReceipts) > maxStatusSeq {
-		return got, fmt.Errorf("%w: order %s: %d seller receipts", ErrBadRecovery, r.OrderId, len(r.SellerReceipts))
+	var open func([]byte) (*pb.Receipt, error)
+	if s.cfg.PeerReceipt != nil {
+		open = func(raw []byte) (*pb.Receipt, error) { return s.cfg.PeerReceipt(raw, from) }
 	}
-	for _, raw := range r.SellerReceipts {
-		if s.cfg.PeerReceipt == nil {
-			return got, fmt.Errorf("%w: this node cannot check %s's receipts", ErrBadRecovery, from)
+	return checkStatusReceipts(r, r.SellerReceipts, from, from+"'s", open)
+}
+
+// checkStatusReceipts opens receipts that receiver signed (open checks the
+// signer) of status messages of r's order, and returns the last.
+func checkStatusReceipts(r *pb.RecoveredOrder, raws [][]byte, receiver, whose string, open func([]byte) (*pb.Receipt, error)) (ownReceipts, error) {
+	var got ownReceipts
+	if len(raws) > maxStatusSeq {
+		return got, fmt.Errorf("%w: order %s: %d status receipts", ErrBadRecovery, r.OrderId, len(raws))
+	}
+	for _, raw := range raws {
+		if open == nil {
+			return got, fmt.Errorf("%w: this node cannot check %s receipts", ErrBadRecovery, whose)
 		}
-		rc, err := s.cfg.PeerReceipt(raw, from)
+		rc, err := open(raw)
 		if err != nil {
-			return got, fmt.Errorf("%w: order %s: a receipt is not %s's: %v", ErrBadRecovery, r.OrderId, from, err)
+			return got, fmt.Errorf("%w: order %s: a status receipt is not %s: %v", ErrBadRecovery, r.OrderId, whose, err)
 		}
-		if rc.OrderId != r.OrderId || rc.Kind != KindStatus || rc.Receiver != from || rc.Seq == 0 || rc.Seq > maxStatusSeq {
-			return got, fmt.Errorf("%w: order %s: a receipt of %s acknowledges another message", ErrBadRecovery, r.OrderId, from)
+		if rc.OrderId != r.OrderId || rc.Kind != KindStatus || rc.Receiver != receiver || rc.Seq == 0 || rc.Seq > maxStatusSeq {
+			return got, fmt.Errorf("%w: order %s: a status receipt acknowledges another message", ErrBadRecovery, r.OrderId)
 		}
 		if rc.Seq > got.seq {
 			got.seq, got.last = rc.Seq, rc

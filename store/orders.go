@@ -344,65 +344,65 @@ func (db *DB) ApplyReceived(ctx context.Context, key string, hash []byte, orderI
 	return o, receipt, err
 }
 
+// keptReceipt decodes a receipts/ or inbox/ key (country NUL order ID NUL
+// kind NUL seq, orders.InboxKey) with its receipt envelope.
+func keptReceipt(k, envelope []byte) (orders.KeptReceipt, error) {
+	parts := strings.Split(string(k), "\x00")
+	if len(parts) != 4 {
+		return orders.KeptReceipt{}, fmt.Errorf("message key %q", k)
+	}
+	seq, err := strconv.ParseUint(parts[3], 10, 64)
+	if err != nil {
+		return orders.KeptReceipt{}, fmt.Errorf("message key %q: %w", k, err)
+	}
+	return orders.KeptReceipt{From: parts[0], OrderID: parts[1], Kind: parts[2], Seq: seq, Envelope: append([]byte(nil), envelope...)}, nil
+}
+
 // Receipts implements orders.Store.
 func (db *DB) Receipts(ctx context.Context, fn func(orders.KeptReceipt) error) error {
 	return db.bolt.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketReceipts).ForEach(func(k, v []byte) error {
-			parts := strings.Split(string(k), "\x00")
-			if len(parts) != 4 {
-				return fmt.Errorf("receipt key %q", k)
-			}
-			seq, err := strconv.ParseUint(parts[3], 10, 64)
+			r, err := keptReceipt(k, v)
 			if err != nil {
-				return fmt.Errorf("receipt key %q: %w", k, err)
+				return err
 			}
-			return fn(orders.KeptReceipt{From: parts[0], OrderID: parts[1], Kind: parts[2], Seq: seq, Envelope: append([]byte(nil), v...)})
+			return fn(r)
 		})
 	})
 }
 
 // OrderReceipts implements orders.Store.
 func (db *DB) OrderReceipts(ctx context.Context, dest, orderID string) ([]orders.KeptReceipt, error) {
-	var out []orders.KeptReceipt
-	prefix := []byte(dest + "\x00" + orderID + "\x00")
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketReceipts).Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			parts := strings.Split(string(k), "\x00")
-			if len(parts) != 4 {
-				return fmt.Errorf("receipt key %q", k)
-			}
-			seq, err := strconv.ParseUint(parts[3], 10, 64)
-			if err != nil {
-				return fmt.Errorf("receipt key %q: %w", k, err)
-			}
-			out = append(out, orders.KeptReceipt{From: parts[0], OrderID: parts[1], Kind: parts[2], Seq: seq, Envelope: append([]byte(nil), v...)})
-		}
-		return nil
-	})
-	return out, err
+	return db.orderMessages(bucketReceipts, dest, orderID, func(v []byte) ([]byte, error) { return v, nil })
 }
 
 // InboxReceipts implements orders.Store.
 func (db *DB) InboxReceipts(ctx context.Context, origin, orderID string) ([]orders.KeptReceipt, error) {
+	return db.orderMessages(bucketInbox, origin, orderID, func(v []byte) ([]byte, error) {
+		var e orders.InboxEntry
+		err := json.Unmarshal(v, &e)
+		return e.Receipt, err
+	})
+}
+
+// orderMessages lists the receipts kept in bucket (receipts/ or inbox/) for
+// the messages of one order exchanged with country; envelope takes the
+// receipt out of a value.
+func (db *DB) orderMessages(bucket []byte, country, orderID string, envelope func([]byte) ([]byte, error)) ([]orders.KeptReceipt, error) {
 	var out []orders.KeptReceipt
-	prefix := []byte(origin + "\x00" + orderID + "\x00")
+	prefix := []byte(country + "\x00" + orderID + "\x00")
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketInbox).Cursor()
+		c := tx.Bucket(bucket).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			parts := strings.Split(string(k), "\x00")
-			if len(parts) != 4 {
-				return fmt.Errorf("inbox key %q", k)
-			}
-			seq, err := strconv.ParseUint(parts[3], 10, 64)
+			env, err := envelope(v)
 			if err != nil {
-				return fmt.Errorf("inbox key %q: %w", k, err)
+				return fmt.Errorf("%s entry %q: %w", bucket, k, err)
 			}
-			var e orders.InboxEntry
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("inbox entry %q: %w", k, err)
+			r, err := keptReceipt(k, env)
+			if err != nil {
+				return err
 			}
-			out = append(out, orders.KeptReceipt{From: parts[0], OrderID: parts[1], Kind: parts[2], Seq: seq, Envelope: e.Receipt})
+			out = append(out, r)
 		}
 		return nil
 	})

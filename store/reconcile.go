@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -104,67 +102,27 @@ func (db *DB) LogRecord(ctx context.Context, origin string, seq uint64) ([]byte,
 // or one that says so itself (HeldAtOrigin), leaves the listing: that is
 // what the tombstone meant.
 func (db *DB) ReclaimOwn(ctx context.Context, origin string, recs []catalog.RemoteRecord, ev *audit.Entry) ([]catalog.RemoteRecord, error) {
-	var applied []catalog.RemoteRecord
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		applied = applied[:0]
-		log, err := tx.Bucket(bucketLog).CreateBucketIfNotExists([]byte(origin))
-		if err != nil {
-			return err
-		}
-		head := logHead(log)
-		listings := tx.Bucket(bucketListings)
-		for _, r := range recs {
-			if r.Seq <= head {
-				continue
-			}
-			if r.Seq != head+1 {
-				return fmt.Errorf("%w: %s record %d after head %d", catalog.ErrLogGap, origin, r.Seq, head)
-			}
-			if err := log.Put(seqKey(r.Seq), r.Raw); err != nil {
-				return err
-			}
-			head = r.Seq
-			if r.Listing == nil {
-				if v := listings.Get([]byte(r.DeleteID)); v != nil {
-					var l catalog.Listing
-					if err := json.Unmarshal(v, &l); err != nil {
-						return fmt.Errorf("listing %s: %w", r.DeleteID, err)
-					}
-					if len(l.Held) > 0 || r.HeldAtOrigin {
-						if len(l.Held) == 0 {
-							// Held by a policy installed after the backup: held
-							// until the export rules are applied again.
-							l.Held = []catalog.Hold{{Rule: "restore", Source: "reconciliation after a restore",
-								Message: "withheld from the federation when this node last published it; the export rules in force apply when the reconciliation ends"}}
-							if err := putListing(listings, &l, ""); err != nil {
-								return err
-							}
+	return db.applyRecords(origin, recs, ev, func(listings *bolt.Bucket, r catalog.RemoteRecord) (catalog.RemoteRecord, error) {
+		if r.Listing == nil {
+			if v := listings.Get([]byte(r.DeleteID)); v != nil {
+				var l catalog.Listing
+				if err := json.Unmarshal(v, &l); err != nil {
+					return r, fmt.Errorf("listing %s: %w", r.DeleteID, err)
+				}
+				if len(l.Held) > 0 || r.HeldAtOrigin {
+					if len(l.Held) == 0 {
+						// Held by a policy installed after the backup: held
+						// until the export rules are applied again.
+						l.Held = []catalog.Hold{{Rule: "restore", Source: "reconciliation after a restore",
+							Message: "withheld from the federation when this node last published it; the export rules in force apply when the reconciliation ends"}}
+						if err := putListing(listings, &l, ""); err != nil {
+							return r, err
 						}
-						applied = append(applied, catalog.RemoteRecord{Seq: r.Seq, Raw: r.Raw, Listing: &l})
-						continue
 					}
+					return catalog.RemoteRecord{Seq: r.Seq, Raw: r.Raw, Listing: &l}, nil
 				}
 			}
-			if err := putListing(listings, r.Listing, r.DeleteID); err != nil {
-				return err
-			}
-			applied = append(applied, r)
 		}
-		if ev == nil || len(applied) == 0 {
-			return nil
-		}
-		e := *ev
-		h := sha256.New()
-		for _, r := range applied {
-			h.Write(r.Raw)
-		}
-		e.Records = []string{fmt.Sprintf("%s#%d-%d", origin, applied[0].Seq, head)}
-		e.Count = len(applied)
-		e.PayloadHash = hex.EncodeToString(h.Sum(nil))
-		return db.appendAudit(tx, &e)
+		return r, putListing(listings, r.Listing, r.DeleteID)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return applied, nil
 }

@@ -591,6 +591,18 @@ func putListing(listings *bolt.Bucket, l *catalog.Listing, deleteID string) erro
 
 // ApplyRemote implements catalog.Store.
 func (db *DB) ApplyRemote(ctx context.Context, origin string, recs []catalog.RemoteRecord, ev *audit.Entry) ([]catalog.RemoteRecord, error) {
+	return db.applyRecords(origin, recs, ev, func(listings *bolt.Bucket, r catalog.RemoteRecord) (catalog.RemoteRecord, error) {
+		return r, putListing(listings, r.Listing, r.DeleteID)
+	})
+}
+
+// applyRecords appends records that continue origin's log, applies each to
+// the listings with apply (which returns the record as applied), and
+// appends ev (nil: nothing), completed with the applied range, count and
+// hash, all in one transaction. Records at or below the head are skipped;
+// one that leaves a gap is ErrLogGap.
+func (db *DB) applyRecords(origin string, recs []catalog.RemoteRecord, ev *audit.Entry,
+	apply func(listings *bolt.Bucket, r catalog.RemoteRecord) (catalog.RemoteRecord, error)) ([]catalog.RemoteRecord, error) {
 	var applied []catalog.RemoteRecord
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		applied = applied[:0]
@@ -610,7 +622,8 @@ func (db *DB) ApplyRemote(ctx context.Context, origin string, recs []catalog.Rem
 			if err := log.Put(seqKey(r.Seq), r.Raw); err != nil {
 				return err
 			}
-			if err := putListing(listings, r.Listing, r.DeleteID); err != nil {
+			r, err := apply(listings, r)
+			if err != nil {
 				return err
 			}
 			head = r.Seq
@@ -627,7 +640,7 @@ func (db *DB) ApplyRemote(ctx context.Context, origin string, recs []catalog.Rem
 		e.Records = []string{fmt.Sprintf("%s#%d-%d", origin, applied[0].Seq, head)}
 		e.Count = len(applied)
 		e.PayloadHash = hex.EncodeToString(h.Sum(nil))
-		if origin != e.Peer {
+		if origin != e.Peer && e.Reason == "" {
 			e.Reason = "relayed by " + e.Peer + ": records of " + origin + "'s log"
 		}
 		return db.appendAudit(tx, &e)

@@ -28,20 +28,13 @@ func filledCLINode(t *testing.T, n int) (dir, addr string) {
 	t.Helper()
 	dir, addr = initCLINode(t, t.TempDir(), "TH")
 	url := "http://" + addr
-	tok, err := os.ReadFile(filepath.Join(dir, "operator.token"))
-	require.NoError(t, err)
-	op := strings.TrimSpace(string(tok))
 	p := startProc(t, "run", "--dir", dir)
 	waitHealthy(t, p, url)
-	status, reg := apiDo(t, "POST", url+"/v1/sellers", "", testnet.THSeller("Songkhla Seafood Export Co., Ltd.", 0))
-	require.Equal(t, http.StatusCreated, status)
-	sid, stok := reg["id"].(string), reg["token"].(string)
-	status, _ = apiDo(t, "POST", url+"/v1/sellers/"+sid+"/approve", op, nil)
-	require.Equal(t, http.StatusOK, status)
+	_, stok := activeSeller(t, url, operatorToken(t, dir), testnet.THSeller("Songkhla Seafood Export Co., Ltd.", 0))
 	for i := range n {
 		l := testnet.Listing(fmt.Sprintf("Jasmine rice lot %d", i), "100630", "265.00")
 		l["description"] = strings.Repeat("Hom Mali rice from Surin, new crop. ", 10)
-		status, _ = apiDo(t, "POST", url+"/v1/listings", stok, l)
+		status, _ := apiDo(t, "POST", url+"/v1/listings", stok, l)
 		require.Equal(t, http.StatusCreated, status)
 	}
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))

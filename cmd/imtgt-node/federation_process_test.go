@@ -101,9 +101,7 @@ func initCLINodes(t *testing.T, root string, countries ...string) (map[string]*f
 	for _, cc := range countries {
 		dir, httpAddr := initCLINode(t, root, cc)
 		n := &fedNode{cc: cc, dir: dir, url: "http://" + httpAddr}
-		tok, err := os.ReadFile(filepath.Join(n.dir, "operator.token"))
-		require.NoError(t, err)
-		n.token = strings.TrimSpace(string(tok))
+		n.token = operatorToken(t, n.dir)
 		nodes[cc] = n
 
 		// Only stdout is the descriptor: cliRun mixes in stderr.

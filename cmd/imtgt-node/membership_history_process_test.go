@@ -114,12 +114,8 @@ func TestProcessMembershipRemovalKeepsEvidence(t *testing.T) {
 
 	// Traffic: a Thai listing reaches MY and ID, so every chain grows and
 	// each node's checkpoints are countersigned by the others, ID included.
-	status, reg := apiDo(t, "POST", th.url+"/v1/sellers", "", testnet.THSeller("Hat Yai Rubber Products Co., Ltd.", 0))
-	require.Equal(t, http.StatusCreated, status, reg)
-	sid, stok := reg["id"].(string), reg["token"].(string)
-	status, res := apiDo(t, "POST", th.url+"/v1/sellers/"+sid+"/approve", th.token, nil)
-	require.Equal(t, http.StatusOK, status, res)
-	status, res = apiDo(t, "POST", th.url+"/v1/listings", stok, testnet.Listing("หมอนยางพาราแท้ natural latex pillow", "940490", "4000.00"))
+	_, stok := activeSeller(t, th.url, th.token, testnet.THSeller("Hat Yai Rubber Products Co., Ltd.", 0))
+	status, res := apiDo(t, "POST", th.url+"/v1/listings", stok, testnet.Listing("หมอนยางพาราแท้ natural latex pillow", "940490", "4000.00"))
 	require.Equal(t, http.StatusCreated, status, res)
 	listing := res["id"].(string)
 	for _, n := range []*fedNode{my, id} {

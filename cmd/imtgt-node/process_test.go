@@ -77,6 +77,26 @@ func startProc(t *testing.T, args ...string) *proc {
 	return p
 }
 
+// operatorToken reads a node directory's operator token.
+func operatorToken(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "operator.token"))
+	require.NoError(t, err)
+	return strings.TrimSpace(string(b))
+}
+
+// activeSeller registers a seller on the node at url and approves it with
+// the operator token op; it returns the seller's ID and token.
+func activeSeller(t *testing.T, url, op string, seller map[string]any) (id, token string) {
+	t.Helper()
+	status, reg := apiDo(t, "POST", url+"/v1/sellers", "", seller)
+	require.Equal(t, http.StatusCreated, status, reg)
+	id, token = reg["id"].(string), reg["token"].(string)
+	status, res := apiDo(t, "POST", url+"/v1/sellers/"+id+"/approve", op, nil)
+	require.Equal(t, http.StatusOK, status, res)
+	return id, token
+}
+
 // lockedWriter collects a process's output while the test reads it.
 type lockedWriter struct {
 	mu  sync.Mutex

@@ -180,11 +180,7 @@ func TestProcessRefusedPeerCannotFlood(t *testing.T) {
 	psk, err := os.ReadFile(filepath.Join(fedDir, "swarm.key"))
 	require.NoError(t, err)
 
-	status, reg := apiDo(t, "POST", th.url+"/v1/sellers", "", testnet.THSeller("Songkhla Seafood Export Co., Ltd.", 0))
-	require.Equal(t, http.StatusCreated, status, reg)
-	sid, stok := reg["id"].(string), reg["token"].(string)
-	status, res := apiDo(t, "POST", th.url+"/v1/sellers/"+sid+"/approve", th.token, nil)
-	require.Equal(t, http.StatusOK, status, res)
+	_, stok := activeSeller(t, th.url, th.token, testnet.THSeller("Songkhla Seafood Export Co., Ltd.", 0))
 	publish := func(title string) {
 		status, res := apiDo(t, "POST", th.url+"/v1/listings", stok, testnet.Listing(title, "030749", "100.00"))
 		require.Equal(t, http.StatusCreated, status, res)

@@ -120,13 +120,9 @@ func TestProcessRenewalAfterExpiry(t *testing.T) {
 	t.Logf("renewal spread after %s", time.Since(start).Round(time.Millisecond))
 
 	// Federation works again: a Thai listing reaches MY and ID.
-	status, reg := apiDo(t, "POST", th.url+"/v1/sellers", "", testnet.THSeller("Songkhla Seafood Export Co., Ltd.", 0))
-	require.Equal(t, http.StatusCreated, status, reg)
-	sid, stok := reg["id"].(string), reg["token"].(string)
-	status, res := apiDo(t, "POST", th.url+"/v1/sellers/"+sid+"/approve", th.token, nil)
-	require.Equal(t, http.StatusOK, status, res)
+	_, stok := activeSeller(t, th.url, th.token, testnet.THSeller("Songkhla Seafood Export Co., Ltd.", 0))
 	title := "ข้าวหอมมะลิ หลังต่ออายุ"
-	status, res = apiDo(t, "POST", th.url+"/v1/listings", stok, testnet.Listing(title, "100630", "265.00"))
+	status, res := apiDo(t, "POST", th.url+"/v1/listings", stok, testnet.Listing(title, "100630", "265.00"))
 	require.Equal(t, http.StatusCreated, status, res)
 	for _, n := range []*fedNode{my, id} {
 		testnet.Eventually(t, 30*time.Second, func() bool {

@@ -35,15 +35,10 @@ func newRestoreFixture(t *testing.T) *restoreFixture {
 	t.Helper()
 	f := &restoreFixture{nodes: onboardOrderNodes(t)}
 	f.th, f.my, f.id = f.nodes["TH"], f.nodes["MY"], f.nodes["ID"]
-	status, reg := apiDo(t, "POST", f.th.url+"/v1/sellers", "", testnet.THSeller("Hat Yai Durian Co., Ltd.", 5))
-	require.Equal(t, http.StatusCreated, status, reg)
-	sid := reg["id"].(string)
-	f.seller = reg["token"].(string)
-	status, res := apiDo(t, "POST", f.th.url+"/v1/sellers/"+sid+"/approve", f.th.token, nil)
-	require.Equal(t, http.StatusOK, status, res)
+	_, f.seller = activeSeller(t, f.th.url, f.th.token, testnet.THSeller("Hat Yai Durian Co., Ltd.", 5))
 	body := testnet.Listing("ทุเรียนหมอนทอง Monthong durian", "081060", "350.00")
 	body["quantity"] = 1_000_000
-	status, res = apiDo(t, "POST", f.th.url+"/v1/listings", f.seller, body)
+	status, res := apiDo(t, "POST", f.th.url+"/v1/listings", f.seller, body)
 	require.Equal(t, http.StatusCreated, status, res)
 	f.stockListing = res["id"].(string)
 	f.waitListingOn(t, f.my, f.stockListing)
@@ -140,6 +135,14 @@ func (f *restoreFixture) myStatus(t *testing.T, id string) string {
 	return res["status"].(string)
 }
 
+// waitPeersHold waits until MY and ID hold TH's log up to head.
+func (f *restoreFixture) waitPeersHold(t *testing.T, head float64) {
+	t.Helper()
+	testnet.Eventually(t, 30*time.Second, func() bool {
+		return heads(t, f.my)["TH"] == head && heads(t, f.id)["TH"] == head
+	}, "MY and ID did not catch up with TH's log")
+}
+
 func (f *restoreFixture) stopTH(t *testing.T, sig syscall.Signal) {
 	t.Helper()
 	require.NoError(t, f.th.p.cmd.Process.Signal(sig))
@@ -221,9 +224,7 @@ func TestProcessRestoreRejoinsWithoutLoss(t *testing.T) {
 		return f.myStatus(t, after[0]) == "shipped" && f.myStatus(t, before[0]) == "packed"
 	}, "statuses did not reach MY")
 	thHeads := heads(t, f.th)
-	testnet.Eventually(t, 30*time.Second, func() bool {
-		return heads(t, f.my)["TH"] == thHeads["TH"] && heads(t, f.id)["TH"] == thHeads["TH"]
-	}, "MY and ID did not catch up with TH's log")
+	f.waitPeersHold(t, thHeads["TH"])
 
 	// The disaster: TH is killed and restored; ID is down meanwhile.
 	f.stopTH(t, syscall.SIGKILL)
@@ -320,9 +321,7 @@ func TestProcessLostStoreAndRewoundLog(t *testing.T) {
 	f.waitDelivered(t, ords)
 	f.waitListingOn(t, f.my, singles[len(singles)-1])
 	held := heads(t, f.th)["TH"]
-	testnet.Eventually(t, 30*time.Second, func() bool {
-		return heads(t, f.my)["TH"] == held && heads(t, f.id)["TH"] == held
-	}, "MY and ID did not catch up with TH's log")
+	f.waitPeersHold(t, held)
 
 	// A hand-copied backup, while the members are down (so TH cannot
 	// notice it was rewound): TH publishes over sequence numbers the
@@ -397,9 +396,7 @@ func TestProcessRewoundStoreNoticed(t *testing.T) {
 	ords := f.order(t, "rew", 4)
 	f.waitDelivered(t, ords)
 	held := heads(t, f.th)["TH"]
-	testnet.Eventually(t, 30*time.Second, func() bool {
-		return heads(t, f.my)["TH"] == held && heads(t, f.id)["TH"] == held
-	}, "MY and ID did not catch up with TH's log")
+	f.waitPeersHold(t, held)
 
 	f.stopTH(t, syscall.SIGKILL)
 	b, err := os.ReadFile(backup)

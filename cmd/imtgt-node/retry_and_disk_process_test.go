@@ -40,19 +40,13 @@ func startSellerNode(t *testing.T, root string) *sellerNode {
 	t.Helper()
 	dir, httpAddr := initCLINode(t, root, "TH")
 	n := &fedNode{cc: "TH", dir: dir, url: "http://" + httpAddr}
-	tok, err := os.ReadFile(filepath.Join(dir, "operator.token"))
-	require.NoError(t, err)
-	n.token = strings.TrimSpace(string(tok))
+	n.token = operatorToken(t, dir)
 	return &sellerNode{fedNode: n}
 }
 
 func (n *sellerNode) onboard(t *testing.T) {
 	t.Helper()
-	status, reg := apiDo(t, "POST", n.url+"/v1/sellers", "", testnet.THSeller("Songkhla Seafood Export Co., Ltd.", 0))
-	require.Equal(t, http.StatusCreated, status, reg)
-	n.seller = reg["token"].(string)
-	status, _ = apiDo(t, "POST", n.url+"/v1/sellers/"+reg["id"].(string)+"/approve", n.token, nil)
-	require.Equal(t, http.StatusOK, status)
+	_, n.seller = activeSeller(t, n.url, n.token, testnet.THSeller("Songkhla Seafood Export Co., Ltd.", 0))
 }
 
 // kill stops the node with SIGKILL and waits for it to exit.
