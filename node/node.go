@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,7 +78,13 @@ type InitOptions struct {
 	Country  string
 	Name     string // "" = "<Country name> national node"
 	HTTPAddr string // "" = DefaultHTTPAddr
-	P2PAddr  string // "" = DefaultP2PAddr
+	// P2PAddrs are the replicas' federation addresses: the first is the
+	// config's p2p.addr, all of them go into p2p.advertise (and the member
+	// descriptor). Empty (or "") = DefaultP2PAddr.
+	P2PAddrs []string
+	// StoreURL, when set, makes the store a PostgreSQL database (created
+	// here) instead of DIR/data/node.db.
+	StoreURL string
 }
 
 // InitResult tells what Init created.
@@ -103,8 +110,18 @@ func Init(opts InitOptions) (*InitResult, error) {
 	if opts.HTTPAddr != "" {
 		cfg.HTTP.Addr = opts.HTTPAddr
 	}
-	if opts.P2PAddr != "" {
-		cfg.P2P.Addr = opts.P2PAddr
+	addrs := slices.DeleteFunc(slices.Clone(opts.P2PAddrs), func(a string) bool { return a == "" })
+	if len(addrs) > 0 {
+		cfg.P2P.Addr = addrs[0]
+	}
+	if len(addrs) > 1 {
+		cfg.P2P.Advertise = addrs
+	}
+	if opts.StoreURL != "" {
+		if err := ValidateStoreURL(opts.StoreURL); err != nil {
+			return nil, fmt.Errorf("%w: --store-url: %w", ErrConfig, err)
+		}
+		cfg.Store.URL = opts.StoreURL
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
@@ -154,7 +171,11 @@ func Init(opts InitOptions) (*InitResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	pub, err := createStore(filepath.Join(tmp, DataDir, StoreFile), ks, country, token, "init: the country's default policy", nil)
+	db, err := createdStore(tmp, cfg)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := createStore(db, ks, country, token, "init: the country's default policy", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -173,19 +194,15 @@ func Init(opts InitOptions) (*InitResult, error) {
 	return &InitResult{Dir: dir, OperatorToken: token, NodePublicKey: pub, Config: cfg}, nil
 }
 
-// createStore makes a new store for the node with keys ks: its identity,
+// createStore fills the new store db (and closes it) for the node with keys ks: its identity,
 // the operator token's hash, and the country's default policy signed by
 // the agency key (a node never runs without a signed policy). pending,
 // when not nil, marks it for reconciliation (a store made anew after it
 // was lost). It returns the node's public key, hex.
-func createStore(path string, ks *keys.Set, country, operatorToken, why string, pending *store.Reconcile, entries ...*audit.Entry) (string, error) {
-	db, err := store.Open(path, store.Options{})
-	if err != nil {
-		return "", err
-	}
+func createStore(db *store.DB, ks *keys.Set, country, operatorToken, why string, pending *store.Reconcile, entries ...*audit.Entry) (string, error) {
 	pub := hex.EncodeToString(ks.Node.Public().(ed25519.PublicKey))
 	now := time.Now().UTC()
-	err = db.SetNodeMeta(store.NodeMeta{Country: country, NodePublicKey: pub, CreatedAt: now})
+	err := db.SetNodeMeta(store.NodeMeta{Country: country, NodePublicKey: pub, CreatedAt: now})
 	if err == nil {
 		err = db.VerifyDataKey(ks.Data.Fingerprint(), ks.Data) // records it
 	}
@@ -223,8 +240,10 @@ func ReadOperatorToken(dir string) (string, error) {
 type Options struct {
 	Logger *slog.Logger // nil: built from the config's log settings, to stderr
 	// HTTPAddr overrides the config's listen address (tests use
-	// "127.0.0.1:0").
+	// "127.0.0.1:0"); P2PAddr the federation's (run --p2p-addr: each
+	// replica of a node has its own).
 	HTTPAddr string
+	P2PAddr  string
 	// SyncInterval overrides the federation's safety-net sync period.
 	SyncInterval time.Duration
 	// CheckpointInterval overrides DefaultCheckpointInterval.
@@ -290,7 +309,13 @@ func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := openStore(dir, store.Options{NoAudit: opts.NoAudit})
+	if opts.P2PAddr != "" {
+		if err := validateP2PAddr(opts.P2PAddr); err != nil {
+			return nil, fmt.Errorf("%w: --p2p-addr: %w", ErrConfig, err)
+		}
+		cfg.P2P.Addr = opts.P2PAddr
+	}
+	db, err := openStore(ctx, dir, cfg, store.Options{NoAudit: opts.NoAudit})
 	if err != nil {
 		return nil, err
 	}
