@@ -72,7 +72,7 @@ serves the whole HTTP API, and one of them, the federation leader, runs the
 federation (the others take over within seconds when it stops).`,
 		Example: `  imtgt-node run --dir /var/lib/imtgt/th
   imtgt-node run --dir /etc/imtgt/th --http-addr 10.0.0.2:8081 --p2p-addr /ip4/10.0.0.2/tcp/4001`,
-		Args:    noArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := requireFlag("dir", dir); err != nil {
 				return err
