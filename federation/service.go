@@ -160,10 +160,10 @@ type Service struct {
 	hostp    atomic.Pointer[host.Host]
 	hostLive atomic.Bool
 	state    atomic.Pointer[memberState]
-	sealer  *Sealer
-	opener  *Opener
-	renewal *Opener // the manifest protocol's: admits the members of an expired manifest (renewal.go)
-	metrics *metrics
+	sealer   *Sealer
+	opener   *Opener
+	renewal  *Opener // the manifest protocol's: admits the members of an expired manifest (renewal.go)
+	metrics  *metrics
 	// refusals aggregates repeated refusals of a peer, for the log and the
 	// audit log.
 	refusals *refusals
