@@ -288,6 +288,16 @@ type Node struct {
 	rejectsDropped  atomic.Int64
 	checkpointMu    sync.Mutex
 	checkpointEvery time.Duration
+	// Replicas (replica.go): shared is nil on a store no other replica
+	// shares; holder names this process in the federation lease; leader
+	// says whether it runs the federation; feedSeq is the last change of
+	// the store's feed this replica applied (feedMu serialises catch-ups).
+	shared   sharedStore
+	holder   string
+	stopTerm func() // a bbolt node's one term
+	leader   atomic.Bool
+	feedSeq  atomic.Uint64
+	feedMu   sync.Mutex
 }
 
 // Open loads the node in dir: configuration, keys, store and catalog index.
@@ -321,7 +331,17 @@ func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 	}
 	log.Info("store checked", "path", db.Path(), "bytes", db.Size(), "took", db.VerifyTook().Round(time.Millisecond))
 	n := &Node{Dir: dir, Config: cfg, Keys: ks, Store: db, log: log, rejects: make(chan *audit.Entry, rejectQueue),
-		checkpointEvery: cmp.Or(opts.CheckpointInterval, DefaultCheckpointInterval)}
+		checkpointEvery: cmp.Or(opts.CheckpointInterval, DefaultCheckpointInterval), shared: sharedOf(db), holder: holderID()}
+	if n.shared != nil {
+		// Changes committed from here on are applied after the load below
+		// (again, if the load saw them: applying is idempotent).
+		head, err := n.shared.ChangesHead(ctx)
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("store change feed: %w", err)
+		}
+		n.feedSeq.Store(head)
+	}
 	if err := n.checkStoreOwner(); err != nil {
 		db.Close()
 		return nil, err
@@ -504,6 +524,7 @@ func (n *Node) Start(ctx context.Context) error {
 		Tokens:         n.Store,
 		Backup:         n.Store,
 		Ready:          n.ready,
+		Role:           n.Role,
 		Registry:       n.Metrics,
 		Logger:         n.log,
 		MaxBodyBytes:   n.Config.HTTP.MaxBodyBytes,
@@ -540,23 +561,32 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 	}()
 	n.log.Info("node serving", "http", n.HTTPURL(), "name", n.Config.Node.Name)
-	if err := n.Fed.Start(ctx); err != nil {
-		return err
-	}
 	bg, cancel := context.WithCancel(context.Background())
+	if n.shared == nil {
+		// The only replica: always the leader.
+		stop, err := n.startTerm(0)
+		if err != nil {
+			cancel()
+			return err
+		}
+		n.stopTerm = stop
+	} else {
+		n.log.Info("federation follower", "holder", n.holder)
+		n.wg.Add(2)
+		go func() {
+			defer n.wg.Done()
+			n.leaderLoop(bg)
+		}()
+		go func() {
+			defer n.wg.Done()
+			n.followLoop(bg)
+		}()
+	}
 	n.cancel = cancel
-	n.wg.Add(4)
-	go func() {
-		defer n.wg.Done()
-		n.Orders.Run(bg, n.Fed)
-	}()
+	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
 		n.auditWriter(bg)
-	}()
-	go func() {
-		defer n.wg.Done()
-		n.checkpointLoop(bg, n.checkpointEvery)
 	}()
 	go func() {
 		defer n.wg.Done()
@@ -611,6 +641,12 @@ func (n *Node) ready(ctx context.Context) []httpapi.Check {
 	checks = append(checks, httpapi.Check{Name: "federation_manifest", Err: n.Fed.Ready()})
 	checks = append(checks, httpapi.Check{Name: "reconcile", Err: n.reconcileCheck()})
 	checks = append(checks, httpapi.Check{Name: "storage", Err: n.Store.SpaceCheck()})
+	if n.shared != nil {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := n.shared.Ping(pctx)
+		cancel()
+		checks = append(checks, httpapi.Check{Name: "database", Err: err})
+	}
 	return checks
 }
 
@@ -634,7 +670,10 @@ func (n *Node) Close(ctx context.Context) error {
 			n.httpSrv.Close()
 		}
 	}
-	n.wg.Wait()
+	n.wg.Wait() // a replica's leader loop ends its term and releases the lease
+	if n.stopTerm != nil {
+		n.stopTerm()
+	}
 	if err := n.Fed.Close(); err != nil && first == nil {
 		first = fmt.Errorf("close federation: %w", err)
 	}
@@ -675,6 +714,7 @@ type nodeCollector struct {
 	listings *prometheus.Desc
 	auditSeq *prometheus.Desc
 	dropped  *prometheus.Desc
+	leader   *prometheus.Desc
 }
 
 func newNodeCollector(n *Node) *nodeCollector {
@@ -684,6 +724,7 @@ func newNodeCollector(n *Node) *nodeCollector {
 		listings: prometheus.NewDesc("imtgt_catalog_listings", "Listings in the catalog by origin country.", []string{"origin"}, nil),
 		auditSeq: prometheus.NewDesc("imtgt_audit_entries", "Sequence number of the audit log's last entry.", nil, nil),
 		dropped:  prometheus.NewDesc("imtgt_audit_rejections_dropped_total", "Refusals not written to the audit log because its queue was full.", nil, nil),
+		leader:   prometheus.NewDesc("imtgt_replica_leader", "1 on the replica that runs the federation (the leader), 0 on a follower.", nil, nil),
 	}
 }
 
@@ -692,6 +733,7 @@ func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.listings
 	ch <- c.auditSeq
 	ch <- c.dropped
+	ch <- c.leader
 }
 
 func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -703,4 +745,9 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.auditSeq, prometheus.GaugeValue, float64(seq))
 	}
 	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(c.n.rejectsDropped.Load()))
+	leader := 0.0
+	if c.n.leader.Load() {
+		leader = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.leader, prometheus.GaugeValue, leader)
 }
