@@ -3,6 +3,7 @@
 #
 #   eval "$(scripts/pg-test-server.sh start DIR)"   # creates and starts it, sets IMTGT_TEST_POSTGRES
 #   scripts/pg-test-server.sh stop DIR              # stops it and removes DIR
+#   scripts/pg-test-server.sh bindir                # prints where initdb and pg_ctl are taken from
 #
 # start creates a cluster in DIR (which must not exist or be empty): superuser
 # imtgt, trust authentication, listening on 127.0.0.1 only, on a free port,
@@ -13,11 +14,14 @@
 set -euo pipefail
 
 die() { echo "pg-test-server: $*" >&2; exit 1; }
-usage() { die "usage: $0 start|stop DIR"; }
+usage() { die "usage: $0 start DIR | stop DIR | bindir"; }
 
-[ $# -eq 2 ] || usage
-cmd=$1
-dir=$2
+cmd=${1:-}
+case $cmd in
+  start|stop) [ $# -eq 2 ] || usage; dir=$2 ;;
+  bindir) [ $# -eq 1 ] || usage ;;
+  *) usage ;;
+esac
 marker=.imtgt-pg-test-server
 
 bindir() {
@@ -57,11 +61,11 @@ free_port() {
 
 start() {
   local bin port log
-  bin=$(bindir)
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   [ -z "$(ls -A "$dir")" ] || die "$dir is not empty"
   touch "$dir/$marker"
+  bin=$(bindir)
   log=$dir/server.log
   if [ "$(id -u)" -eq 0 ]; then
     id postgres >/dev/null 2>&1 || die "running as root and there is no postgres user to run the server as"
@@ -119,5 +123,5 @@ stop() {
 case $cmd in
   start) start ;;
   stop) stop ;;
-  *) usage ;;
+  bindir) bindir ;;
 esac
