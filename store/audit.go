@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/imtgt/imtgt-node/audit"
 )
 
@@ -46,7 +44,7 @@ func (h auditHead) bytes() []byte {
 	return append(b, h.Hash...)
 }
 
-func readAuditHead(tx *bolt.Tx) (auditHead, error) {
+func readAuditHead(tx kvTx) (auditHead, error) {
 	v := tx.Bucket(bucketMeta).Get(keyAuditHead)
 	if v == nil {
 		return auditHead{}, nil
@@ -60,7 +58,7 @@ func readAuditHead(tx *bolt.Tx) (auditHead, error) {
 // appendAudit links entries onto the chain inside tx: the caller's
 // transaction, so an entry exists exactly when the change it records
 // does. Entries without a time get the commit's.
-func (db *DB) appendAudit(tx *bolt.Tx, es ...*audit.Entry) error {
+func (db *DB) appendAudit(tx kvTx, es ...*audit.Entry) error {
 	if len(es) == 0 || db.noAudit {
 		return nil
 	}
@@ -98,14 +96,14 @@ func (db *DB) AppendAudit(ctx context.Context, es ...*audit.Entry) error {
 	if len(es) == 0 {
 		return nil
 	}
-	return db.batch(func(tx *bolt.Tx) error { return db.appendAudit(tx, es...) })
+	return db.batch(func(tx kvTx) error { return db.appendAudit(tx, es...) })
 }
 
 // AuditHead returns the chain's last sequence number and hash (0, "" when
 // empty).
 func (db *DB) AuditHead(ctx context.Context) (uint64, string, error) {
 	var h auditHead
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		var err error
 		h, err = readAuditHead(tx)
 		return err
@@ -116,7 +114,7 @@ func (db *DB) AuditHead(ctx context.Context) (uint64, string, error) {
 // AuditScan calls fn for every entry from seq from on, in order, until fn
 // returns ErrStop or an error. It reads one consistent snapshot.
 func (db *DB) AuditScan(ctx context.Context, from uint64, fn func(*audit.Entry) error) error {
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		c := tx.Bucket(bucketAudit).Cursor()
 		for k, v := c.Seek(seqKey(max(from, 1))); k != nil; k, v = c.Next() {
 			if err := ctx.Err(); err != nil {
@@ -144,7 +142,7 @@ var ErrStop = errors.New("stop")
 // AuditEntry returns the entry with sequence number seq, or nil.
 func (db *DB) AuditEntry(ctx context.Context, seq uint64) (*audit.Entry, error) {
 	var e *audit.Entry
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		v := tx.Bucket(bucketAudit).Get(seqKey(seq))
 		if v == nil {
 			return nil
@@ -158,7 +156,7 @@ func (db *DB) AuditEntry(ctx context.Context, seq uint64) (*audit.Entry, error) 
 // PutCheckpoint stores a checkpoint of this node's chain (replacing one at
 // the same seq, e.g. with more witnesses).
 func (db *DB) PutCheckpoint(ctx context.Context, cp *audit.Checkpoint) error {
-	return db.batch(func(tx *bolt.Tx) error {
+	return db.batch(func(tx kvTx) error {
 		return putJSON(tx.Bucket(bucketAuditCheckpoints), seqKey(cp.Seq), cp)
 	})
 }
@@ -166,7 +164,7 @@ func (db *DB) PutCheckpoint(ctx context.Context, cp *audit.Checkpoint) error {
 // AddWitness adds a peer's countersignature to the checkpoint at seq (a
 // witness by the same peer replaces its earlier one).
 func (db *DB) AddWitness(ctx context.Context, seq uint64, w audit.Witness) error {
-	return db.batch(func(tx *bolt.Tx) error {
+	return db.batch(func(tx kvTx) error {
 		b := tx.Bucket(bucketAuditCheckpoints)
 		v := b.Get(seqKey(seq))
 		if v == nil {
@@ -191,7 +189,7 @@ func (db *DB) AddWitness(ctx context.Context, seq uint64, w audit.Witness) error
 // (to 0: no upper bound), in order.
 func (db *DB) AuditCheckpoints(ctx context.Context, from, to uint64) ([]audit.Checkpoint, error) {
 	var out []audit.Checkpoint
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		c := tx.Bucket(bucketAuditCheckpoints).Cursor()
 		for k, v := c.Seek(seqKey(from)); k != nil; k, v = c.Next() {
 			var cp audit.Checkpoint
@@ -211,7 +209,7 @@ func (db *DB) AuditCheckpoints(ctx context.Context, from, to uint64) ([]audit.Ch
 // LastCheckpoint returns this node's latest checkpoint, or nil.
 func (db *DB) LastCheckpoint(ctx context.Context) (*audit.Checkpoint, error) {
 	var cp *audit.Checkpoint
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		_, v := tx.Bucket(bucketAuditCheckpoints).Cursor().Last()
 		if v == nil {
 			return nil
@@ -227,7 +225,7 @@ func (db *DB) LastCheckpoint(ctx context.Context) (*audit.Checkpoint, error) {
 // an older seq (ErrRewind) or another head at the same seq
 // (ErrEquivocation).
 func (db *DB) WitnessPeer(ctx context.Context, country string, cp *audit.Checkpoint) error {
-	return db.batch(func(tx *bolt.Tx) error {
+	return db.batch(func(tx kvTx) error {
 		b := tx.Bucket(bucketAuditPeers)
 		if v := b.Get([]byte(country)); v != nil {
 			var last audit.Checkpoint
@@ -249,7 +247,7 @@ func (db *DB) WitnessPeer(ctx context.Context, country string, cp *audit.Checkpo
 // each peer country.
 func (db *DB) PeerCheckpoints(ctx context.Context) (map[string]audit.Checkpoint, error) {
 	out := map[string]audit.Checkpoint{}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		return tx.Bucket(bucketAuditPeers).ForEach(func(k, v []byte) error {
 			var cp audit.Checkpoint
 			if err := json.Unmarshal(v, &cp); err != nil {

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/imtgt/imtgt-node/access"
 )
 
@@ -33,7 +31,7 @@ func (db *DB) Auditors(ctx context.Context) ([]Auditor, error) {
 // createWithToken stores v under id in bucket, and the principal p under
 // its token hash, in one transaction.
 func (db *DB) createWithToken(bucket []byte, id string, v any, tokenHash string, p access.Principal) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.kv.update(func(tx kvTx) error {
 		b, err := tx.CreateBucketIfNotExists(bucket)
 		if err != nil {
 			return err
@@ -49,7 +47,7 @@ func (db *DB) createWithToken(bucket []byte, id string, v any, tokenHash string,
 // empty list, not nil, when there is none).
 func listJSON[T any](db *DB, bucket []byte) ([]T, error) {
 	out := []T{}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		b := tx.Bucket(bucket)
 		if b == nil {
 			return nil // a store opened read-only before its first upgrade

@@ -54,6 +54,8 @@ func (b boltBucket) ForEachBucket(fn func(k []byte) error) error {
 func (b boltBucket) Cursor() kvCursor              { return b.b.Cursor() }
 func (b boltBucket) KeyN() int                     { return b.b.Stats().KeyN }
 func (b boltBucket) NextSequence() (uint64, error) { return b.b.NextSequence() }
+func (b boltBucket) Sequence() uint64              { return b.b.Sequence() }
+func (b boltBucket) SetSequence(v uint64) error    { return b.b.SetSequence(v) }
 
 func (b boltBucket) CreateBucketIfNotExists(name []byte) (kvBucket, error) {
 	s, err := b.b.CreateBucketIfNotExists(name)

@@ -195,10 +195,10 @@ func preflight(path string) error {
 // anywhere in the tree trips here, inside the guard, and not later in a
 // request. Touching the first and last byte of each value brings every
 // page a value spans into play.
-func walk(tx *bolt.Tx) error {
+func walk(tx kvTx) error {
 	var sink byte
-	var visit func(path string, b *bolt.Bucket) error
-	visit = func(path string, b *bolt.Bucket) error {
+	var visit func(path string, b kvBucket) error
+	visit = func(path string, b kvBucket) error {
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			sink ^= k[0] ^ k[len(k)-1]
@@ -218,7 +218,7 @@ func walk(tx *bolt.Tx) error {
 		}
 		return nil
 	}
-	err := tx.ForEach(func(name []byte, b *bolt.Bucket) error { return visit(string(name), b) })
+	err := tx.ForEachBucket(func(name []byte, b kvBucket) error { return visit(string(name), b) })
 	_ = sink
 	return err
 }
@@ -242,7 +242,7 @@ func (db *DB) DataKeyFingerprint() (string, error) {
 // gets this one, unless it already holds a sealed record the key cannot
 // open; a read-only store is only checked.
 func (db *DB) VerifyDataKey(fingerprint string, key Opener) error {
-	check := func(tx *bolt.Tx) (record bool, err error) {
+	check := func(tx kvTx) (record bool, err error) {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
 			return false, ErrNotInitialised
@@ -265,14 +265,14 @@ func (db *DB) VerifyDataKey(fingerprint string, key Opener) error {
 		return true, nil
 	}
 	if db.readOnly {
-		return db.bolt.View(func(tx *bolt.Tx) error { _, err := check(tx); return err })
+		return db.kv.view(func(tx kvTx) error { _, err := check(tx); return err })
 	}
 	var record bool
-	err := db.bolt.View(func(tx *bolt.Tx) (err error) { record, err = check(tx); return err })
+	err := db.kv.view(func(tx kvTx) (err error) { record, err = check(tx); return err })
 	if err != nil || !record {
 		return err
 	}
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.kv.update(func(tx kvTx) error {
 		if _, err := check(tx); err != nil {
 			return err
 		}
@@ -282,7 +282,7 @@ func (db *DB) VerifyDataKey(fingerprint string, key Opener) error {
 
 // firstSealed returns one sealed record (a seller, else an order) with its
 // ID, or nil if the store holds none.
-func firstSealed(tx *bolt.Tx) (string, []byte, error) {
+func firstSealed(tx kvTx) (string, []byte, error) {
 	var id string
 	var sealed []byte
 	err := tx.Bucket(bucketSellers).ForEach(func(k, v []byte) error {
@@ -353,12 +353,23 @@ func (r *CheckReport) OK() bool { return len(r.Problems) == 0 && r.More == 0 }
 // (the data key) set, every sealed record must also open with it.
 func (db *DB) Check(ctx context.Context, key Opener) *CheckReport {
 	r := &CheckReport{Path: db.path, Counts: map[string]int{}}
+	if db.bolt == nil {
+		// PostgreSQL checks its own pages; the node's invariants are ours.
+		if err := db.kv.view(func(tx kvTx) error {
+			checkInvariants(ctx, tx, r, key)
+			return nil
+		}); err != nil {
+			r.problem("%v", err)
+		}
+		return r
+	}
 	err := guard(db.path, func() error {
-		return db.bolt.View(func(tx *bolt.Tx) error {
-			r.Bytes = tx.Size()
-			for err := range tx.Check() {
+		return db.bolt.View(func(btx *bolt.Tx) error {
+			r.Bytes = btx.Size()
+			for err := range btx.Check() {
 				r.problem("bbolt: %v", err)
 			}
+			tx := boltTx{btx}
 			if err := walk(tx); err != nil {
 				r.problem("%v", err)
 				return nil
@@ -373,7 +384,7 @@ func (db *DB) Check(ctx context.Context, key Opener) *CheckReport {
 	return r
 }
 
-func checkInvariants(ctx context.Context, tx *bolt.Tx, r *CheckReport, key Opener) {
+func checkInvariants(ctx context.Context, tx kvTx, r *CheckReport, key Opener) {
 	meta := tx.Bucket(bucketMeta)
 	if meta == nil {
 		r.problem("no meta bucket: not an imtgt-node store")
@@ -407,7 +418,7 @@ func checkInvariants(ctx context.Context, tx *bolt.Tx, r *CheckReport, key Opene
 }
 
 // checkRecords decodes every listing, seller and order.
-func checkRecords(tx *bolt.Tx, r *CheckReport, key Opener) {
+func checkRecords(tx kvTx, r *CheckReport, key Opener) {
 	_ = tx.Bucket(bucketListings).ForEach(func(k, v []byte) error {
 		r.Counts["listings"]++
 		var l catalog.Listing
@@ -459,7 +470,7 @@ func checkRecords(tx *bolt.Tx, r *CheckReport, key Opener) {
 }
 
 // checkLogs checks each origin's catalog log is numbered 1..head.
-func checkLogs(tx *bolt.Tx, r *CheckReport) {
+func checkLogs(tx kvTx, r *CheckReport) {
 	logs := tx.Bucket(bucketLog)
 	_ = logs.ForEachBucket(func(origin []byte) error {
 		var want uint64 = 1
@@ -485,7 +496,7 @@ func checkLogs(tx *bolt.Tx, r *CheckReport) {
 
 // checkAuditChain verifies the audit chain's links and hashes, and that
 // meta/audit_head names its last entry.
-func checkAuditChain(tx *bolt.Tx, r *CheckReport) {
+func checkAuditChain(tx kvTx, r *CheckReport) {
 	var prevSeq uint64
 	var prevHash string
 	broken := false

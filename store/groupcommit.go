@@ -3,8 +3,6 @@ package store
 import (
 	"errors"
 	"sync"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // groupCommit runs concurrent single writes in shared transactions without
@@ -26,7 +24,7 @@ type groupCommit struct {
 }
 
 type gcCall struct {
-	fn  func(*bolt.Tx) error
+	fn  func(kvTx) error
 	err chan error
 }
 
@@ -37,7 +35,7 @@ type gcFailed struct {
 
 func (e *gcFailed) Error() string { return e.err.Error() }
 
-func (db *DB) batch(fn func(*bolt.Tx) error) error {
+func (db *DB) batch(fn func(kvTx) error) error {
 	c := gcCall{fn: fn, err: make(chan error, 1)}
 	db.gc.mu.Lock()
 	db.gc.pending = append(db.gc.pending, c)
@@ -61,7 +59,7 @@ func (db *DB) commitLoop() {
 		}
 		db.gc.mu.Unlock()
 		for len(calls) > 0 {
-			err := db.bolt.Update(func(tx *bolt.Tx) error {
+			err := db.kv.update(func(tx kvTx) error {
 				for i, c := range calls {
 					if err := c.fn(tx); err != nil {
 						return &gcFailed{i: i, err: err}
@@ -73,7 +71,7 @@ func (db *DB) commitLoop() {
 			if errors.As(err, &f) {
 				// Like bbolt's Batch: the failing call alone, the rest again.
 				c := calls[f.i]
-				c.err <- db.bolt.Update(c.fn)
+				c.err <- db.kv.update(c.fn)
 				calls = append(calls[:f.i:f.i], calls[f.i+1:]...)
 				continue
 			}

@@ -50,6 +50,10 @@ type kvBucket interface {
 	KeyN() int
 	// NextSequence returns the bucket's next autoincrement integer.
 	NextSequence() (uint64, error)
+	// Sequence and SetSequence read and set that integer (a copy of a
+	// store carries it over).
+	Sequence() uint64
+	SetSequence(v uint64) error
 }
 
 // kvCursor walks a bucket's keys in order. A nil key means the end.

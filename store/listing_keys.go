@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/imtgt/imtgt-node/catalog"
 )
 
@@ -29,7 +27,7 @@ type listingKey struct {
 func listingKeyID(k catalog.Keyed) []byte { return []byte(k.SellerID + "\x00" + k.Key) }
 
 // keyedOutcome reads the outcome under k in b (b may be nil: none).
-func keyedOutcome(b *bolt.Bucket, k catalog.Keyed) (*catalog.Outcome, bool, error) {
+func keyedOutcome(b kvBucket, k catalog.Keyed) (*catalog.Outcome, bool, error) {
 	if b == nil {
 		return nil, false, nil
 	}
@@ -51,7 +49,7 @@ func keyedOutcome(b *bolt.Bucket, k catalog.Keyed) (*catalog.Outcome, bool, erro
 func (db *DB) KeyedOutcome(ctx context.Context, k catalog.Keyed) (*catalog.Outcome, bool, error) {
 	var out *catalog.Outcome
 	var found bool
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		var err error
 		out, found, err = keyedOutcome(tx.Bucket(bucketListingKeys), k)
 		return err
@@ -64,7 +62,7 @@ func (db *DB) KeyedOutcome(ctx context.Context, k catalog.Keyed) (*catalog.Outco
 // second to commit finds the first's and stores nothing.
 func (db *DB) ApplyLocalOnce(ctx context.Context, origin string, changes []catalog.Change, seal catalog.SealFunc, k catalog.Keyed, out *catalog.Outcome) (*catalog.Outcome, bool, error) {
 	var stored *catalog.Outcome
-	apply := func(tx *bolt.Tx) error {
+	apply := func(tx kvTx) error {
 		stored = nil // the function may run more than once
 		b, err := tx.CreateBucketIfNotExists(bucketListingKeys)
 		if err != nil {
@@ -86,7 +84,7 @@ func (db *DB) ApplyLocalOnce(ctx context.Context, origin string, changes []catal
 	if len(changes) <= 1 {
 		err = db.batch(apply)
 	} else {
-		err = db.noted(db.bolt.Update(apply))
+		err = db.noted(db.kv.update(apply))
 	}
 	if err != nil {
 		return nil, false, err
@@ -101,7 +99,7 @@ func (db *DB) ApplyLocalOnce(ctx context.Context, origin string, changes []catal
 // before (see catalog.KeyRetention) and returns how many.
 func (db *DB) PruneListingKeys(ctx context.Context, before time.Time) (int, error) {
 	n := 0
-	err := db.noted(db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.noted(db.kv.update(func(tx kvTx) error {
 		n = 0
 		b := tx.Bucket(bucketListingKeys)
 		if b == nil {

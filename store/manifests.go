@@ -8,8 +8,6 @@ import (
 	"slices"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/membership"
 )
@@ -38,7 +36,7 @@ type ManifestVersion struct {
 // lacks it (a store from before the history), with no install time. A
 // history value is the install time (8-byte BE Unix nanoseconds, 0 if
 // unknown), then the exact bytes.
-func putManifest(tx *bolt.Tx, raw []byte, at time.Time) error {
+func putManifest(tx kvTx, raw []byte, at time.Time) error {
 	fed := tx.Bucket(bucketFederation)
 	b, err := fed.CreateBucketIfNotExists(bucketManifests)
 	if err != nil {
@@ -81,7 +79,7 @@ func installTime(entries []*audit.Entry) time.Time {
 func (db *DB) ManifestVersions() ([]ManifestVersion, error) {
 	var out []ManifestVersion
 	var current []byte
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		fed := tx.Bucket(bucketFederation)
 		if v := fed.Get(keyManifest); v != nil {
 			current = bytes.Clone(v)

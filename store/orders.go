@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/catalog"
 	"github.com/imtgt/imtgt-node/orders"
@@ -20,7 +18,7 @@ type orderKey struct {
 	Orders []string `json:"orders"`
 }
 
-func getOrder(tx *bolt.Tx, id string) (*orders.Order, error) {
+func getOrder(tx kvTx, id string) (*orders.Order, error) {
 	v := tx.Bucket(bucketOrders).Get([]byte(id))
 	if v == nil {
 		return nil, fmt.Errorf("%w: %s", orders.ErrNotFound, id)
@@ -37,7 +35,7 @@ func getOrder(tx *bolt.Tx, id string) (*orders.Order, error) {
 // scans the rows on every pass, so they stay small.
 var bucketOutboxPayloads = []byte("outbox_payloads")
 
-func outboxBuckets(tx *bolt.Tx, dest string) (rows, payloads *bolt.Bucket, err error) {
+func outboxBuckets(tx kvTx, dest string) (rows, payloads kvBucket, err error) {
 	if rows, err = tx.Bucket(bucketOutbox).CreateBucketIfNotExists([]byte(dest)); err != nil {
 		return nil, nil, err
 	}
@@ -49,7 +47,7 @@ func outboxBuckets(tx *bolt.Tx, dest string) (rows, payloads *bolt.Bucket, err e
 	return rows, payloads, err
 }
 
-func putOutbox(tx *bolt.Tx, rows []orders.OutboxRow) error {
+func putOutbox(tx kvTx, rows []orders.OutboxRow) error {
 	for _, r := range rows {
 		q, payloads, err := outboxBuckets(tx, r.Dest)
 		if err != nil {
@@ -73,7 +71,7 @@ func putOutbox(tx *bolt.Tx, rows []orders.OutboxRow) error {
 // OutboxPayload implements orders.Store.
 func (db *DB) OutboxPayload(ctx context.Context, dest string, seq uint64) ([]byte, error) {
 	var out []byte
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		p := tx.Bucket(bucketOutboxPayloads)
 		if p == nil || p.Bucket([]byte(dest)) == nil {
 			return nil
@@ -90,7 +88,7 @@ func (db *DB) OutboxPayload(ctx context.Context, dest string, seq uint64) ([]byt
 func (db *DB) PlaceOrders(ctx context.Context, marketplaceID, key string, hash []byte, os []*orders.Order, outbox []orders.OutboxRow) ([]*orders.Order, bool, error) {
 	var existing []*orders.Order
 	found := false
-	err := db.batch(func(tx *bolt.Tx) error {
+	err := db.batch(func(tx kvTx) error {
 		k := []byte(marketplaceID + "\x00" + key)
 		var err error
 		if existing, found, err = placedOrders(tx, k, hash); err != nil || found {
@@ -121,7 +119,7 @@ func (db *DB) PlaceOrders(ctx context.Context, marketplaceID, key string, hash [
 func (db *DB) PlacedOrders(ctx context.Context, marketplaceID, key string, hash []byte) ([]*orders.Order, bool, error) {
 	var out []*orders.Order
 	found := false
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		var err error
 		out, found, err = placedOrders(tx, []byte(marketplaceID+"\x00"+key), hash)
 		return err
@@ -131,7 +129,7 @@ func (db *DB) PlacedOrders(ctx context.Context, marketplaceID, key string, hash 
 
 // placedOrders reads the orders stored under the order key k (false if
 // none); ErrIdempotency if k was used with another request hash.
-func placedOrders(tx *bolt.Tx, k, hash []byte) ([]*orders.Order, bool, error) {
+func placedOrders(tx kvTx, k, hash []byte) ([]*orders.Order, bool, error) {
 	v := tx.Bucket(bucketOrderKeys).Get(k)
 	if v == nil {
 		return nil, false, nil
@@ -157,7 +155,7 @@ func placedOrders(tx *bolt.Tx, k, hash []byte) ([]*orders.Order, bool, error) {
 // Order implements orders.Store.
 func (db *DB) Order(ctx context.Context, id string) (*orders.Order, error) {
 	var o *orders.Order
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		var err error
 		o, err = getOrder(tx, id)
 		return err
@@ -168,7 +166,7 @@ func (db *DB) Order(ctx context.Context, id string) (*orders.Order, error) {
 // Orders implements orders.Store.
 func (db *DB) Orders(ctx context.Context, keep func(*orders.Order) bool, after string, limit int) ([]*orders.Order, error) {
 	var out []*orders.Order
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		c := tx.Bucket(bucketOrders).Cursor()
 		for k, v := seekAfter(c, after); k != nil && len(out) < limit; k, v = c.Next() {
 			var o orders.Order
@@ -184,7 +182,7 @@ func (db *DB) Orders(ctx context.Context, keep func(*orders.Order) bool, after s
 	return out, err
 }
 
-func updateOrder(tx *bolt.Tx, id string, fn func(*orders.Order) ([]orders.OutboxRow, error)) (*orders.Order, error) {
+func updateOrder(tx kvTx, id string, fn func(*orders.Order) ([]orders.OutboxRow, error)) (*orders.Order, error) {
 	o, err := getOrder(tx, id)
 	if err != nil {
 		return nil, err
@@ -202,7 +200,7 @@ func updateOrder(tx *bolt.Tx, id string, fn func(*orders.Order) ([]orders.Outbox
 // UpdateOrder implements orders.Store.
 func (db *DB) UpdateOrder(ctx context.Context, id string, fn func(*orders.Order) ([]orders.OutboxRow, error)) (*orders.Order, error) {
 	var o *orders.Order
-	err := db.batch(func(tx *bolt.Tx) error {
+	err := db.batch(func(tx kvTx) error {
 		var err error
 		o, err = updateOrder(tx, id, fn)
 		return err
@@ -220,7 +218,7 @@ func (db *DB) Outbox(ctx context.Context) ([]orders.OutboxRow, error) {
 // up to seq N has seen every row at or below N that will ever exist.
 func (db *DB) OutboxAfter(ctx context.Context, after map[string]uint64) ([]orders.OutboxRow, error) {
 	var out []orders.OutboxRow
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		return tx.Bucket(bucketOutbox).ForEachBucket(func(dest []byte) error {
 			c := tx.Bucket(bucketOutbox).Bucket(dest).Cursor()
 			for k, v := c.Seek(seqKey(after[string(dest)] + 1)); k != nil; k, v = c.Next() {
@@ -238,7 +236,7 @@ func (db *DB) OutboxAfter(ctx context.Context, after map[string]uint64) ([]order
 
 // CompleteOutbox implements orders.Store.
 func (db *DB) CompleteOutbox(ctx context.Context, row orders.OutboxRow, receipt []byte, entries []*audit.Entry, fn func(*orders.Order) ([]orders.OutboxRow, error)) error {
-	return db.batch(func(tx *bolt.Tx) error {
+	return db.batch(func(tx kvTx) error {
 		q := tx.Bucket(bucketOutbox).Bucket([]byte(row.Dest))
 		if q == nil || q.Get(seqKey(row.Seq)) == nil {
 			return nil // completed already (a retried batch)
@@ -265,7 +263,7 @@ func (db *DB) CompleteOutbox(ctx context.Context, row orders.OutboxRow, receipt 
 
 // RetryOutbox implements orders.Store.
 func (db *DB) RetryOutbox(ctx context.Context, row orders.OutboxRow) error {
-	return db.batch(func(tx *bolt.Tx) error {
+	return db.batch(func(tx kvTx) error {
 		q := tx.Bucket(bucketOutbox).Bucket([]byte(row.Dest))
 		if q == nil || q.Get(seqKey(row.Seq)) == nil {
 			return nil
@@ -277,7 +275,7 @@ func (db *DB) RetryOutbox(ctx context.Context, row orders.OutboxRow) error {
 // Inbox implements orders.Store.
 func (db *DB) Inbox(ctx context.Context, key string) (*orders.InboxEntry, error) {
 	var e *orders.InboxEntry
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		v := tx.Bucket(bucketInbox).Get([]byte(key))
 		if v == nil {
 			return nil
@@ -290,7 +288,7 @@ func (db *DB) Inbox(ctx context.Context, key string) (*orders.InboxEntry, error)
 
 // ReceiveHandoffs implements orders.Store.
 func (db *DB) ReceiveHandoffs(ctx context.Context, hs []orders.ReceivedHandoff, stock []*catalog.Listing, origin string, seal catalog.SealFunc) error {
-	return db.batch(func(tx *bolt.Tx) error {
+	return db.batch(func(tx kvTx) error {
 		for i, h := range hs {
 			// A concurrent delivery of the same message, or an ID that is
 			// another origin's order or one of ours.
@@ -322,7 +320,7 @@ func (db *DB) ReceiveHandoffs(ctx context.Context, hs []orders.ReceivedHandoff, 
 func (db *DB) ApplyReceived(ctx context.Context, key string, hash []byte, orderID string, fn func(*orders.Order) (orders.Applied, error)) (*orders.Order, []byte, error) {
 	var o *orders.Order
 	var receipt []byte
-	err := db.batch(func(tx *bolt.Tx) error {
+	err := db.batch(func(tx kvTx) error {
 		if tx.Bucket(bucketInbox).Get([]byte(key)) != nil {
 			return orders.ErrConflict
 		}
@@ -360,7 +358,7 @@ func keptReceipt(k, envelope []byte) (orders.KeptReceipt, error) {
 
 // Receipts implements orders.Store.
 func (db *DB) Receipts(ctx context.Context, fn func(orders.KeptReceipt) error) error {
-	return db.bolt.View(func(tx *bolt.Tx) error {
+	return db.kv.view(func(tx kvTx) error {
 		return tx.Bucket(bucketReceipts).ForEach(func(k, v []byte) error {
 			r, err := keptReceipt(k, v)
 			if err != nil {
@@ -391,7 +389,7 @@ func (db *DB) InboxReceipts(ctx context.Context, origin, orderID string) ([]orde
 func (db *DB) orderMessages(bucket []byte, country, orderID string, envelope func([]byte) ([]byte, error)) ([]orders.KeptReceipt, error) {
 	var out []orders.KeptReceipt
 	prefix := []byte(country + "\x00" + orderID + "\x00")
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		c := tx.Bucket(bucket).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			env, err := envelope(v)

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/catalog"
 )
@@ -34,7 +32,7 @@ type Reconcile struct {
 // SetReconcile marks the store as restored, with its audit entry, in one
 // transaction.
 func (db *DB) SetReconcile(r Reconcile, entries ...*audit.Entry) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.kv.update(func(tx kvTx) error {
 		if err := putJSON(tx.Bucket(bucketMeta), keyReconcile, r); err != nil {
 			return err
 		}
@@ -45,7 +43,7 @@ func (db *DB) SetReconcile(r Reconcile, entries ...*audit.Entry) error {
 // PendingReconcile returns the pending reconciliation, or nil.
 func (db *DB) PendingReconcile() (*Reconcile, error) {
 	var r *Reconcile
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		v := tx.Bucket(bucketMeta).Get(keyReconcile)
 		if v == nil {
 			return nil
@@ -58,7 +56,7 @@ func (db *DB) PendingReconcile() (*Reconcile, error) {
 
 // FinishReconcile clears the pending reconciliation, with its audit entry.
 func (db *DB) FinishReconcile(ctx context.Context, entries ...*audit.Entry) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.kv.update(func(tx kvTx) error {
 		if err := tx.Bucket(bucketMeta).Delete(keyReconcile); err != nil {
 			return err
 		}
@@ -70,7 +68,7 @@ func (db *DB) FinishReconcile(ctx context.Context, entries ...*audit.Entry) erro
 // what a restored store last recorded.
 func (db *DB) LastAuditTime() (time.Time, error) {
 	var t time.Time
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		h, err := readAuditHead(tx)
 		if err != nil {
 			return err
@@ -84,7 +82,7 @@ func (db *DB) LastAuditTime() (time.Time, error) {
 // LogRecord returns the stored record seq of origin's log (nil if none).
 func (db *DB) LogRecord(ctx context.Context, origin string, seq uint64) ([]byte, error) {
 	var out []byte
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		if log := tx.Bucket(bucketLog).Bucket([]byte(origin)); log != nil {
 			if v := log.Get(seqKey(seq)); v != nil {
 				out = append([]byte(nil), v...)
@@ -102,7 +100,7 @@ func (db *DB) LogRecord(ctx context.Context, origin string, seq uint64) ([]byte,
 // or one that says so itself (HeldAtOrigin), leaves the listing: that is
 // what the tombstone meant.
 func (db *DB) ReclaimOwn(ctx context.Context, origin string, recs []catalog.RemoteRecord, ev *audit.Entry) ([]catalog.RemoteRecord, error) {
-	return db.applyRecords(origin, recs, ev, func(listings *bolt.Bucket, r catalog.RemoteRecord) (catalog.RemoteRecord, error) {
+	return db.applyRecords(origin, recs, ev, func(listings kvBucket, r catalog.RemoteRecord) (catalog.RemoteRecord, error) {
 		if r.Listing == nil {
 			if v := listings.Get([]byte(r.DeleteID)); v != nil {
 				var l catalog.Listing

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	bolt "go.etcd.io/bbolt"
 )
 
 func TestNotedNoSpace(t *testing.T) {
@@ -51,7 +50,7 @@ func TestSpaceCheckRecoversWhenSpaceIsBack(t *testing.T) {
 		t.Skipf("the temporary directory's disk has only %d bytes free", free)
 	}
 	// A batch write that fails for want of space.
-	err = db.batch(func(*bolt.Tx) error { return &os.PathError{Op: "write", Path: db.Path(), Err: syscall.ENOSPC} })
+	err = db.batch(func(kvTx) error { return &os.PathError{Op: "write", Path: db.Path(), Err: syscall.ENOSPC} })
 	require.ErrorIs(t, err, ErrNoSpace)
 	require.NotNil(t, db.full.Load())
 	// The disk here has space: the check clears.

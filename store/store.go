@@ -130,6 +130,10 @@ type NodeMeta struct {
 
 // DB is an open node store.
 type DB struct {
+	// kv runs the transactions (boltKV or the PostgreSQL backend); bolt is
+	// the bbolt file for what only bbolt has (its size, a physical copy, a
+	// page check), nil on PostgreSQL.
+	kv   backend
 	bolt *bolt.DB
 	path string
 	gc   groupCommit
@@ -187,10 +191,10 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	db := &DB{bolt: bdb, path: path, noAudit: opts.NoAudit, readOnly: opts.ReadOnly}
+	db := &DB{kv: boltKV{bdb}, bolt: bdb, path: path, noAudit: opts.NoAudit, readOnly: opts.ReadOnly}
 	if !opts.NoVerify {
 		start := time.Now()
-		err := guard(path, func() error { return bdb.View(walk) })
+		err := guard(path, func() error { return db.kv.view(walk) })
 		if err != nil {
 			bdb.Close()
 			if !errors.Is(err, ErrCorrupt) {
@@ -217,7 +221,7 @@ func (db *DB) VerifyTook() time.Duration { return db.verifyTook }
 // to SchemaVersion. There is one version so far; the switch is where the
 // next one goes.
 func (db *DB) upgrade() error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.kv.update(func(tx kvTx) error {
 		meta := tx.Bucket(bucketMeta)
 		version := 0
 		if meta != nil {
@@ -243,7 +247,7 @@ func (db *DB) upgrade() error {
 }
 
 // Close closes the database file.
-func (db *DB) Close() error { return db.bolt.Close() }
+func (db *DB) Close() error { return db.kv.close() }
 
 // Path is the database file's path.
 func (db *DB) Path() string { return db.path }
@@ -251,7 +255,7 @@ func (db *DB) Path() string { return db.path }
 // SchemaVersion reads meta/schema_version.
 func (db *DB) SchemaVersion() (int, error) {
 	var v int
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
 			return ErrNotInitialised
@@ -265,13 +269,13 @@ func (db *DB) SchemaVersion() (int, error) {
 
 // SetNodeMeta records which node the store belongs to (at init).
 func (db *DB) SetNodeMeta(m NodeMeta) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bucketMeta), keyNode, m) })
+	return db.kv.update(func(tx kvTx) error { return putJSON(tx.Bucket(bucketMeta), keyNode, m) })
 }
 
 // NodeMeta reads which node the store belongs to.
 func (db *DB) NodeMeta() (NodeMeta, error) {
 	var m NodeMeta
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil || meta.Get(keyNode) == nil {
 			return ErrNotInitialised
@@ -281,18 +285,29 @@ func (db *DB) NodeMeta() (NodeMeta, error) {
 	return m, err
 }
 
-// Size is the size of the database in bytes as of a consistent read.
+// Size is the size of the database file in bytes as of a consistent read
+// (0 on PostgreSQL, whose size is the database server's business).
 func (db *DB) Size() int64 {
+	if db.bolt == nil {
+		return 0
+	}
 	var n int64
 	_ = db.bolt.View(func(tx *bolt.Tx) error { n = tx.Size(); return nil })
 	return n
 }
+
+// ErrNoBackup is Backup on PostgreSQL: the database server's own tools
+// (pg_dump, base backups and WAL) back it up; docs/OPERATIONS.md.
+var ErrNoBackup = errors.New("a PostgreSQL store is backed up with pg_dump or base backups and WAL archiving (docs/OPERATIONS.md), not by the node")
 
 // Backup writes a consistent copy of the whole database to w while the
 // node keeps serving (a read transaction sees one snapshot). If onSize is
 // not nil it is called first with the exact number of bytes that follow,
 // so an HTTP reply can carry a Content-Length.
 func (db *DB) Backup(w io.Writer, onSize func(int64)) (int64, error) {
+	if db.bolt == nil {
+		return 0, ErrNoBackup
+	}
 	var n int64
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		if onSize != nil {
@@ -305,7 +320,7 @@ func (db *DB) Backup(w io.Writer, onSize func(int64)) (int64, error) {
 	return n, err
 }
 
-func putJSON(b *bolt.Bucket, key []byte, v any) error {
+func putJSON(b kvBucket, key []byte, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", key, err)
@@ -318,7 +333,7 @@ func putJSON(b *bolt.Bucket, key []byte, v any) error {
 // SaveManifest stores the installed manifest's exact bytes, and keeps
 // them in the history of versions, in one transaction.
 func (db *DB) SaveManifest(raw []byte, entries ...*audit.Entry) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.kv.update(func(tx kvTx) error {
 		if err := db.appendAudit(tx, entries...); err != nil {
 			return err
 		}
@@ -334,7 +349,7 @@ func (db *DB) Manifest() ([]byte, error) {
 // value returns a copy of the value of key in a top-level bucket, or nil.
 func (db *DB) value(bucket, key []byte) ([]byte, error) {
 	var raw []byte
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		if v := tx.Bucket(bucket).Get(key); v != nil {
 			raw = append([]byte(nil), v...)
 		}
@@ -348,7 +363,7 @@ func (db *DB) value(bucket, key []byte) ([]byte, error) {
 // SavePolicy installs a policy file as current and keeps it in the history
 // under its version, in one transaction.
 func (db *DB) SavePolicy(raw []byte, version uint64, entries ...*audit.Entry) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.kv.update(func(tx kvTx) error {
 		if err := db.appendAudit(tx, entries...); err != nil {
 			return err
 		}
@@ -367,7 +382,7 @@ func (db *DB) SavePolicy(raw []byte, version uint64, entries ...*audit.Entry) er
 // PolicyVersions returns every policy file ever installed, by version.
 func (db *DB) PolicyVersions() (map[uint64][]byte, error) {
 	out := map[uint64][]byte{}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		vs := tx.Bucket(bucketPolicy).Bucket(bucketVersions)
 		if vs == nil {
 			return nil
@@ -383,9 +398,9 @@ func (db *DB) PolicyVersions() (map[uint64][]byte, error) {
 // AtRest counts what the store keeps: sellers, this node's own listings,
 // other members' listings (replicas) and orders.
 func (db *DB) AtRest(country string) (sellers, own, replicas, orders int, err error) {
-	err = db.bolt.View(func(tx *bolt.Tx) error {
-		sellers = tx.Bucket(bucketSellers).Stats().KeyN
-		orders = tx.Bucket(bucketOrders).Stats().KeyN
+	err = db.kv.view(func(tx kvTx) error {
+		sellers = tx.Bucket(bucketSellers).KeyN()
+		orders = tx.Bucket(bucketOrders).KeyN()
 		return tx.Bucket(bucketListings).ForEach(func(k, v []byte) error {
 			var l struct {
 				Origin string `json:"origin"`
@@ -413,13 +428,13 @@ func (db *DB) Policy() ([]byte, error) {
 
 // PutToken stores a token hash for a principal.
 func (db *DB) PutToken(ctx context.Context, hash string, p access.Principal) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bucketTokens), []byte(hash), p) })
+	return db.kv.update(func(tx kvTx) error { return putJSON(tx.Bucket(bucketTokens), []byte(hash), p) })
 }
 
 // Principal looks up a token hash.
 func (db *DB) Principal(ctx context.Context, hash string) (access.Principal, error) {
 	var p access.Principal
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		v := tx.Bucket(bucketTokens).Get([]byte(hash))
 		if v == nil {
 			return access.ErrUnknownToken
@@ -433,7 +448,7 @@ func (db *DB) Principal(ctx context.Context, hash string) (access.Principal, err
 
 // CreateSeller implements sellers.Store.
 func (db *DB) CreateSeller(ctx context.Context, rec *sellers.Record, tokenHash string, p access.Principal) error {
-	return db.batch(func(tx *bolt.Tx) error {
+	return db.batch(func(tx kvTx) error {
 		byBID := tx.Bucket(bucketSellersByBID)
 		if byBID.Get([]byte(rec.BusinessID)) != nil {
 			return sellers.ErrDuplicate
@@ -451,7 +466,7 @@ func (db *DB) CreateSeller(ctx context.Context, rec *sellers.Record, tokenHash s
 // Seller implements sellers.Store.
 func (db *DB) Seller(ctx context.Context, id string) (*sellers.Record, error) {
 	var rec sellers.Record
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		v := tx.Bucket(bucketSellers).Get([]byte(id))
 		if v == nil {
 			return fmt.Errorf("%w: %s", sellers.ErrNotFound, id)
@@ -467,7 +482,7 @@ func (db *DB) Seller(ctx context.Context, id string) (*sellers.Record, error) {
 // UpdateSeller implements sellers.Store.
 func (db *DB) UpdateSeller(ctx context.Context, id string, fn func(*sellers.Record) error) (*sellers.Record, error) {
 	var rec sellers.Record
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.kv.update(func(tx kvTx) error {
 		b := tx.Bucket(bucketSellers)
 		v := b.Get([]byte(id))
 		if v == nil {
@@ -490,7 +505,7 @@ func (db *DB) UpdateSeller(ctx context.Context, id string, fn func(*sellers.Reco
 // Sellers implements sellers.Store.
 func (db *DB) Sellers(ctx context.Context, status sellers.Status, after string, limit int) ([]*sellers.Record, error) {
 	var out []*sellers.Record
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		c := tx.Bucket(bucketSellers).Cursor()
 		for k, v := seekAfter(c, after); k != nil && len(out) < limit; k, v = c.Next() {
 			if err := ctx.Err(); err != nil {
@@ -512,7 +527,7 @@ func (db *DB) Sellers(ctx context.Context, status sellers.Status, after string, 
 
 // seekAfter positions c at the first key after the key after ("": the
 // first key), for listing a bucket a page at a time.
-func seekAfter(c *bolt.Cursor, after string) (k, v []byte) {
+func seekAfter(c kvCursor, after string) (k, v []byte) {
 	if after == "" {
 		return c.First()
 	}
@@ -531,7 +546,7 @@ func seqKey(seq uint64) []byte {
 	return k[:]
 }
 
-func logHead(b *bolt.Bucket) uint64 {
+func logHead(b kvBucket) uint64 {
 	if b == nil {
 		return 0
 	}
@@ -546,15 +561,15 @@ func logHead(b *bolt.Bucket) uint64 {
 // that concurrent single writes share a commit; many (a bulk import) are one
 // transaction of their own.
 func (db *DB) ApplyLocal(ctx context.Context, origin string, changes []catalog.Change, seal catalog.SealFunc) error {
-	apply := func(tx *bolt.Tx) error { return applyLocal(tx, origin, changes, seal) }
+	apply := func(tx kvTx) error { return applyLocal(tx, origin, changes, seal) }
 	if len(changes) == 1 {
 		return db.batch(apply)
 	}
-	return db.noted(db.bolt.Update(apply))
+	return db.noted(db.kv.update(apply))
 }
 
 // applyLocal writes local listing changes and their log records inside tx.
-func applyLocal(tx *bolt.Tx, origin string, changes []catalog.Change, seal catalog.SealFunc) error {
+func applyLocal(tx kvTx, origin string, changes []catalog.Change, seal catalog.SealFunc) error {
 	listings := tx.Bucket(bucketListings)
 	for _, c := range changes {
 		if err := putListing(listings, c.Listing, c.DeleteID); err != nil {
@@ -582,7 +597,7 @@ func applyLocal(tx *bolt.Tx, origin string, changes []catalog.Change, seal catal
 }
 
 // putListing stores l, or when l is nil deletes the listing deleteID.
-func putListing(listings *bolt.Bucket, l *catalog.Listing, deleteID string) error {
+func putListing(listings kvBucket, l *catalog.Listing, deleteID string) error {
 	if l != nil {
 		return putJSON(listings, []byte(l.ID), l)
 	}
@@ -591,7 +606,7 @@ func putListing(listings *bolt.Bucket, l *catalog.Listing, deleteID string) erro
 
 // ApplyRemote implements catalog.Store.
 func (db *DB) ApplyRemote(ctx context.Context, origin string, recs []catalog.RemoteRecord, ev *audit.Entry) ([]catalog.RemoteRecord, error) {
-	return db.applyRecords(origin, recs, ev, func(listings *bolt.Bucket, r catalog.RemoteRecord) (catalog.RemoteRecord, error) {
+	return db.applyRecords(origin, recs, ev, func(listings kvBucket, r catalog.RemoteRecord) (catalog.RemoteRecord, error) {
 		return r, putListing(listings, r.Listing, r.DeleteID)
 	})
 }
@@ -602,9 +617,9 @@ func (db *DB) ApplyRemote(ctx context.Context, origin string, recs []catalog.Rem
 // hash, all in one transaction. Records at or below the head are skipped;
 // one that leaves a gap is ErrLogGap.
 func (db *DB) applyRecords(origin string, recs []catalog.RemoteRecord, ev *audit.Entry,
-	apply func(listings *bolt.Bucket, r catalog.RemoteRecord) (catalog.RemoteRecord, error)) ([]catalog.RemoteRecord, error) {
+	apply func(listings kvBucket, r catalog.RemoteRecord) (catalog.RemoteRecord, error)) ([]catalog.RemoteRecord, error) {
 	var applied []catalog.RemoteRecord
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.kv.update(func(tx kvTx) error {
 		applied = applied[:0]
 		log, err := tx.Bucket(bucketLog).CreateBucketIfNotExists([]byte(origin))
 		if err != nil {
@@ -654,7 +669,7 @@ func (db *DB) applyRecords(origin string, recs []catalog.RemoteRecord, ev *audit
 // Heads implements catalog.Store.
 func (db *DB) Heads(ctx context.Context) (map[string]uint64, error) {
 	heads := make(map[string]uint64)
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		return tx.Bucket(bucketLog).ForEachBucket(func(k []byte) error {
 			if h := logHead(tx.Bucket(bucketLog).Bucket(k)); h > 0 {
 				heads[string(k)] = h
@@ -669,7 +684,7 @@ func (db *DB) Heads(ctx context.Context) (map[string]uint64, error) {
 func (db *DB) LogRange(ctx context.Context, origin string, from uint64, max, maxBytes int) ([][]byte, uint64, error) {
 	var out [][]byte
 	var head uint64
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		log := tx.Bucket(bucketLog).Bucket([]byte(origin))
 		head = logHead(log)
 		if log == nil {
@@ -694,7 +709,7 @@ func (db *DB) LogRange(ctx context.Context, origin string, from uint64, max, max
 // node); false if there is none.
 func (db *DB) Listing(id string) (*catalog.Listing, bool, error) {
 	var l *catalog.Listing
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		v := tx.Bucket(bucketListings).Get([]byte(id))
 		if v == nil {
 			return nil
@@ -708,7 +723,7 @@ func (db *DB) Listing(id string) (*catalog.Listing, bool, error) {
 // Listings implements catalog.Store.
 func (db *DB) Listings(ctx context.Context) ([]*catalog.Listing, error) {
 	var out []*catalog.Listing
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.kv.view(func(tx kvTx) error {
 		return tx.Bucket(bucketListings).ForEach(func(k, v []byte) error {
 			var l catalog.Listing
 			if err := json.Unmarshal(v, &l); err != nil {
