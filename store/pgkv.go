@@ -64,7 +64,14 @@ func newPGKV(pool *pgxpool.Pool) *pgKV {
 	return &pgKV{pool: pool, timeout: pgTxTimeout, known: new(sync.Map)}
 }
 
-func (p *pgKV) close() error { p.pool.Close(); return nil }
+// close closes the pool; a fenced view's close does nothing (its DB owns
+// the pool).
+func (p *pgKV) close() error {
+	if p.fence == nil {
+		p.pool.Close()
+	}
+	return nil
+}
 
 func (p *pgKV) view(fn func(kvTx) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
@@ -190,7 +197,9 @@ func newPGTx(ctx context.Context, tx pgx.Tx, kv *pgKV, writable bool) *pgTx {
 	return &pgTx{ctx: ctx, tx: tx, kv: kv, writable: writable, index: map[pgOpKey]int{}, made: map[string]bool{}, feed: map[pgOpKey]bool{}}
 }
 
-func (t *pgTx) root() *pgBucket { return &pgBucket{tx: t, root: true} }
+// root is the bucket of the top-level buckets; its path is empty, not
+// nil (nil is NULL).
+func (t *pgTx) root() *pgBucket { return &pgBucket{tx: t, path: []byte{}, root: true} }
 
 func (t *pgTx) Bucket(name []byte) kvBucket { return t.root().Bucket(name) }
 
@@ -557,8 +566,10 @@ func (b *pgBucket) KeyN() int {
 	if !t.ready() {
 		return 0
 	}
+	// The keys of nested buckets count too, as in bbolt's Stats.
 	var n int
-	if t.fail(t.tx.QueryRow(t.ctx, "SELECT count(*) FROM kv WHERE bucket = $1", b.path).Scan(&n)) {
+	if t.fail(t.tx.QueryRow(t.ctx, `SELECT count(*) FROM kv WHERE bucket = $1
+		OR (bucket >= $1 || '\x00'::bytea AND bucket < $1 || '\x01'::bytea)`, b.path).Scan(&n)) {
 		return 0
 	}
 	return n
@@ -637,18 +648,18 @@ func (c *pgCursor) Next() (k, v []byte) {
 		c.i++
 		return c.at()
 	}
-	if !c.hiMore || len(c.rows) == 0 {
-		c.i = len(c.rows)
-		return nil, nil
+	if c.hiMore && len(c.rows) > 0 {
+		rows, full := c.b.page(pgAfter, c.rows[len(c.rows)-1].k, c.grow(), false)
+		if len(rows) > 0 {
+			c.rows, c.hiMore, c.loMore, c.i, c.bound = rows, full, true, 0, nil
+			return c.at()
+		}
 	}
-	last := c.rows[len(c.rows)-1].k
-	c.rows, c.hiMore = c.b.page(pgAfter, last, c.grow(), false)
-	c.loMore, c.i, c.bound = true, 0, nil
-	if len(c.rows) == 0 {
-		// Stay past the end of what was read, so Prev finds it again.
-		c.bound = append(slices.Clone(last), 0)
-	}
-	return c.at()
+	// At the end the cursor stays on the last key, as bbolt's does: Prev
+	// then returns the one before it.
+	c.hiMore = false
+	c.i = len(c.rows) - 1
+	return nil, nil
 }
 
 func (c *pgCursor) Prev() (k, v []byte) {
@@ -656,15 +667,45 @@ func (c *pgCursor) Prev() (k, v []byte) {
 		c.i--
 		return c.at()
 	}
-	if !c.loMore {
-		c.i = -1
-		return nil, nil
+	if c.loMore {
+		bound := c.bound
+		if len(c.rows) > 0 {
+			bound = c.rows[0].k
+		}
+		rows, full := c.b.page(pgBefore, bound, c.grow(), false)
+		if len(rows) > 0 {
+			c.rows, c.loMore, c.hiMore, c.i, c.bound = rows, full, true, len(rows)-1, nil
+			return c.at()
+		}
 	}
-	bound := c.bound
-	if len(c.rows) > 0 {
-		bound = c.rows[0].k
+	// At the start the cursor stays on the first key.
+	c.loMore = false
+	c.i = min(0, len(c.rows)-1)
+	return nil, nil
+}
+
+func (b *pgBucket) Sequence() uint64 {
+	t := b.tx
+	if !t.ready() {
+		return 0
 	}
-	c.rows, c.loMore = c.b.page(pgBefore, bound, c.grow(), false)
-	c.hiMore, c.i, c.bound = true, len(c.rows)-1, nil
-	return c.at()
+	var seq int64
+	if t.fail(t.tx.QueryRow(t.ctx, "SELECT coalesce((SELECT seq FROM kv_seq WHERE bucket = $1), 0)", b.path).Scan(&seq)) {
+		return 0
+	}
+	return uint64(seq)
+}
+
+func (b *pgBucket) SetSequence(v uint64) error {
+	t := b.tx
+	if !t.writable {
+		return bolt.ErrTxNotWritable
+	}
+	if !t.ready() {
+		return t.err
+	}
+	_, err := t.tx.Exec(t.ctx, `INSERT INTO kv_seq (bucket, seq) VALUES ($1, $2)
+		ON CONFLICT (bucket) DO UPDATE SET seq = EXCLUDED.seq`, b.path, int64(v))
+	t.fail(err)
+	return err
 }

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
+	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/tern/v2/migrate"
@@ -58,6 +61,71 @@ func pgMigrate(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 	if err := m.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", pgError(err))
+	}
+	return nil
+}
+
+// IsURL says whether s names a PostgreSQL store (postgres:// or
+// postgresql://) rather than a bbolt file.
+func IsURL(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+}
+
+// OpenURL opens the PostgreSQL store at url (postgres://...; the password
+// comes from PGPASSWORD or the passfile, as with libpq, never from the
+// configuration), applies the schema migrations under tern's lock,
+// creates the bucket tree (upgrade, in a write transaction, so under the
+// write lock) and returns it. Of opts only NoAudit applies.
+func OpenURL(ctx context.Context, url string, opts Options) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgconn's parse errors leave the password out.
+		return nil, fmt.Errorf("store URL: %w", err)
+	}
+	name := redactedURL(cfg)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", name, pgError(err))
+	}
+	ctx, cancel := context.WithTimeout(ctx, pgTxTimeout)
+	defer cancel()
+	if err := pgMigrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open %s: %w", name, err)
+	}
+	db := &DB{kv: newPGKV(pool), pool: pool, path: name, noAudit: opts.NoAudit}
+	if err := db.upgrade(); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open %s: %w", name, err)
+	}
+	return db, nil
+}
+
+// redactedURL names the database for messages and Path: user, host, port
+// and database, no password.
+func redactedURL(cfg *pgxpool.Config) string {
+	c := cfg.ConnConfig
+	return fmt.Sprintf("postgres://%s@%s/%s", c.User, net.JoinHostPort(c.Host, strconv.Itoa(int(c.Port))), c.Database)
+}
+
+// Shared says whether other processes (a node's other replicas) may write
+// the store: true on PostgreSQL.
+func (db *DB) Shared() bool { return db.pool != nil }
+
+// Ping checks that the store's database answers: ErrUnavailable when it
+// cannot be reached; always nil on bbolt.
+func (db *DB) Ping(ctx context.Context) error {
+	if db.pool == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, pgTxTimeout)
+	defer cancel()
+	if err := db.pool.Ping(ctx); err != nil {
+		if pgError(err) == err {
+			// Whatever stops a ping from answering makes the store unusable.
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		return pgError(err)
 	}
 	return nil
 }

@@ -75,6 +75,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/imtgt/imtgt-node/access"
@@ -135,6 +136,9 @@ type DB struct {
 	// page check), nil on PostgreSQL.
 	kv   backend
 	bolt *bolt.DB
+	// pool is the PostgreSQL pool (the change feed, the lease), nil on
+	// bbolt.
+	pool *pgxpool.Pool
 	path string
 	gc   groupCommit
 	// noAudit: see Options.NoAudit.
