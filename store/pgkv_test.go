@@ -8,10 +8,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/imtgt/imtgt-node/catalog"
 )
 
 // testBoltKV is a bbolt backend on a fresh file.
@@ -468,4 +471,38 @@ func TestFeedBucket(t *testing.T) {
 		require.Equal(t, c.ok, ok, "%q", c.path)
 		require.Equal(t, c.want, got, "%q", c.path)
 	}
+}
+
+// TestPGImportIsFewRoundTrips: ApplyLocal of 10,000 listings with their
+// log records is a handful of round trips, not one per key.
+func TestPGImportIsFewRoundTrips(t *testing.T) {
+	cfg, err := pgxpool.ParseConfig(pgURL(t))
+	require.NoError(t, err)
+	tracer := &countTracer{}
+	cfg.ConnConfig.Tracer = tracer
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	require.NoError(t, pgMigrate(context.Background(), pool))
+	db := &DB{kv: newPGKV(pool), pool: pool}
+	t.Cleanup(func() { db.Close() })
+	require.NoError(t, db.upgrade())
+	changes := make([]catalog.Change, 10000)
+	for i := range changes {
+		changes[i] = catalog.Change{Listing: &catalog.Listing{ID: fmt.Sprintf("lst_%05d", i), Origin: "TH", Title: "durian"}}
+	}
+	seal := func(first uint64, cs []catalog.Change) ([][]byte, error) {
+		out := make([][]byte, len(cs))
+		for i := range cs {
+			out[i] = fmt.Appendf(nil, "record %d", first+uint64(i))
+		}
+		return out, nil
+	}
+	tracer.n.Store(0)
+	start := time.Now()
+	require.NoError(t, db.ApplyLocal(context.Background(), "TH", changes, seal))
+	t.Logf("10,000 listings: %d round trips, %v", tracer.n.Load(), time.Since(start))
+	require.LessOrEqual(t, tracer.n.Load(), int64(12))
+	heads, err := db.Heads(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, uint64(10000), heads["TH"])
 }
