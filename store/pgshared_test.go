@@ -13,6 +13,7 @@ import (
 	"github.com/imtgt/imtgt-node/access"
 	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/catalog"
+	"github.com/imtgt/imtgt-node/internal/pgtest"
 	"github.com/imtgt/imtgt-node/sellers"
 	"github.com/imtgt/imtgt-node/store"
 )
@@ -308,4 +309,47 @@ func TestOpenURLUnreachable(t *testing.T) {
 	_, err = store.OpenURL(context.Background(), "postgres://[::1", store.Options{})
 	require.Error(t, err)
 	require.False(t, errors.Is(err, store.ErrUnavailable), "a bad URL is not an outage")
+}
+
+// TestServerGone: with the database server stopped, reads, writes, Ping
+// and Listen fail with ErrUnavailable (not a hang: each is bounded), the
+// failed write is not half-done, and once the server is back the store
+// works again without reopening.
+func TestServerGone(t *testing.T) {
+	ctx := context.Background()
+	c := pgtest.StartCluster(t)
+	db := openURL(t, c.CreateDB(t))
+	p := access.Principal{Role: access.Seller, Subject: "sel_1"}
+	require.NoError(t, db.CreateSeller(ctx, &sellers.Record{ID: "sel_1", BusinessID: "B1"}, "h1", p))
+	listening := make(chan struct{})
+	listenErr := make(chan error, 1)
+	go func() {
+		listenErr <- db.Listen(ctx, func(uint64) {
+			select {
+			case <-listening:
+			default:
+				close(listening)
+			}
+		})
+	}()
+	<-listening
+
+	c.Stop(t)
+	require.ErrorIs(t, <-listenErr, store.ErrUnavailable)
+	require.ErrorIs(t, db.Ping(ctx), store.ErrUnavailable)
+	_, err := db.Seller(ctx, "sel_1")
+	require.ErrorIs(t, err, store.ErrUnavailable)
+	err = db.CreateSeller(ctx, &sellers.Record{ID: "sel_2", BusinessID: "B2"}, "h2", p)
+	require.ErrorIs(t, err, store.ErrUnavailable)
+	_, _, err = db.AcquireLease(ctx, "federation", "A", time.Minute)
+	require.ErrorIs(t, err, store.ErrUnavailable)
+
+	c.Start(t)
+	require.NoError(t, db.Ping(ctx))
+	got, err := db.Seller(ctx, "sel_1")
+	require.NoError(t, err)
+	require.Equal(t, "B1", got.BusinessID)
+	_, err = db.Seller(ctx, "sel_2")
+	require.ErrorIs(t, err, sellers.ErrNotFound, "the write refused while the server was down left nothing")
+	require.NoError(t, db.CreateSeller(ctx, &sellers.Record{ID: "sel_2", BusinessID: "B2"}, "h2", p))
 }
