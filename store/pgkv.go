@@ -32,7 +32,9 @@ type pgKV struct {
 	fence *pgFence
 	// known holds the paths of buckets seen committed. The store never
 	// deletes a bucket, so a bucket once seen exists for good and need not
-	// be looked up again. Shared by the fenced views of one pool.
+	// be looked up again. (A read snapshot older than the bucket's
+	// creation then finds it empty rather than absent, which the store's
+	// code treats alike.) Shared by the fenced views of one pool.
 	known *sync.Map
 }
 

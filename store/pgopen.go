@@ -34,6 +34,9 @@ var (
 //go:embed migrations/*.sql
 var pgMigrations embed.FS
 
+// pgDefaultMaxConns is the pool size unless the URL sets pool_max_conns.
+const pgDefaultMaxConns = 16
+
 // pgVersionTable is tern's table of the migration version applied.
 const pgVersionTable = "imtgt_schema_version"
 
@@ -83,6 +86,12 @@ func OpenURL(ctx context.Context, url string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("store URL: %w", err)
 	}
 	name := redactedURL(cfg)
+	if !strings.Contains(url, "pool_max_conns") {
+		// pgxpool's default (4 on a 2-core host) is too few: a write
+		// waiting for the write lock holds a connection, and the reads of
+		// the HTTP API must not queue behind it.
+		cfg.MaxConns = pgDefaultMaxConns
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", name, pgError(err))

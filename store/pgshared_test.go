@@ -3,17 +3,20 @@ package store_test
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/imtgt/imtgt-node/access"
 	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/catalog"
 	"github.com/imtgt/imtgt-node/internal/pgtest"
+	"github.com/imtgt/imtgt-node/keys"
 	"github.com/imtgt/imtgt-node/sellers"
 	"github.com/imtgt/imtgt-node/store"
 )
@@ -352,4 +355,38 @@ func TestServerGone(t *testing.T) {
 	_, err = db.Seller(ctx, "sel_2")
 	require.ErrorIs(t, err, sellers.ErrNotFound, "the write refused while the server was down left nothing")
 	require.NoError(t, db.CreateSeller(ctx, &sellers.Record{ID: "sel_2", BusinessID: "B2"}, "h2", p))
+}
+
+// TestCheckOnPostgres: a bbolt store copied into PostgreSQL passes the
+// node's invariants there (Check without bbolt's page check) with the
+// same counts, and a break of the audit chain is found.
+func TestCheckOnPostgres(t *testing.T) {
+	ctx := context.Background()
+	key, err := keys.NewDataKey(make([]byte, 32))
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "node.db")
+	filledStore(t, path, 500, key)
+	src, err := store.Open(path, store.Options{ReadOnly: true})
+	require.NoError(t, err)
+	defer src.Close()
+	want := src.Check(ctx, key)
+	require.True(t, want.OK(), "%v", want.Problems)
+
+	url := store.PGURLForTest(t)
+	dst := openURL(t, url)
+	_, err = store.Copy(ctx, dst, src)
+	require.NoError(t, err)
+	got := dst.Check(ctx, key)
+	require.True(t, got.OK(), "%v", got.Problems)
+	require.Equal(t, want.Counts, got.Counts)
+	require.Zero(t, dst.Size())
+
+	// Overwrite one audit entry behind the store's back.
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	tag, err := conn.Exec(ctx, `UPDATE kv SET value = 'x' || value WHERE bucket = 'audit' AND key = '\x0000000000000007'::bytea`)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, tag.RowsAffected())
+	require.False(t, dst.Check(ctx, key).OK())
 }
