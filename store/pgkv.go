@@ -50,8 +50,10 @@ const (
 	// one writer serialises them in a process (and change-feed seq order is
 	// commit order). AcquireLease takes it too.
 	pgWriteLock int64 = 0x696d7467_74770001
-	// pgTxTimeout bounds one transaction, so that nothing waits forever on
-	// a database that stopped answering.
+	// pgTxTimeout bounds each statement (and the lock wait, and the
+	// commit), so that nothing waits forever on a database that stopped
+	// answering. A transaction as a whole is not bounded: copying a large
+	// store into PostgreSQL is one transaction of many statements.
 	pgTxTimeout = 30 * time.Second
 	// pgChannel is the NOTIFY channel of the change feed.
 	pgChannel = "imtgt_changes"
@@ -60,6 +62,8 @@ const (
 	pgFirstPage   = 64
 	pgForEachPage = 1024
 	pgMaxPage     = 4096
+	// pgChunk is the most rows one array statement carries.
+	pgChunk = 10000
 )
 
 func newPGKV(pool *pgxpool.Pool) *pgKV {
@@ -77,13 +81,13 @@ func (p *pgKV) close() error {
 
 func (p *pgKV) view(fn func(kvTx) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
-	defer cancel()
 	tx, err := p.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	cancel()
 	if err != nil {
 		return pgError(err)
 	}
-	defer tx.Rollback(ctx)
-	t := newPGTx(ctx, tx, p, false)
+	defer p.rollback(tx)
+	t := newPGTx(tx, p, false)
 	err = fn(t)
 	if t.err != nil {
 		return pgError(t.err)
@@ -98,13 +102,13 @@ func (p *pgKV) update(fn func(kvTx) error) error {
 	if err != nil {
 		return pgError(err)
 	}
-	defer tx.Rollback(ctx)
+	defer p.rollback(tx)
 	// Read committed: each statement after the lock sees every write
 	// transaction committed before this one took it.
 	if err := p.lockAndFence(ctx, tx); err != nil {
 		return pgError(err)
 	}
-	t := newPGTx(ctx, tx, p, true)
+	t := newPGTx(tx, p, true)
 	err = fn(t)
 	if t.err != nil {
 		return pgError(t.err)
@@ -119,6 +123,13 @@ func (p *pgKV) update(fn func(kvTx) error) error {
 		p.known.Store(path, struct{}{})
 	}
 	return nil
+}
+
+// rollback ends a transaction that did not commit (a no-op after Commit).
+func (p *pgKV) rollback(tx pgx.Tx) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+	defer cancel()
+	_ = tx.Rollback(ctx)
 }
 
 // lockAndFence takes the write lock and, on a fenced view, checks the
@@ -172,7 +183,6 @@ func pgUnavailable(err error) bool {
 
 // pgTx is one transaction: kv.go's first-read-error rule lives here.
 type pgTx struct {
-	ctx      context.Context
 	tx       pgx.Tx
 	kv       *pgKV
 	writable bool
@@ -195,12 +205,17 @@ type pgOp struct {
 
 type pgOpKey struct{ bucket, key string }
 
-func newPGTx(ctx context.Context, tx pgx.Tx, kv *pgKV, writable bool) *pgTx {
-	return &pgTx{ctx: ctx, tx: tx, kv: kv, writable: writable, index: map[pgOpKey]int{}, made: map[string]bool{}, feed: map[pgOpKey]bool{}}
+func newPGTx(tx pgx.Tx, kv *pgKV, writable bool) *pgTx {
+	return &pgTx{tx: tx, kv: kv, writable: writable, index: map[pgOpKey]int{}, made: map[string]bool{}, feed: map[pgOpKey]bool{}}
 }
 
 // root is the bucket of the top-level buckets; its path is empty, not
 // nil (nil is NULL).
+// stmt is the context of one statement (pgTxTimeout).
+func (t *pgTx) stmt() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), t.kv.timeout)
+}
+
 func (t *pgTx) root() *pgBucket { return &pgBucket{tx: t, path: []byte{}, root: true} }
 
 func (t *pgTx) Bucket(name []byte) kvBucket { return t.root().Bucket(name) }
@@ -236,7 +251,9 @@ func (t *pgTx) ready() bool {
 	if len(t.ops) > 0 {
 		b := &pgx.Batch{}
 		t.queueFlush(b)
-		if t.fail(t.tx.SendBatch(t.ctx, b).Close()) {
+		ctx, cancel := t.stmt()
+		defer cancel()
+		if t.fail(t.tx.SendBatch(ctx, b).Close()) {
 			return false
 		}
 	}
@@ -269,11 +286,15 @@ func (t *pgTx) queueFlush(b *pgx.Batch) {
 			ub, uk, uv = append(ub, op.bucket), append(uk, op.key), append(uv, op.value)
 		}
 	}
-	if len(db) > 0 {
-		b.Queue(pgDelete, db, dk)
+	// Statements of at most pgChunk rows, all in the one batch: one round
+	// trip either way, but no single parameter of hundreds of megabytes.
+	for i := 0; i < len(db); i += pgChunk {
+		j := min(i+pgChunk, len(db))
+		b.Queue(pgDelete, db[i:j], dk[i:j])
 	}
-	if len(ub) > 0 {
-		b.Queue(pgUpsert, ub, uk, uv)
+	for i := 0; i < len(ub); i += pgChunk {
+		j := min(i+pgChunk, len(ub))
+		b.Queue(pgUpsert, ub[i:j], uk[i:j], uv[i:j])
 	}
 	t.ops = t.ops[:0]
 	clear(t.index)
@@ -290,14 +311,19 @@ func (t *pgTx) commit() error {
 		for i, f := range t.feeds {
 			buckets[i], keys[i] = f.bucket, []byte(f.key)
 		}
-		b.Queue(pgFeed, buckets, keys)
+		for i := 0; i < len(buckets); i += pgChunk {
+			j := min(i+pgChunk, len(buckets))
+			b.Queue(pgFeed, buckets[i:j], keys[i:j])
+		}
 	}
+	ctx, cancel := t.stmt()
+	defer cancel()
 	if b.Len() > 0 {
-		if err := t.tx.SendBatch(t.ctx, b).Close(); err != nil {
+		if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}
 	}
-	return t.tx.Commit(t.ctx)
+	return t.tx.Commit(ctx)
 }
 
 // queue records a write; the last one per key wins.
@@ -361,7 +387,9 @@ func (b *pgBucket) Get(key []byte) []byte {
 		return nil
 	}
 	var v []byte
-	err := t.tx.QueryRow(t.ctx, "SELECT value FROM kv WHERE bucket = $1 AND key = $2", b.path, key).Scan(&v)
+	ctx, cancel := t.stmt()
+	defer cancel()
+	err := t.tx.QueryRow(ctx, "SELECT value FROM kv WHERE bucket = $1 AND key = $2", b.path, key).Scan(&v)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil
 	}
@@ -425,7 +453,9 @@ func (b *pgBucket) lookup(name []byte) (exists, isBucket bool) {
 	if !t.ready() {
 		return false, false
 	}
-	err := t.tx.QueryRow(t.ctx, "SELECT value IS NULL FROM kv WHERE bucket = $1 AND key = $2", b.path, name).Scan(&isBucket)
+	ctx, cancel := t.stmt()
+	defer cancel()
+	err := t.tx.QueryRow(ctx, "SELECT value IS NULL FROM kv WHERE bucket = $1 AND key = $2", b.path, name).Scan(&isBucket)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, false
 	}
@@ -513,7 +543,9 @@ func (b *pgBucket) page(mode int, bound []byte, limit int, bucketsOnly bool) ([]
 		}
 		args = append(args, bound)
 	}
-	rows, err := t.tx.Query(t.ctx, q.String(), args...)
+	ctx, cancel := t.stmt()
+	defer cancel()
+	rows, err := t.tx.Query(ctx, q.String(), args...)
 	if t.fail(err) {
 		return nil, false
 	}
@@ -570,7 +602,9 @@ func (b *pgBucket) KeyN() int {
 	}
 	// The keys of nested buckets count too, as in bbolt's Stats.
 	var n int
-	if t.fail(t.tx.QueryRow(t.ctx, `SELECT count(*) FROM kv WHERE bucket = $1
+	ctx, cancel := t.stmt()
+	defer cancel()
+	if t.fail(t.tx.QueryRow(ctx, `SELECT count(*) FROM kv WHERE bucket = $1
 		OR (bucket >= $1 || '\x00'::bytea AND bucket < $1 || '\x01'::bytea)`, b.path).Scan(&n)) {
 		return 0
 	}
@@ -586,7 +620,9 @@ func (b *pgBucket) NextSequence() (uint64, error) {
 		return 0, t.err
 	}
 	var seq int64
-	err := t.tx.QueryRow(t.ctx, `INSERT INTO kv_seq (bucket, seq) VALUES ($1, 1)
+	ctx, cancel := t.stmt()
+	defer cancel()
+	err := t.tx.QueryRow(ctx, `INSERT INTO kv_seq (bucket, seq) VALUES ($1, 1)
 		ON CONFLICT (bucket) DO UPDATE SET seq = kv_seq.seq + 1 RETURNING seq`, b.path).Scan(&seq)
 	if t.fail(err) {
 		return 0, err
@@ -692,7 +728,9 @@ func (b *pgBucket) Sequence() uint64 {
 		return 0
 	}
 	var seq int64
-	if t.fail(t.tx.QueryRow(t.ctx, "SELECT coalesce((SELECT seq FROM kv_seq WHERE bucket = $1), 0)", b.path).Scan(&seq)) {
+	ctx, cancel := t.stmt()
+	defer cancel()
+	if t.fail(t.tx.QueryRow(ctx, "SELECT coalesce((SELECT seq FROM kv_seq WHERE bucket = $1), 0)", b.path).Scan(&seq)) {
 		return 0
 	}
 	return uint64(seq)
@@ -706,7 +744,9 @@ func (b *pgBucket) SetSequence(v uint64) error {
 	if !t.ready() {
 		return t.err
 	}
-	_, err := t.tx.Exec(t.ctx, `INSERT INTO kv_seq (bucket, seq) VALUES ($1, $2)
+	ctx, cancel := t.stmt()
+	defer cancel()
+	_, err := t.tx.Exec(ctx, `INSERT INTO kv_seq (bucket, seq) VALUES ($1, $2)
 		ON CONFLICT (bucket) DO UPDATE SET seq = EXCLUDED.seq`, b.path, int64(v))
 	t.fail(err)
 	return err

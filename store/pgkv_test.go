@@ -353,7 +353,7 @@ func TestPGReadErrorAbortsWrite(t *testing.T) {
 		b := tx.Bucket([]byte("b"))
 		require.NoError(t, b.Put([]byte("k"), []byte("v")))
 		// Break the transaction under the store's feet.
-		_, err := tx.(*pgTx).tx.Exec(tx.(*pgTx).ctx, "SELECT 1/0")
+		_, err := tx.(*pgTx).tx.Exec(context.Background(), "SELECT 1/0")
 		require.Error(t, err)
 		require.Nil(t, b.Get([]byte("other")))
 		require.Nil(t, b.Bucket([]byte("x")))
@@ -371,8 +371,9 @@ func TestPGReadErrorAbortsWrite(t *testing.T) {
 	}))
 }
 
-// TestPGWritesAreFewRoundTrips: a 10,000-key transaction sends its puts
-// as one statement, not 10,000 (counted with a tracer on the pool).
+// TestPGWritesAreFewRoundTrips: a 25,000-key transaction sends its puts
+// in one round trip (three array statements of at most pgChunk rows), not
+// 25,000 (counted with a tracer on the pool).
 func TestPGWritesAreFewRoundTrips(t *testing.T) {
 	url := pgURL(t)
 	cfg, err := pgxpool.ParseConfig(url)
@@ -390,7 +391,7 @@ func TestPGWritesAreFewRoundTrips(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		for i := range 10000 {
+		for i := range 25000 {
 			if err := b.Put(fmt.Appendf(nil, "L%05d", i), []byte(`{"id":"x"}`)); err != nil {
 				return err
 			}
@@ -402,8 +403,8 @@ func TestPGWritesAreFewRoundTrips(t *testing.T) {
 	var rows, feed int
 	require.NoError(t, pool.QueryRow(context.Background(), "SELECT count(*) FROM kv WHERE bucket = 'listings'").Scan(&rows))
 	require.NoError(t, pool.QueryRow(context.Background(), "SELECT count(*) FROM changes WHERE bucket = 'listings'").Scan(&feed))
-	require.Equal(t, 10000, rows)
-	require.Equal(t, 10000, feed)
+	require.Equal(t, 25000, rows)
+	require.Equal(t, 25000, feed)
 }
 
 // TestPGUnavailable: a database that cannot be reached is ErrUnavailable,
@@ -437,7 +438,7 @@ func TestPGConnectionKilledIsUnavailable(t *testing.T) {
 		b := tx.Bucket([]byte("b"))
 		require.NoError(t, b.Put([]byte("k"), []byte("v")))
 		var pid int
-		require.NoError(t, tx.(*pgTx).tx.QueryRow(tx.(*pgTx).ctx, "SELECT pg_backend_pid()").Scan(&pid))
+		require.NoError(t, tx.(*pgTx).tx.QueryRow(context.Background(), "SELECT pg_backend_pid()").Scan(&pid))
 		_, err := killer.Exec(context.Background(), "SELECT pg_terminate_backend($1)", pid)
 		require.NoError(t, err)
 		b.Get([]byte("k2"))
