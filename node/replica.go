@@ -43,13 +43,6 @@ const (
 	changesKept = 10 * time.Minute
 )
 
-// change is one row of the store's change feed (store.Changed).
-type change struct {
-	Seq    uint64
-	Bucket string
-	Key    []byte
-}
-
 // sharedStore is what a replica needs of a store that other replicas
 // share (store.DB on PostgreSQL; see sharedOf).
 type sharedStore interface {
@@ -57,7 +50,7 @@ type sharedStore interface {
 	RenewLease(ctx context.Context, name, holder string, epoch uint64, ttl time.Duration) (bool, error)
 	ReleaseLease(ctx context.Context, name, holder string, epoch uint64) error
 	ChangesHead(ctx context.Context) (uint64, error)
-	Changes(ctx context.Context, after uint64, limit int) ([]change, error)
+	Changes(ctx context.Context, after uint64, limit int) ([]store.Changed, error)
 	ChangesFloor(ctx context.Context) (uint64, error)
 	PruneChanges(ctx context.Context, before time.Time) (int, error)
 	Listen(ctx context.Context, fn func(seq uint64)) error
@@ -69,7 +62,10 @@ type sharedStore interface {
 // sharedOf returns db's replica side, or nil for a store no other replica
 // shares (bbolt).
 func sharedOf(db *store.DB) sharedStore {
-	return nil // the PostgreSQL backend's feed and lease (store.OpenURL) are not in this build yet
+	if !db.Shared() {
+		return nil
+	}
+	return db
 }
 
 // Role is "leader" or "follower".
@@ -347,7 +343,7 @@ func (n *Node) catchUp(ctx context.Context) error {
 }
 
 // applyChanges brings memory in step with one batch of the change feed.
-func (n *Node) applyChanges(ctx context.Context, cs []change) error {
+func (n *Node) applyChanges(ctx context.Context, cs []store.Changed) error {
 	var ids []string
 	seen := map[string]bool{}
 	var policyChanged, manifestChanged, reconcileChanged bool

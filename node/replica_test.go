@@ -102,7 +102,7 @@ func (f *fakeShared) lease() (string, time.Time) {
 }
 
 func (f *fakeShared) ChangesHead(context.Context) (uint64, error)            { return 0, nil }
-func (f *fakeShared) Changes(context.Context, uint64, int) ([]change, error) { return nil, nil }
+func (f *fakeShared) Changes(context.Context, uint64, int) ([]store.Changed, error) { return nil, nil }
 func (f *fakeShared) ChangesFloor(context.Context) (uint64, error)           { return 0, nil }
 func (f *fakeShared) PruneChanges(context.Context, time.Time) (int, error)   { return 0, nil }
 func (f *fakeShared) Fenced(name, holder string, epoch uint64) *store.DB     { return f.db }

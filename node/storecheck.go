@@ -43,7 +43,11 @@ var ErrNoPostgres = errors.New("this build has no PostgreSQL store backend")
 
 // openURL opens a PostgreSQL store (store.OpenURL).
 func openURL(ctx context.Context, u string, opts store.Options) (*store.DB, error) {
-	return nil, fmt.Errorf("store %s: %w", redactURL(u), ErrNoPostgres)
+	db, err := store.OpenURL(ctx, u, opts)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", redactURL(u), err)
+	}
+	return db, nil
 }
 
 // damaged adds to a store.ErrCorrupt what the operator does next.
