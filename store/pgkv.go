@@ -335,7 +335,7 @@ func (t *pgTx) queue(op pgOp) {
 		t.index[k] = len(t.ops)
 		t.ops = append(t.ops, op)
 	}
-	if bucket, ok := feedBucket(op.bucket); ok {
+	if bucket, ok := feedBucket(op.bucket, op.key); ok {
 		fk := pgOpKey{bucket, string(op.key)}
 		if !t.feed[fk] {
 			t.feed[fk] = true
@@ -344,14 +344,18 @@ func (t *pgTx) queue(op pgOp) {
 	}
 }
 
-// feedBucket says whether writes in the bucket at path go to the change
-// feed (what other replicas cache: the listings, the top-level keys of
-// policy, federation and meta, the outbox queues) and under which name
-// (the path joined with "/").
-func feedBucket(path []byte) (string, bool) {
+// feedBucket says whether a write of key in the bucket at path goes to
+// the change feed (what other replicas cache: the listings, the top-level
+// keys of policy and federation, the reconcile mark, the outbox queues)
+// and under which name (the path joined with "/"). The rest of meta is
+// left out: the audit head changes with every audited write, and no
+// replica caches it.
+func feedBucket(path, key []byte) (string, bool) {
 	switch string(path) {
-	case "listings", "policy", "federation", "meta":
+	case "listings", "policy", "federation":
 		return string(path), true
+	case "meta":
+		return "meta", string(key) == "reconcile"
 	}
 	if rest, ok := strings.CutPrefix(string(path), "outbox\x00"); ok && rest != "" {
 		return "outbox/" + strings.ReplaceAll(rest, "\x00", "/"), true

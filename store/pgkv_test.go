@@ -453,22 +453,23 @@ func TestPGConnectionKilledIsUnavailable(t *testing.T) {
 
 func TestFeedBucket(t *testing.T) {
 	for _, c := range []struct {
-		path string
-		want string
-		ok   bool
+		path, key string
+		want      string
+		ok        bool
 	}{
-		{"listings", "listings", true},
-		{"policy", "policy", true},
-		{"federation", "federation", true},
-		{"meta", "meta", true},
-		{"outbox\x00TH", "outbox/TH", true},
-		{"outbox", "", false},
-		{"policy\x00versions", "", false},
-		{"log\x00TH", "", false},
-		{"sellers", "", false},
-		{"", "", false},
+		{"listings", "lst_1", "listings", true},
+		{"policy", "current", "policy", true},
+		{"federation", "manifest", "federation", true},
+		{"meta", "reconcile", "meta", true},
+		{"meta", "audit_head", "meta", false},
+		{"outbox\x00TH", "\x00\x01", "outbox/TH", true},
+		{"outbox", "TH", "", false},
+		{"policy\x00versions", "x", "", false},
+		{"log\x00TH", "x", "", false},
+		{"sellers", "sel_1", "", false},
+		{"", "listings", "", false},
 	} {
-		got, ok := feedBucket([]byte(c.path))
+		got, ok := feedBucket([]byte(c.path), []byte(c.key))
 		require.Equal(t, c.ok, ok, "%q", c.path)
 		require.Equal(t, c.want, got, "%q", c.path)
 	}

@@ -173,7 +173,7 @@ func TestChangeFeed(t *testing.T) {
 	require.NoError(t, err)
 	floor, err := b.ChangesFloor(ctx)
 	require.NoError(t, err)
-	require.Equal(t, all[0].Seq, floor) // the opens' meta/schema_version
+	require.Equal(t, all[0].Seq, floor)
 	n, err := b.PruneChanges(ctx, time.Now().Add(time.Hour))
 	require.NoError(t, err)
 	require.Equal(t, len(all)-1, n)
