@@ -37,9 +37,6 @@ func createdStore(dir string, cfg Config) (*store.DB, error) {
 	return store.Open(filepath.Join(dir, DataDir, StoreFile), store.Options{})
 }
 
-// ErrNoPostgres is returned for a PostgreSQL store by a binary built
-// without the backend.
-var ErrNoPostgres = errors.New("this build has no PostgreSQL store backend")
 
 // openURL opens a PostgreSQL store (store.OpenURL).
 func openURL(ctx context.Context, u string, opts store.Options) (*store.DB, error) {
