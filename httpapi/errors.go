@@ -64,6 +64,16 @@ func classify(err error) *httpError {
 		// back whole): the client may retry once the operator has freed
 		// space, with the same Idempotency-Key where it sent one.
 		return errorf(http.StatusInsufficientStorage, "insufficient_storage", "the node's disk is full: nothing of this request was stored; retry later (the operator has been told by /readyz)")
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrFenced):
+		// The database did not answer (or this replica lost the
+		// federation lease mid-write): the transaction was rolled back or
+		// never began, so nothing of the request is half-stored. Retry, on
+		// any replica, with the same Idempotency-Key where one was sent.
+		return &httpError{status: http.StatusServiceUnavailable, apiError: apiError{Code: "store_unavailable",
+			Message: "the node's database is unavailable: nothing of this request was stored; retry shortly"}}
+	case errors.Is(err, catalog.ErrStale):
+		// A listing kept changing under the request on other replicas.
+		return &httpError{status: http.StatusConflict, apiError: apiError{Code: "conflict", Message: err.Error()}}
 	case errors.Is(err, sellers.ErrNotFound), errors.Is(err, catalog.ErrNotFound):
 		return errorf(http.StatusNotFound, "not_found", "%s", err.Error())
 	case errors.Is(err, sellers.ErrDuplicate):

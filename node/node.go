@@ -521,7 +521,7 @@ func (n *Node) Start(ctx context.Context) error {
 		Node:           httpapi.NodeInfo{Name: n.Config.Node.Name, Country: n.Config.Node.Country, Currency: country.Currency, Version: Version},
 		Sellers:        n.Sellers,
 		Catalog:        n.Catalog,
-		Tokens:         n.Store,
+		Tokens:         newTokens(n.Store),
 		Backup:         n.Store,
 		Ready:          n.ready,
 		Role:           n.Role,
