@@ -33,6 +33,7 @@ const (
 	AdminPolicy   Kind = "admin.policy"   // a signed policy installed
 	AdminBackup   Kind = "admin.backup"   // a backup taken
 	AdminRestore  Kind = "admin.restore"  // a backup restored
+	AdminStore    Kind = "admin.store"    // the store moved to another backend (store migrate)
 	// AdminReconcile: a step of the reconciliation with the peers after a
 	// restore (own catalog records taken back, orders recovered, done).
 	AdminReconcile Kind = "admin.reconcile"

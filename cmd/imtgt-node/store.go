@@ -14,13 +14,16 @@ import (
 func newStoreCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "store",
-		Short: "Check a stopped node's store",
-		Long: `The store is one bbolt file, DIR/data/node.db. "run" checks it at every
-start (the file is as long as its pages, and every page reads), and refuses
-a damaged one; "store check" checks everything.`,
-		Example: `  imtgt-node store check --dir /var/lib/imtgt/th`,
+		Short: "Check a stopped node's store, or move it to PostgreSQL",
+		Long: `The store is one bbolt file, DIR/data/node.db, or a PostgreSQL database
+(config.yaml store.url) that several replicas of the node share. "run"
+checks a bbolt file at every start (the file is as long as its pages, and
+every page reads), and refuses a damaged one; "store check" checks
+everything; "store migrate" moves a stopped bbolt node into PostgreSQL.`,
+		Example: `  imtgt-node store check --dir /var/lib/imtgt/th
+  PGPASSWORD=... imtgt-node store migrate --dir /var/lib/imtgt/th --to 'postgres://imtgt@db.example:5432/imtgt_th'`,
 	}
-	cmd.AddCommand(newStoreCheckCmd())
+	cmd.AddCommand(newStoreCheckCmd(), newStoreMigrateCmd())
 	return cmd
 }
 
@@ -90,4 +93,53 @@ func problems(n int) string {
 		return "1 problem"
 	}
 	return fmt.Sprintf("%d problems", n)
+}
+
+func newStoreMigrateCmd() *cobra.Command {
+	var dir, to string
+	cmd := &cobra.Command{
+		Use:   "migrate --dir DIR --to URL",
+		Short: "Move a stopped bbolt node into an empty PostgreSQL database",
+		Long: `migrate copies the whole store of the stopped node in DIR (every seller,
+token, listing and catalog log, peers' records, order, outbox and inbox
+row, receipt, idempotency key, audit entry, policy and manifest) into the
+empty PostgreSQL database at URL, in one transaction: the database gets all
+of it or none. It then compares the copy with the file key by key, runs the
+store check on the database, records the move in the audit log, switches
+config.yaml's store.url to URL and renames DIR/data/node.db to
+node.db.migrated, so that nothing opens the old file again.
+
+The password never goes into URL or the config: set PGPASSWORD, or use a
+passfile (~/.pgpass or PGPASSFILE) as libpq does. After the move, "run"
+uses the database; copies of DIR run further replicas (docs/OPERATIONS.md).`,
+		Example: `  PGPASSWORD=... imtgt-node store migrate --dir /var/lib/imtgt/th --to 'postgres://imtgt@db.example:5432/imtgt_th'`,
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := requireFlag("dir", dir); err != nil {
+				return err
+			}
+			if err := requireFlag("to", to); err != nil {
+				return err
+			}
+			res, err := node.MigrateStore(cmd.Context(), dir, to)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "Moved the store of %s to %s in %s: %d keys in %d buckets, compared key by key.\n", dir, res.To, res.Took.Round(time.Millisecond), res.Total, res.Buckets)
+			names := make([]string, 0, len(res.Counts))
+			for k := range res.Counts {
+				names = append(names, k)
+			}
+			sort.Strings(names)
+			for _, k := range names {
+				fmt.Fprintf(out, "  %-14s %d\n", k+":", res.Counts[k])
+			}
+			fmt.Fprintf(out, "config.yaml now has store.url; the old file is %s (keep it as an archive, never run on it).\n", res.Kept)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "node directory (required)")
+	cmd.Flags().StringVar(&to, "to", "", "PostgreSQL URL of an empty database, postgres://USER@HOST:PORT/DB (required; password from PGPASSWORD or a passfile)")
+	return cmd
 }
