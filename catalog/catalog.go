@@ -20,7 +20,20 @@ import (
 type Change struct {
 	Listing  *Listing
 	DeleteID string
+	// DeletedVersion is, for a delete, the version of the listing the
+	// delete was decided on (0: not checked).
+	DeletedVersion uint64
 }
+
+// ErrStale is a local change built on a listing that is no longer the
+// stored one. Every change bumps a listing's Version by one, so the store
+// refuses an update whose Version is not the stored one's plus one, or a
+// delete of another version, and writes nothing. On one machine the
+// catalog lock makes that impossible; replicas sharing a PostgreSQL store
+// each read their own index, so two of them may build on the same
+// version: the second is refused, re-reads the listing from the store and
+// tries again, and neither edit (nor a stock decrement) is lost.
+var ErrStale = errors.New("the listing changed since it was read (on another replica)")
 
 // SealFunc turns local changes into the origin-signed records of this
 // node's catalog log, numbered first, first+1, ... It is called inside the
@@ -72,6 +85,8 @@ type Store interface {
 	// ReclaimOwn is ApplyRemote for this node's own origin, after a
 	// restore (Catalog.Reclaim).
 	ReclaimOwn(ctx context.Context, origin string, recs []RemoteRecord, ev *audit.Entry) ([]RemoteRecord, error)
+	// Listing returns one stored listing (false if none).
+	Listing(ctx context.Context, id string) (*Listing, bool, error)
 	// LogRecord returns one stored record of origin's log (nil if none).
 	LogRecord(ctx context.Context, origin string, seq uint64) ([]byte, error)
 	// ApplyLocalOnce is ApplyLocal under an idempotency key: in the same
@@ -369,6 +384,15 @@ func (c *Catalog) owned(sellerID, id string) (*Listing, error) {
 func (c *Catalog) Update(ctx context.Context, seller SellerProfile, id string, p Patch) (*Listing, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var out *Listing
+	err := c.retryStale(ctx, id, func() (err error) {
+		out, err = c.update(ctx, seller, id, p)
+		return err
+	})
+	return out, err
+}
+
+func (c *Catalog) update(ctx context.Context, seller SellerProfile, id string, p Patch) (*Listing, error) {
 	old, err := c.owned(seller.ID, id)
 	if err != nil {
 		return nil, err
@@ -396,10 +420,50 @@ func (c *Catalog) Update(ctx context.Context, seller SellerProfile, id string, p
 func (c *Catalog) Delete(ctx context.Context, sellerID, id string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, err := c.owned(sellerID, id); err != nil {
-		return err
+	return c.retryStale(ctx, id, func() error {
+		l, err := c.owned(sellerID, id)
+		if err != nil {
+			return err
+		}
+		return c.apply(ctx, []Change{{DeleteID: id, DeletedVersion: l.Version}})
+	})
+}
+
+// staleRetries is how often a change refused as stale is rebuilt on the
+// stored listing: each retry follows a write another replica committed.
+const staleRetries = 5
+
+// retryStale runs fn, and after each ErrStale refreshes listing id from
+// the store into the index and runs it again.
+func (c *Catalog) retryStale(ctx context.Context, id string, fn func() error) error {
+	for i := 0; ; i++ {
+		err := fn()
+		if !errors.Is(err, ErrStale) || i == staleRetries {
+			return err
+		}
+		if err := c.Refresh(ctx, id); err != nil {
+			return err
+		}
 	}
-	return c.apply(ctx, []Change{{DeleteID: id}})
+}
+
+// Refresh re-reads listings from the store into the index: another
+// replica sharing the store changed them (or removed them).
+func (c *Catalog) Refresh(ctx context.Context, ids ...string) error {
+	var ups []*Listing
+	var dels []string
+	for _, id := range ids {
+		l, ok, err := c.store.Listing(ctx, id)
+		if err != nil {
+			return fmt.Errorf("refresh listing %s: %w", id, err)
+		}
+		if ok {
+			ups = append(ups, l)
+		} else {
+			dels = append(dels, id)
+		}
+	}
+	return c.reindex(ups, dels)
 }
 
 // ImportReport says what a bulk import stored and what it refused.

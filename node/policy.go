@@ -243,7 +243,7 @@ func ExplainListing(ctx context.Context, dir, id string, quantity int64, region 
 		if err != nil {
 			return err
 		}
-		l, ok, err := db.Listing(id)
+		l, ok, err := db.Listing(context.Background(), id)
 		if err != nil {
 			return err
 		}

@@ -94,8 +94,16 @@ func (s *Service) HandleHandoffs(ctx context.Context, from string, hs []*pb.Orde
 		byKey[in.key] = in
 		todo = append(todo, in)
 	}
-	for len(todo) > 0 {
+	for stale := 0; len(todo) > 0; {
 		err := s.receive(ctx, from, todo, receipts)
+		if errors.Is(err, catalog.ErrStale) && stale < staleRetries {
+			// Another replica changed a listing these orders take stock
+			// from: read the listings again and decide again.
+			stale++
+			if err = s.cfg.Catalog.Refresh(ctx, stockIDs(todo)...); err == nil {
+				continue
+			}
+		}
 		var ce *ConflictError
 		if errors.As(err, &ce) {
 			in := todo[ce.Index]
@@ -166,6 +174,23 @@ func (s *Service) incoming(from string, h *pb.OrderHandoff) (*incoming, error) {
 		}
 	}
 	return &incoming{h: h, key: InboxKey(from, h.OrderId, KindHandoff, 1), hash: hash, o: o}, nil
+}
+
+// staleRetries bounds how often a group is decided again after
+// catalog.ErrStale.
+const staleRetries = 5
+
+// stockIDs lists the listings a group of handoffs takes stock from.
+func stockIDs(todo []*incoming) []string {
+	var ids []string
+	for _, in := range todo {
+		for _, it := range in.o.Items {
+			if !slices.Contains(ids, it.ListingID) {
+				ids = append(ids, it.ListingID)
+			}
+		}
+	}
+	return ids
 }
 
 // receive decides, signs and stores a group of new handoffs under the

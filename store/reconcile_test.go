@@ -39,7 +39,7 @@ func TestReclaimOwnTombstones(t *testing.T) {
 			applied, err := db.ReclaimOwn(ctx, "TH", []catalog.RemoteRecord{{Seq: 1, Raw: []byte("record 1")}, rec}, nil)
 			require.NoError(t, err)
 			require.Len(t, applied, 1, "the record already held is skipped")
-			got, ok, err := db.Listing("lst_1")
+			got, ok, err := db.Listing(ctx, "lst_1")
 			require.NoError(t, err)
 			require.Equal(t, c.wantKept, ok)
 			if ok && c.wantHold != "" {

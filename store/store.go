@@ -572,6 +572,9 @@ func (db *DB) ApplyLocal(ctx context.Context, origin string, changes []catalog.C
 func applyLocal(tx kvTx, origin string, changes []catalog.Change, seal catalog.SealFunc) error {
 	listings := tx.Bucket(bucketListings)
 	for _, c := range changes {
+		if err := checkVersion(listings, c); err != nil {
+			return err
+		}
 		if err := putListing(listings, c.Listing, c.DeleteID); err != nil {
 			return err
 		}
@@ -597,6 +600,37 @@ func applyLocal(tx kvTx, origin string, changes []catalog.Change, seal catalog.S
 }
 
 // putListing stores l, or when l is nil deletes the listing deleteID.
+// checkVersion refuses a local change built on another version of the
+// listing than the stored one (catalog.ErrStale). A new listing (version
+// 1) is not looked up: its ID is a fresh ULID, and a bulk import of
+// thousands must not read once per listing.
+func checkVersion(listings kvBucket, c catalog.Change) error {
+	id, want := c.DeleteID, c.DeletedVersion
+	if c.Listing != nil {
+		if c.Listing.Version <= 1 {
+			return nil
+		}
+		id, want = c.Listing.ID, c.Listing.Version-1
+	}
+	if want == 0 {
+		return nil
+	}
+	var stored struct {
+		Version uint64 `json:"version"`
+	}
+	v := listings.Get([]byte(id))
+	if v == nil {
+		return fmt.Errorf("listing %s: %w: it is gone", id, catalog.ErrStale)
+	}
+	if err := json.Unmarshal(v, &stored); err != nil {
+		return fmt.Errorf("listing %s: %w", id, err)
+	}
+	if stored.Version != want {
+		return fmt.Errorf("listing %s: %w: stored version %d, the change was built on %d", id, catalog.ErrStale, stored.Version, want)
+	}
+	return nil
+}
+
 func putListing(listings kvBucket, l *catalog.Listing, deleteID string) error {
 	if l != nil {
 		return putJSON(listings, []byte(l.ID), l)
@@ -707,7 +741,7 @@ func (db *DB) LogRange(ctx context.Context, origin string, from uint64, max, max
 
 // Listing reads one stored listing (for tools that run beside a stopped
 // node); false if there is none.
-func (db *DB) Listing(id string) (*catalog.Listing, bool, error) {
+func (db *DB) Listing(ctx context.Context, id string) (*catalog.Listing, bool, error) {
 	var l *catalog.Listing
 	err := db.kv.view(func(tx kvTx) error {
 		v := tx.Bucket(bucketListings).Get([]byte(id))
