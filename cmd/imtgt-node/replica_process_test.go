@@ -235,8 +235,9 @@ func TestProcessReplicaListingVisible(t *testing.T) {
 	var ids []string
 	for i, from := range f.th {
 		to := f.th[1-i]
-		title := fmt.Sprintf("มังคุด mangosteen from replica %s", from.name)
-		q := url.Values{"q": {"replica " + from.name}}
+		word := []string{"alphawing", "bravowing"}[i] // a word no other listing has
+		title := "มังคุด mangosteen " + word
+		q := url.Values{"q": {word}}
 		require.Empty(t, to.searchTitles(t, q))
 		created := time.Now()
 		ids = append(ids, f.listing(t, from, title))
