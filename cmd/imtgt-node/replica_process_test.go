@@ -151,9 +151,10 @@ func TestProcessReplicasFailover(t *testing.T) {
 			k+1, leader.name, placed.Load(), follower.name, toLeader[k].Round(time.Millisecond), toMY[k].Round(time.Millisecond))
 
 		leader.start(t)
-		testnet.Eventually(t, 10*time.Second, func() bool { return leader.role() != "" },
+		var role string
+		testnet.Eventually(t, 10*time.Second, func() bool { role = leader.role(); return role != "" },
 			"the restarted replica "+leader.name+" does not answer /readyz with a role")
-		require.Equal(t, "follower", leader.role(), "the restarted replica %s", leader.name)
+		require.Equal(t, "follower", role, "the restarted replica %s", leader.name)
 	}
 	feed(total)
 	close(jobs)
