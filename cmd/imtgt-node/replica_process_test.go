@@ -139,7 +139,7 @@ func TestProcessReplicasFailover(t *testing.T) {
 	for k := range 3 {
 		waitPlaced(int32(perRound*k + perRound/2))
 		leader, follower := f.leader(t, 10*time.Second)
-		killed := time.Now()
+		killed, placedAtKill := time.Now(), placed.Load()
 		leader.kill(t)
 		feed(perRound) // placed on MY while TH has no leader
 		testnet.Eventually(t, 15*time.Second, func() bool { return follower.role() == "leader" },
@@ -148,7 +148,7 @@ func TestProcessReplicasFailover(t *testing.T) {
 		f.waitMYConnected(t, 20*time.Second)
 		toMY = append(toMY, time.Since(killed))
 		t.Logf("kill %d: replica %s killed after %d orders; replica %s leader after %s, MY connected after %s",
-			k+1, leader.name, placed.Load(), follower.name, toLeader[k].Round(time.Millisecond), toMY[k].Round(time.Millisecond))
+			k+1, leader.name, placedAtKill, follower.name, toLeader[k].Round(time.Millisecond), toMY[k].Round(time.Millisecond))
 
 		leader.start(t)
 		var role string
