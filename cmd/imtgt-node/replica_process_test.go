@@ -282,6 +282,18 @@ func TestProcessReplicaDatabaseDown(t *testing.T) {
 
 	f.pg.Stop(t)
 	stopped := time.Now()
+	// Orders placed on MY right away are handed to a leader whose
+	// database is gone: it must not acknowledge what it cannot store.
+	var outage []string
+	placeOutage := func(n int) {
+		t.Helper()
+		for range n {
+			status, res, _ := ordPost(t, f.my, f.shop, fmt.Sprintf("outage-%d", len(outage)), ordBody(before, 1))
+			require.Equal(t, http.StatusCreated, status, res)
+			outage = append(outage, res["id"].(string))
+		}
+	}
+	placeOutage(3)
 	// /readyz turns 503 naming the database, on both replicas.
 	for _, r := range f.th {
 		var body string
@@ -296,7 +308,7 @@ func TestProcessReplicaDatabaseDown(t *testing.T) {
 	// Writes: a clear 503, on both replicas, every time.
 	for _, r := range f.th {
 		for i := range 3 {
-			body := testnet.Listing(fmt.Sprintf("during the outage %s %d", r.name, i), "081060", "120.00")
+			body := testnet.Listing(fmt.Sprintf("duringdown %s %d", r.name, i), "081060", "120.00")
 			status, res, err := doJSON("POST", r.url+"/v1/listings", f.seller, "", body)
 			require.NoError(t, err, "replica %s must answer a write while its database is down", r.name)
 			require.Equal(t, http.StatusServiceUnavailable, status, "replica %s: %v", r.name, res)
@@ -311,13 +323,14 @@ func TestProcessReplicaDatabaseDown(t *testing.T) {
 		require.Equal(t, http.StatusOK, status, "replica %s search with the database down: %v", r.name, res)
 		require.Len(t, res["items"], 1, "replica %s", r.name)
 	}
-	// Orders on MY meanwhile: accepted by MY, waiting for TH.
-	var outage []string
-	for i := range 5 {
-		status, res, _ := ordPost(t, f.my, f.shop, fmt.Sprintf("outage-%d", i), ordBody(before, 1))
-		require.Equal(t, http.StatusCreated, status, res)
-		outage = append(outage, res["id"].(string))
-	}
+	// A leader without its database stops its federation work: no
+	// replica leads, and MY's orders wait in its outbox.
+	testnet.Eventually(t, 10*time.Second, func() bool {
+		return f.th[0].role() != "leader" && f.th[1].role() != "leader"
+	}, "a replica still leads with the database down")
+	t.Logf("no replica leads %s after the database stopped", time.Since(stopped).Round(time.Millisecond))
+	placeOutage(3)
+	require.Equal(t, len(outage), outboxLen(t, f.my), "MY's outbox holds every order placed during the outage")
 	t.Logf("outage checks done after %s", time.Since(stopped).Round(time.Millisecond))
 
 	f.pg.Start(t)
@@ -358,7 +371,7 @@ func TestProcessReplicaDatabaseDown(t *testing.T) {
 	}, "MY did not get TH's receipts for the outage's orders")
 	// Nothing written during the outage half-exists.
 	for _, r := range f.th {
-		require.Empty(t, r.searchTitles(t, url.Values{"q": {"outage " + r.name}}), "replica %s", r.name)
+		require.Empty(t, r.searchTitles(t, url.Values{"q": {"duringdown"}}), "replica %s", r.name)
 	}
 	t.Logf("total %s", time.Since(start).Round(time.Millisecond))
 }
