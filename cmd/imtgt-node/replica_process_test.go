@@ -415,6 +415,16 @@ func TestProcessStoreMigrate(t *testing.T) {
 	testnet.Eventually(t, 20*time.Second, func() bool { return len(ordList(t, th, seller)) == 1 },
 		"the order did not reach TH")
 
+	// A peer countersigns TH's chain, as "audit verify" requires of a node
+	// that traded with peers; the migration must carry that evidence.
+	testnet.Eventually(t, 30*time.Second, func() bool {
+		_, b := exportBundle(t, th, "probe.jsonl")
+		return witnessedBy(b, "MY") || witnessedBy(b, "ID")
+	}, "no peer countersigned TH's checkpoints")
+	preBundle, pre := exportBundle(t, th, "before.jsonl")
+	out, err := cliRun(t, "audit", "verify", preBundle)
+	require.NoError(t, err, "the bundle before the migration: %s", out)
+
 	type counts struct{ sellers, listings, orders, entries int }
 	count := func() counts {
 		var c counts
@@ -433,7 +443,7 @@ func TestProcessStoreMigrate(t *testing.T) {
 
 	require.NoError(t, th.p.cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, waitExit(t, th.p), th.p.stderr.String())
-	out, err := cliRun(t, "store", "migrate", "--dir", th.dir, "--to", storeURL)
+	out, err = cliRun(t, "store", "migrate", "--dir", th.dir, "--to", storeURL)
 	require.NoError(t, err, out)
 
 	cfgRaw, err := os.ReadFile(filepath.Join(th.dir, "config.yaml"))
@@ -465,9 +475,9 @@ func TestProcessStoreMigrate(t *testing.T) {
 		return status == http.StatusOK && o["status"] == "accepted"
 	}, "MY did not hear of the acceptance from the migrated node")
 
-	bundle := filepath.Join(t.TempDir(), "th.jsonl")
-	out, err = cliRun(t, "audit", "export", "--dir", th.dir, "--out", bundle)
-	require.NoError(t, err, out)
+	bundle, post := exportBundle(t, th, "after.jsonl")
+	require.GreaterOrEqual(t, len(post.Entries), len(pre.Entries), "audit entries in the bundle")
+	require.Equal(t, pre.Entries, post.Entries[:len(pre.Entries)], "the chain before the migration, unchanged")
 	out, err = cliRun(t, "audit", "verify", bundle)
 	require.NoError(t, err, out)
 	require.Contains(t, out, "Node:         TH")
