@@ -125,9 +125,9 @@ type Catalog struct {
 	// mu serialises read-modify-write of existing listings (update, delete)
 	// so that two concurrent edits cannot lose one another. Creates do not
 	// take it: they touch no existing record and group-commit in the store.
-	mu sync.Mutex
+	mu *sync.Mutex
 	// reconciling stops local changes: see SetReconciling.
-	reconciling atomic.Bool
+	reconciling *atomic.Bool
 }
 
 // New returns a catalog over store and index.
@@ -135,7 +135,17 @@ func New(store Store, index *Index, cfg Config) *Catalog {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Catalog{store: store, index: index, cfg: cfg}
+	return &Catalog{store: store, index: index, cfg: cfg, mu: new(sync.Mutex), reconciling: new(atomic.Bool)}
+}
+
+// WithStore returns the catalog writing through st instead: same index,
+// configuration, edit lock and reconciling state. The federation leader of
+// a node run as replicas writes what it syncs through a fenced view of the
+// shared store, so that a deposed leader's late write is refused.
+func (c *Catalog) WithStore(st Store) *Catalog {
+	d := *c
+	d.store = st
+	return &d
 }
 
 // Index returns the catalog's search index.

@@ -12,7 +12,7 @@ func (s *Service) PartitionForTest(ids ...peer.ID) {
 	}
 	s.blocked.Store(&m)
 	for _, id := range ids {
-		s.host.Network().ClosePeer(id)
+		s.h().Network().ClosePeer(id)
 	}
 }
 

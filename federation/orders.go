@@ -84,7 +84,7 @@ func (s *Service) OpenReceipt(data []byte, country string) (*pb.Receipt, error) 
 // DeliverOrder sends an order message to country's node and returns its
 // receipt envelope (unverified: see OpenReceipt).
 func (s *Service) DeliverOrder(ctx context.Context, country string, msg *pb.Message) ([]byte, error) {
-	if s.host == nil {
+	if s.Host() == nil {
 		return nil, ErrNoManifest
 	}
 	p, err := s.memberPeer(country)
@@ -105,7 +105,7 @@ func (s *Service) DeliverOrder(ctx context.Context, country string, msg *pb.Mess
 // message and returns, per handoff, its receipt envelope (unverified: see
 // OpenReceipt) or the reason the receiver refused it.
 func (s *Service) DeliverOrders(ctx context.Context, country string, hs []*pb.OrderHandoff) ([][]byte, []error, error) {
-	if s.host == nil {
+	if s.Host() == nil {
 		return nil, nil, ErrNoManifest
 	}
 	if len(hs) == 0 || len(hs) > MaxBatch {

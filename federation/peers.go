@@ -78,12 +78,14 @@ func (s *Service) Peers(ctx context.Context) []PeerStatus {
 		ps := PeerStatus{Country: mem.Country, Agency: mem.Agency, PeerID: mem.PeerID, Addrs: mem.Addrs,
 			Self: id == s.self, Heads: map[string]uint64{}, Lag: map[string]uint64{}}
 		if ps.Self {
-			ps.Connected = true
+			// A replica that is not the federation leader runs no host:
+			// it is not the one the members are connected to.
+			ps.Connected = s.Host() != nil
 			ps.Heads = maps.Clone(ours)
 			ps.ManifestVersion = st.m.Version
 		} else if info := s.peers[id]; info != nil {
-			if s.host != nil {
-				ps.Connected = s.host.Network().Connectedness(id) == network.Connected
+			if h := s.Host(); h != nil {
+				ps.Connected = h.Network().Connectedness(id) == network.Connected
 			}
 			if !info.lastSync.IsZero() {
 				t := info.lastSync.UTC()

@@ -60,7 +60,7 @@ func (s *Service) manifestInstalled() bool { return s.state.Load() != nil }
 // renewal offer (the gater admits nothing else), so they stay.
 func (s *Service) dropExpired(p peer.ID) {
 	st := s.state.Load()
-	for _, c := range s.host.Network().ConnsToPeer(p) {
+	for _, c := range s.h().Network().ConnsToPeer(p) {
 		if st == nil || c.Stat().Opened.Before(st.m.Expires) {
 			_ = c.Close()
 		}
@@ -72,7 +72,7 @@ func (s *Service) dropExpired(p peer.ID) {
 // whose manifest expired refuses everything but this offer. p answers
 // with its version, so the offer is not repeated once p has ours.
 func (s *Service) offerRenewal(ctx context.Context, p peer.ID) {
-	if _, err := s.current(); err != nil || s.host.Network().Connectedness(p) != network.Connected {
+	if _, err := s.current(); err != nil || s.h().Network().Connectedness(p) != network.Connected {
 		return
 	}
 	s.maybeOfferManifest(ctx, p)

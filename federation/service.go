@@ -151,21 +151,30 @@ func newMemberState(m *membership.Manifest, raw []byte) (*memberState, error) {
 
 // Service is a node's part in the federation.
 type Service struct {
-	cfg     Config
-	log     *slog.Logger
-	self    peer.ID
-	host    host.Host
-	state   atomic.Pointer[memberState]
-	sealer  *Sealer
-	opener  *Opener
-	renewal *Opener // the manifest protocol's: admits the members of an expired manifest (renewal.go)
-	metrics *metrics
+	cfg  Config
+	log  *slog.Logger
+	self peer.ID
+	// hostp is the libp2p host of the current term, or of the last one
+	// (closed) once it ended: code of the term that is still returning
+	// calls a closed host, never nil. Host() says whether one runs.
+	hostp    atomic.Pointer[host.Host]
+	hostLive atomic.Bool
+	state    atomic.Pointer[memberState]
+	sealer   *Sealer
+	opener   *Opener
+	renewal  *Opener // the manifest protocol's: admits the members of an expired manifest (renewal.go)
+	metrics  *metrics
 	// refusals aggregates repeated refusals of a peer, for the log and the
 	// audit log.
 	refusals *refusals
 
-	ctx     context.Context
-	cancel  context.CancelFunc
+	// A term is one Start…Stop: its context ends at Stop. A replica of a
+	// node that shares its store runs terms only while it holds the
+	// federation lease; termMu serialises Start, Stop and Install's start
+	// of the host (and guards up and cfg.PSK).
+	termMu  sync.Mutex
+	up      bool
+	term    atomic.Pointer[termCtx]
 	wg      sync.WaitGroup
 	mu      sync.Mutex // guards workers and peers
 	workers map[peer.ID]*peerWorker
@@ -249,11 +258,41 @@ func (s *Service) catalog() *catalog.Catalog {
 	return s.cfg.CatalogFunc()
 }
 
+// termCtx is the context of one term.
+type termCtx struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// tctx is the current (or last) term's context; a done one before Start.
+func (s *Service) tctx() context.Context {
+	if t := s.term.Load(); t != nil {
+		return t.ctx
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+// h is the current or last term's host (nil before the first).
+func (s *Service) h() host.Host {
+	if p := s.hostp.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 // PeerID is this node's peer ID.
 func (s *Service) PeerID() peer.ID { return s.self }
 
-// Host is the libp2p host (nil before Start or without a manifest).
-func (s *Service) Host() host.Host { return s.host }
+// Host is the libp2p host (nil before Start, after Stop, or without a
+// manifest).
+func (s *Service) Host() host.Host {
+	if !s.hostLive.Load() {
+		return nil
+	}
+	return s.h()
+}
 
 func (s *Service) federationID() (string, uint64) {
 	if st := s.state.Load(); st != nil {
@@ -324,29 +363,46 @@ func (g gater) InterceptSecured(dir network.Direction, p peer.ID, addrs network.
 }
 func (g gater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
 
-// Start listens and starts syncing. Without a PSK (no manifest installed
-// yet) the service stays down and Ready says why; Install brings it up.
+// Start begins a term: it listens and starts syncing. Without a PSK (no
+// manifest installed yet) the host stays down and Ready says why; Install
+// brings it up. After Stop, Start begins a new term with a new host.
 func (s *Service) Start(ctx context.Context) error {
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.termMu.Lock()
+	defer s.termMu.Unlock()
+	if s.up {
+		return errors.New("federation: already started")
+	}
+	tctx, cancel := context.WithCancel(context.Background())
+	s.term.Store(&termCtx{ctx: tctx, cancel: cancel})
+	s.up = true
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.refusals.run(s.ctx)
+		s.refusals.run(tctx)
 	}()
 	if s.cfg.PSK == nil {
 		s.log.Info("federation not started: no manifest installed")
 		return nil
 	}
 	if err := s.startHost(); err != nil {
+		s.stopLocked()
 		return err
 	}
 	if s.rec.Load() != nil {
 		// A federation of this node alone has no one to reconcile with.
-		if err := s.maybeFinishReconcile(s.ctx); err != nil {
+		if err := s.maybeFinishReconcile(tctx); err != nil {
 			s.log.Error("reconciliation", "err", err)
 		}
 	}
 	return nil
+}
+
+// SetPSK sets the federation key the next term's host uses (a replica
+// that is not the leader learns of a new manifest from the store).
+func (s *Service) SetPSK(psk pnet.PSK) {
+	s.termMu.Lock()
+	defer s.termMu.Unlock()
+	s.cfg.PSK = psk
 }
 
 // advertised is the host's AddrsFactory: a node tells its peers the
@@ -361,6 +417,14 @@ func (s *Service) advertised(bound []ma.Multiaddr) []ma.Multiaddr {
 	out := st.addrs[st.byCountry[s.cfg.Country]]
 	if len(out) == 0 {
 		return bound
+	}
+	// A node run as replicas lists every replica's address; each replica
+	// advertises only its own (its listen address, when the manifest
+	// names it), so that peers do not learn the others from this one.
+	for _, a := range out {
+		if a.String() == s.cfg.ListenAddr {
+			return []ma.Multiaddr{a}
+		}
 	}
 	return slices.Clone(out)
 }
@@ -400,7 +464,8 @@ func (s *Service) startHost() error {
 	if err != nil {
 		return fmt.Errorf("start libp2p host on %s: %w", s.cfg.ListenAddr, err)
 	}
-	s.host = h
+	s.hostp.Store(&h)
+	s.hostLive.Store(true)
 	h.SetStreamHandler(ProtoHeads, s.handle(ProtoHeads, s.serveHeads))
 	h.SetStreamHandler(ProtoAnnounce, s.handle(ProtoAnnounce, s.serveAnnounce))
 	h.SetStreamHandler(ProtoSync, s.handle(ProtoSync, s.serveSync))
@@ -418,12 +483,13 @@ func (s *Service) startHost() error {
 	return nil
 }
 
-// Addrs are the host's listen addresses (empty before the host starts).
+// Addrs are the host's listen addresses (empty while no host runs).
 func (s *Service) Addrs() []ma.Multiaddr {
-	if s.host == nil {
+	h := s.Host()
+	if h == nil {
 		return nil
 	}
-	return s.host.Addrs()
+	return h.Addrs()
 }
 
 // Install applies a newly installed manifest (already checked and saved):
@@ -437,11 +503,18 @@ func (s *Service) Install(m *membership.Manifest, raw []byte, psk pnet.PSK) erro
 	s.state.Store(st)
 	s.metrics.manifestVersion.Set(float64(m.Version))
 	s.log.Info("manifest applied", "version", m.Version, "members", len(m.Members))
-	if s.host == nil {
-		if psk == nil {
+	s.termMu.Lock()
+	defer s.termMu.Unlock()
+	if psk != nil {
+		s.cfg.PSK = psk
+	}
+	if !s.up {
+		return nil // no term runs (a replica that is not the leader): the next one uses it
+	}
+	if s.Host() == nil {
+		if s.cfg.PSK == nil {
 			return errors.New("federation key (swarm.key) needed to start the federation")
 		}
-		s.cfg.PSK = psk
 		return s.startHost()
 	}
 	s.applyMembers()
@@ -458,7 +531,7 @@ func (s *Service) applyMembers() {
 			w.stop()
 			delete(s.workers, id)
 			delete(s.peers, id)
-			s.host.Network().ClosePeer(id)
+			s.h().Network().ClosePeer(id)
 			s.log.Info("member removed: disconnected", "peer", id)
 		}
 	}
@@ -466,7 +539,7 @@ func (s *Service) applyMembers() {
 		if id == s.self {
 			continue
 		}
-		s.host.Peerstore().SetAddrs(id, st.addrs[id], peerstore.PermanentAddrTTL)
+		s.h().Peerstore().SetAddrs(id, st.addrs[id], peerstore.PermanentAddrTTL)
 		if _, ok := s.workers[id]; !ok {
 			s.peers[id] = &peerInfo{}
 			w := newPeerWorker(s, id)
@@ -517,7 +590,7 @@ func (s *Service) backingOff(p peer.ID) bool {
 	s.mu.Lock()
 	w := s.workers[p]
 	s.mu.Unlock()
-	return w != nil && w.failing.Load() && s.host.Network().Connectedness(p) != network.Connected
+	return w != nil && w.failing.Load() && s.h().Network().Connectedness(p) != network.Connected
 }
 
 func (s *Service) notifyConnected(id peer.ID) {
@@ -535,22 +608,40 @@ func (s *Service) Published() {
 	}
 }
 
-// Close stops the workers, closes the host and returns the first error.
-func (s *Service) Close() error {
-	if s.cancel == nil {
+// Close ends the term: Stop.
+func (s *Service) Close() error { return s.Stop() }
+
+// Stop ends the term: it stops the workers, closes the host, waits for
+// every goroutine of the term and returns the first error. The manifest
+// stays applied, and Start begins a new term.
+func (s *Service) Stop() error {
+	s.termMu.Lock()
+	defer s.termMu.Unlock()
+	return s.stopLocked()
+}
+
+func (s *Service) stopLocked() error {
+	if !s.up {
 		return nil
 	}
-	s.cancel()
+	s.up = false
+	s.term.Load().cancel()
 	s.mu.Lock()
 	for _, w := range s.workers {
 		w.stop()
 	}
 	s.mu.Unlock()
 	var err error
-	if s.host != nil {
-		err = s.host.Close()
+	if h := s.Host(); h != nil {
+		s.hostLive.Store(false)
+		err = h.Close()
 	}
 	s.wg.Wait()
 	s.refusals.flush(true) // what the host refused while it closed
+	// The next term dials and syncs afresh.
+	s.mu.Lock()
+	s.workers = make(map[peer.ID]*peerWorker)
+	s.peers = make(map[peer.ID]*peerInfo)
+	s.mu.Unlock()
 	return err
 }

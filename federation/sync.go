@@ -91,7 +91,7 @@ func (s *Service) handleWith(proto protocol.ID, o *Opener, serve serveFunc) netw
 			st.Reset()
 			return
 		}
-		reply, err := serve(s.ctx, from, msg)
+		reply, err := serve(s.tctx(), from, msg)
 		if err != nil {
 			s.reject(proto, from, Reason(err), err)
 			reply = &pb.Message{Body: &pb.Message_Error{Error: &pb.Error{Code: "bad_request", Message: err.Error()}}}
@@ -263,7 +263,7 @@ func (s *Service) acceptManifest(raw []byte) error {
 func (s *Service) request(ctx context.Context, p peer.ID, proto protocol.ID, msg *pb.Message, oneWay bool) (*pb.Message, error) {
 	ctx, cancel := context.WithTimeout(ctx, DefaultStreamTimeout)
 	defer cancel()
-	st, err := s.host.NewStream(ctx, p, proto)
+	st, err := s.h().NewStream(ctx, p, proto)
 	if err != nil {
 		return nil, err
 	}
@@ -510,7 +510,7 @@ func (s *Service) announcer() {
 	defer s.wg.Done()
 	for {
 		select {
-		case <-s.ctx.Done():
+		case <-s.tctx().Done():
 			return
 		case <-s.announce:
 		}
@@ -518,14 +518,14 @@ func (s *Service) announcer() {
 		// this announcement, and the pulls they cause stay off the path of
 		// the writes that made them.
 		select {
-		case <-s.ctx.Done():
+		case <-s.tctx().Done():
 			return
 		case <-time.After(announceDelay):
 		}
 		if _, err := s.current(); err != nil {
 			continue
 		}
-		h, err := s.heads(s.ctx)
+		h, err := s.heads(s.tctx())
 		if err != nil {
 			continue
 		}
@@ -533,14 +533,14 @@ func (s *Service) announcer() {
 			return &pb.Message{Body: &pb.Message_Heads{Heads: &pb.Heads{Heads: maps.Clone(h)}}}
 		}
 		var wg sync.WaitGroup
-		for _, p := range s.host.Network().Peers() {
+		for _, p := range s.h().Network().Peers() {
 			if !s.isMember(p) {
 				continue
 			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if _, err := s.request(s.ctx, p, ProtoAnnounce, msg(), true); err != nil {
+				if _, err := s.request(s.tctx(), p, ProtoAnnounce, msg(), true); err != nil {
 					s.log.Debug("announce failed", "peer", p, "err", err)
 				}
 			}()
@@ -635,7 +635,7 @@ func retryDelay(n int, ceiling time.Duration, r float64) time.Duration {
 // or the order relay's did) syncs at once.
 func (w *peerWorker) run() {
 	defer w.s.wg.Done()
-	nw := w.s.host.Network()
+	nw := w.s.h().Network()
 	failures := 0
 	var lastEnd, due time.Time // the last round ended; the next is due
 	timer := time.NewTimer(0)  // first round at once
@@ -652,7 +652,7 @@ func (w *peerWorker) run() {
 	for {
 		dial := false // whether our own schedule decided to dial
 		select {
-		case <-w.s.ctx.Done():
+		case <-w.s.tctx().Done():
 			return
 		case <-w.done:
 			return
@@ -718,18 +718,18 @@ func (w *peerWorker) round(dial bool) error {
 		w.s.dropExpired(w.id)
 		return err
 	}
-	ctx, cancel := context.WithTimeout(w.s.ctx, 2*time.Minute)
+	ctx, cancel := context.WithTimeout(w.s.tctx(), 2*time.Minute)
 	defer cancel()
-	if w.s.host.Network().Connectedness(w.id) != network.Connected {
+	if w.s.h().Network().Connectedness(w.id) != network.Connected {
 		// This worker paces its own redials. libp2p's dial backoff would
 		// add its own, and keep a member unreachable for up to 5 minutes
 		// after the network heals; it only ever sees failed dials, though,
 		// not a peer that refuses us right after the handshake.
-		if sw, ok := w.s.host.Network().(*swarm.Swarm); ok && dial {
+		if sw, ok := w.s.h().Network().(*swarm.Swarm); ok && dial {
 			sw.Backoff().Clear(w.id)
 		}
 		dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
-		err := w.s.host.Connect(dctx, peer.AddrInfo{ID: w.id})
+		err := w.s.h().Connect(dctx, peer.AddrInfo{ID: w.id})
 		dcancel()
 		if err != nil {
 			return fmt.Errorf("connect: %w", err)

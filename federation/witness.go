@@ -22,7 +22,7 @@ const maxCheckpointBytes = 16 << 10
 // Witness asks country's node to countersign cp, a checkpoint of this
 // node's audit chain, and returns the verified countersignature.
 func (s *Service) Witness(ctx context.Context, country string, cp *audit.Checkpoint) (audit.Witness, error) {
-	if s.host == nil {
+	if s.Host() == nil {
 		return audit.Witness{}, ErrNoManifest
 	}
 	p, err := s.memberPeer(country)

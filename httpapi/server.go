@@ -56,12 +56,15 @@ type NodeInfo struct {
 
 // Config wires a Server to the node's parts.
 type Config struct {
-	Node           NodeInfo
-	Sellers        *sellers.Registry
-	Catalog        *catalog.Catalog
-	Tokens         Tokens
-	Backup         Backuper
-	Ready          func(ctx context.Context) []Check
+	Node    NodeInfo
+	Sellers *sellers.Registry
+	Catalog *catalog.Catalog
+	Tokens  Tokens
+	Backup  Backuper
+	Ready   func(ctx context.Context) []Check
+	// Role is the replica's part in its node: "leader" (runs the
+	// federation) or "follower". Nil: "leader" (a node of one replica).
+	Role           func() string
 	Registry       *prometheus.Registry // nil: a fresh one
 	Logger         *slog.Logger         // nil: slog.Default()
 	MaxBodyBytes   int64
@@ -104,6 +107,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.MaxImportBytes == 0 {
 		cfg.MaxImportBytes = DefaultMaxImportBytes
+	}
+	if cfg.Role == nil {
+		cfg.Role = func() string { return "leader" }
 	}
 	if cfg.Ready == nil {
 		cfg.Ready = func(context.Context) []Check { return nil }
@@ -351,8 +357,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ *access.Princi
 	checks := s.cfg.Ready(r.Context())
 	out := struct {
 		Ready  bool         `json:"ready"`
+		Role   string       `json:"role"`
 		Checks []readyCheck `json:"checks"`
-	}{Ready: true, Checks: []readyCheck{}}
+	}{Ready: true, Role: s.cfg.Role(), Checks: []readyCheck{}}
 	for _, c := range checks {
 		rc := readyCheck{Name: c.Name, OK: c.Err == nil}
 		if c.Err != nil {

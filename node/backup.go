@@ -32,6 +32,9 @@ func Backup(ctx context.Context, dir, out string) (*BackupResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := refuseShared(cfg); err != nil {
+		return nil, err
+	}
 	token, err := ReadOperatorToken(dir)
 	if err != nil {
 		return nil, err
@@ -128,6 +131,9 @@ func Restore(dir, from string, now time.Time) (*RestoreResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := refuseShared(cfg); err != nil {
+		return nil, err
+	}
 	if err := checkBackup(from, ks, cfg.Node.Country); err != nil {
 		return nil, err
 	}
@@ -202,6 +208,53 @@ func recordRestore(path, from, previous string, now time.Time) error {
 	if previous != "" {
 		reason += "; the replaced store, with any entries after the backup, is kept as " + filepath.Base(previous)
 	}
+	err = markRestored(db, reason, now)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// ErrSharedStore refuses the file-level commands (backup, restore) on a
+// node whose store is a PostgreSQL database.
+var ErrSharedStore = errors.New("the node's store is a PostgreSQL database: back it up and restore it with PostgreSQL's tools (pg_dump, or base backups with WAL archiving; docs/OPERATIONS.md, \"PostgreSQL store\"), then run imtgt-node restore --dir DIR --mark-only")
+
+// refuseShared returns ErrSharedStore for a node in dir with a store URL.
+func refuseShared(cfg Config) error {
+	if cfg.Store.URL != "" {
+		return ErrSharedStore
+	}
+	return nil
+}
+
+// MarkRestored only marks the store of the (stopped) node in dir for
+// reconciliation, as Restore does after it put a backup back: for an
+// operator who restored the store by other means (a PostgreSQL database
+// from pg_dump or a base backup, a file copied back by hand). It works on
+// both backends.
+func MarkRestored(ctx context.Context, dir string, now time.Time) error {
+	cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
+	if err != nil {
+		return err
+	}
+	db, err := openStore(ctx, dir, cfg, store.Options{LockTimeout: 200 * time.Millisecond})
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("stop the node before marking its store restored: %w", err)
+	}
+	if err != nil {
+		return err
+	}
+	err = markRestored(db, "restored by the operator outside imtgt-node (restore --mark-only)", now)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// markRestored sets the reconcile mark on a restored store and appends
+// the admin.restore entry: the node reconciles with every member before it
+// publishes again.
+func markRestored(db *store.DB, reason string, now time.Time) error {
 	last, err := db.LastAuditTime()
 	var prev *store.Reconcile
 	if err == nil {
@@ -221,9 +274,6 @@ func recordRestore(path, from, previous string, now time.Time) error {
 		err = db.SetReconcile(store.Reconcile{Reason: reason, Since: since, Started: now.UTC()},
 			&audit.Entry{Kind: audit.AdminRestore, Time: now, Actor: "operator (CLI, node stopped)", Reason: reason + "; the node reconciles with every member before it publishes again"})
 	}
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
 	return err
 }
 
@@ -238,6 +288,9 @@ func recordRestore(path, from, previous string, now time.Time) error {
 func RestoreFromPeers(dir string, now time.Time) (*RestoreResult, error) {
 	cfg, ks, err := loadDir(dir)
 	if err != nil {
+		return nil, err
+	}
+	if err := refuseShared(cfg); err != nil {
 		return nil, err
 	}
 	token, err := ReadOperatorToken(dir)
@@ -263,7 +316,11 @@ func RestoreFromPeers(dir string, now time.Time) (*RestoreResult, error) {
 	if res.Previous != "" {
 		reason += "; the replaced store is kept as " + filepath.Base(res.Previous)
 	}
-	if _, err := createStore(tmp, ks, cfg.Node.Country, token, "restore --from-peers: the country's default policy", &store.Reconcile{Reason: reason, Started: now.UTC()},
+	db, err := store.Open(tmp, store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := createStore(db, ks, cfg.Node.Country, token, "restore --from-peers: the country's default policy", &store.Reconcile{Reason: reason, Started: now.UTC()},
 		&audit.Entry{Kind: audit.AdminRestore, Time: now, Actor: "operator (CLI, node stopped)", Reason: reason + "; the node takes its catalog log and orders back from the members before it publishes again"}); err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -22,10 +23,20 @@ var ErrConfig = errors.New("invalid configuration")
 
 // Config is a node's config.yaml.
 type Config struct {
-	Node NodeConfig `yaml:"node"`
-	HTTP HTTPConfig `yaml:"http"`
-	P2P  P2PConfig  `yaml:"p2p"`
-	Log  LogConfig  `yaml:"log"`
+	Node  NodeConfig  `yaml:"node"`
+	HTTP  HTTPConfig  `yaml:"http"`
+	P2P   P2PConfig   `yaml:"p2p"`
+	Store StoreConfig `yaml:"store"`
+	Log   LogConfig   `yaml:"log"`
+}
+
+// StoreConfig says where the node's store is.
+type StoreConfig struct {
+	// URL names a PostgreSQL database (postgres://user@host:5432/db) shared
+	// by the node's replicas; "" keeps the embedded bbolt file
+	// DIR/data/node.db. It never holds a password: libpq's PGPASSWORD or
+	// passfile supply it.
+	URL string `yaml:"url"`
 }
 
 // NodeConfig names the node.
@@ -44,6 +55,19 @@ type HTTPConfig struct {
 // P2PConfig is the federation listener (used from the federation issue on).
 type P2PConfig struct {
 	Addr string `yaml:"addr"`
+	// Advertise lists the addresses of every replica of the node (each
+	// replica listens on its own, the federation leader's is the one that
+	// answers). "imtgt-node member" puts them in the member descriptor;
+	// empty means Addr alone.
+	Advertise []string `yaml:"advertise,omitempty"`
+}
+
+// Addrs are the node's p2p addresses for its member descriptor.
+func (p P2PConfig) Addrs() []string {
+	if len(p.Advertise) > 0 {
+		return p.Advertise
+	}
+	return []string{p.Addr}
 }
 
 // LogConfig sets the log level and format.
@@ -126,6 +150,16 @@ func (c *Config) Validate() error {
 	if err := validateP2PAddr(c.P2P.Addr); err != nil {
 		return err
 	}
+	for _, a := range c.P2P.Advertise {
+		if err := validateP2PAddr(a); err != nil {
+			return fmt.Errorf("p2p.advertise: %w", err)
+		}
+	}
+	if c.Store.URL != "" {
+		if err := ValidateStoreURL(c.Store.URL); err != nil {
+			return fmt.Errorf("store.url: %w", err)
+		}
+	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.Log.Level)); err != nil {
 		return fmt.Errorf("log.level %q must be debug, info, warn or error", c.Log.Level)
@@ -161,6 +195,38 @@ func validateP2PAddr(a string) error {
 	return nil
 }
 
+// ErrStorePassword refuses a store URL that carries a password: it would
+// sit in config.yaml (and in process listings) in clear.
+var ErrStorePassword = errors.New("the store URL holds a password: leave it out and give it through PGPASSWORD or a passfile (~/.pgpass, PGPASSFILE)")
+
+// ValidateStoreURL checks a PostgreSQL store URL: postgres:// or
+// postgresql://, a database name, and no password.
+func ValidateStoreURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL: %v", redactURL(s), err)
+	}
+	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
+		return fmt.Errorf("%q must start with postgres:// or postgresql://", redactURL(s))
+	}
+	if _, ok := u.User.Password(); ok || u.Query().Has("password") {
+		return ErrStorePassword
+	}
+	if strings.Trim(u.Path, "/") == "" {
+		return fmt.Errorf("%q names no database (postgres://user@host:5432/DBNAME)", s)
+	}
+	return nil
+}
+
+// redactURL hides a password in a URL that is about to be shown.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return u.Redacted()
+}
+
 func countryCodes() string {
 	var cs []string
 	for _, c := range refdata.Countries() {
@@ -193,8 +259,23 @@ http:
   max_import_bytes: {{.HTTP.MaxImportBytes}}
 
 p2p:
-  # libp2p listen address for federation peers (a TCP multiaddr).
+  # libp2p listen address for federation peers (a TCP multiaddr). Each
+  # replica may override it: imtgt-node run --p2p-addr MULTIADDR.
   addr: {{printf "%q" .P2P.Addr}}
+{{- if .P2P.Advertise}}
+  # Every replica's address: the member descriptor lists them all, and
+  # peers dial them in turn (only the federation leader answers).
+  advertise:
+{{- range .P2P.Advertise}}
+    - {{printf "%q" .}}
+{{- end}}
+{{- end}}
+
+store:
+  # Empty: the embedded store file DIR/data/node.db. A PostgreSQL URL
+  # (postgres://user@host:5432/db) lets several replicas of this node share
+  # one database. Never put the password here: use PGPASSWORD or a passfile.
+  url: {{printf "%q" .Store.URL}}
 
 log:
   # debug, info, warn or error. Personal fields are never logged at any level.

@@ -72,3 +72,46 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+func TestStoreURLAndAdvertise(t *testing.T) {
+	c := node.DefaultConfig("TH")
+	c.Store.URL = "postgres://imtgt@db:5432/imtgt_th"
+	c.P2P.Advertise = []string{"/ip4/10.0.0.1/tcp/4001", "/dns/th-b.example/tcp/4001"}
+	data, err := c.Render()
+	require.NoError(t, err)
+	got, err := node.ParseConfig("config.yaml", data)
+	require.NoError(t, err)
+	require.Equal(t, c, got)
+	require.Equal(t, c.P2P.Advertise, got.P2P.Addrs())
+	require.Equal(t, []string{node.DefaultP2PAddr}, node.DefaultConfig("TH").P2P.Addrs())
+
+	for _, tt := range []struct{ url, want string }{
+		{"postgres://imtgt:secret@db:5432/imtgt_th", "PGPASSWORD"},
+		{"postgres://imtgt@db:5432/imtgt_th?password=secret", "PGPASSWORD"},
+		{"mysql://imtgt@db/imtgt_th", "postgres://"},
+		{"postgres://imtgt@db:5432/", "names no database"},
+	} {
+		err := node.ValidateStoreURL(tt.url)
+		require.ErrorContains(t, err, tt.want, tt.url)
+		require.NotContains(t, err.Error(), "secret", "a password is never shown")
+	}
+	require.NoError(t, node.ValidateStoreURL("postgresql://imtgt@db:5432/imtgt_th?sslmode=verify-full"))
+}
+
+func TestInitRefusesPasswordInStoreURL(t *testing.T) {
+	dir := t.TempDir() + "/th"
+	_, err := node.Init(node.InitOptions{Dir: dir, Country: "TH", StoreURL: "postgres://imtgt:secret@db/imtgt_th"})
+	require.ErrorIs(t, err, node.ErrConfig)
+	require.ErrorIs(t, err, node.ErrStorePassword)
+}
+
+func TestInitSeveralP2PAddrs(t *testing.T) {
+	dir := t.TempDir() + "/th"
+	addrs := []string{"/ip4/127.0.0.1/tcp/4101", "/ip4/127.0.0.1/tcp/4102"}
+	res, err := node.Init(node.InitOptions{Dir: dir, Country: "TH", P2PAddrs: addrs})
+	require.NoError(t, err)
+	require.Equal(t, addrs[0], res.Config.P2P.Addr)
+	m, err := node.MemberDescriptor(dir)
+	require.NoError(t, err)
+	require.Equal(t, addrs, m.Addrs, "the member descriptor lists every replica's address")
+}

@@ -96,7 +96,7 @@ func StartDemo(ctx context.Context, opts DemoOptions) (*Demo, error) {
 			httpAddr = freeOr(fmt.Sprintf("127.0.0.1:%d", opts.HTTPPortBase+i))
 			p2pAddr = freeOr(fmt.Sprintf("127.0.0.1:%d", 4001+i))
 		}
-		res, err := Init(InitOptions{Dir: dn.Dir, Country: seed.country, HTTPAddr: httpAddr, P2PAddr: "/ip4/127.0.0.1/tcp/" + portOf(p2pAddr)})
+		res, err := Init(InitOptions{Dir: dn.Dir, Country: seed.country, HTTPAddr: httpAddr, P2PAddrs: []string{"/ip4/127.0.0.1/tcp/" + portOf(p2pAddr)}})
 		if err != nil {
 			return fail(fmt.Errorf("init %s: %w", seed.country, err))
 		}

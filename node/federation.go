@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,7 +48,7 @@ func MemberDescriptor(dir string) (membership.Member, error) {
 		Country:       cfg.Node.Country,
 		Agency:        cfg.Node.Name,
 		PeerID:        id.String(),
-		Addrs:         []string{cfg.P2P.Addr},
+		Addrs:         slices.Clone(cfg.P2P.Addrs()),
 		GovernanceKey: base64.StdEncoding.EncodeToString(ks.Governance.Public().(ed25519.PublicKey)),
 	}, nil
 }
@@ -269,15 +270,19 @@ func doAPI(ctx context.Context, dir string, cfg Config, method, path string, bod
 }
 
 // onNode runs a --dir command against the node in dir: offline with the
-// stopped node's store, or online through the running node's HTTP API when
-// the node holds the store's lock. Every --dir command that touches the
+// stopped node's store (or a PostgreSQL store, shared with running
+// replicas), or online through the running node's HTTP API when the node
+// holds the store file's lock. Every --dir command that touches the
 // store goes through here, so they all work with the node up or down.
 func onNode(dir string, online func(Config) error, offline func(Config, *store.DB) error) error {
 	cfg, err := LoadConfig(filepath.Join(dir, ConfigFile))
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(StorePath(dir), store.Options{LockTimeout: 200 * time.Millisecond})
+	// A PostgreSQL store has no file lock and is shared by the running
+	// replicas: the command writes to it directly and the replicas take
+	// the change from the database's change feed.
+	db, err := openStore(context.Background(), dir, cfg, store.Options{LockTimeout: 200 * time.Millisecond})
 	if errors.Is(err, store.ErrLocked) {
 		return online(cfg)
 	}

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,7 +78,13 @@ type InitOptions struct {
 	Country  string
 	Name     string // "" = "<Country name> national node"
 	HTTPAddr string // "" = DefaultHTTPAddr
-	P2PAddr  string // "" = DefaultP2PAddr
+	// P2PAddrs are the replicas' federation addresses: the first is the
+	// config's p2p.addr, all of them go into p2p.advertise (and the member
+	// descriptor). Empty (or "") = DefaultP2PAddr.
+	P2PAddrs []string
+	// StoreURL, when set, makes the store a PostgreSQL database (created
+	// here) instead of DIR/data/node.db.
+	StoreURL string
 }
 
 // InitResult tells what Init created.
@@ -103,8 +110,18 @@ func Init(opts InitOptions) (*InitResult, error) {
 	if opts.HTTPAddr != "" {
 		cfg.HTTP.Addr = opts.HTTPAddr
 	}
-	if opts.P2PAddr != "" {
-		cfg.P2P.Addr = opts.P2PAddr
+	addrs := slices.DeleteFunc(slices.Clone(opts.P2PAddrs), func(a string) bool { return a == "" })
+	if len(addrs) > 0 {
+		cfg.P2P.Addr = addrs[0]
+	}
+	if len(addrs) > 1 {
+		cfg.P2P.Advertise = addrs
+	}
+	if opts.StoreURL != "" {
+		if err := ValidateStoreURL(opts.StoreURL); err != nil {
+			return nil, fmt.Errorf("%w: --store-url: %w", ErrConfig, err)
+		}
+		cfg.Store.URL = opts.StoreURL
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
@@ -154,7 +171,11 @@ func Init(opts InitOptions) (*InitResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	pub, err := createStore(filepath.Join(tmp, DataDir, StoreFile), ks, country, token, "init: the country's default policy", nil)
+	db, err := createdStore(tmp, cfg)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := createStore(db, ks, country, token, "init: the country's default policy", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -173,19 +194,15 @@ func Init(opts InitOptions) (*InitResult, error) {
 	return &InitResult{Dir: dir, OperatorToken: token, NodePublicKey: pub, Config: cfg}, nil
 }
 
-// createStore makes a new store for the node with keys ks: its identity,
+// createStore fills the new store db (and closes it) for the node with keys ks: its identity,
 // the operator token's hash, and the country's default policy signed by
 // the agency key (a node never runs without a signed policy). pending,
 // when not nil, marks it for reconciliation (a store made anew after it
 // was lost). It returns the node's public key, hex.
-func createStore(path string, ks *keys.Set, country, operatorToken, why string, pending *store.Reconcile, entries ...*audit.Entry) (string, error) {
-	db, err := store.Open(path, store.Options{})
-	if err != nil {
-		return "", err
-	}
+func createStore(db *store.DB, ks *keys.Set, country, operatorToken, why string, pending *store.Reconcile, entries ...*audit.Entry) (string, error) {
 	pub := hex.EncodeToString(ks.Node.Public().(ed25519.PublicKey))
 	now := time.Now().UTC()
-	err = db.SetNodeMeta(store.NodeMeta{Country: country, NodePublicKey: pub, CreatedAt: now})
+	err := db.SetNodeMeta(store.NodeMeta{Country: country, NodePublicKey: pub, CreatedAt: now})
 	if err == nil {
 		err = db.VerifyDataKey(ks.Data.Fingerprint(), ks.Data) // records it
 	}
@@ -223,8 +240,10 @@ func ReadOperatorToken(dir string) (string, error) {
 type Options struct {
 	Logger *slog.Logger // nil: built from the config's log settings, to stderr
 	// HTTPAddr overrides the config's listen address (tests use
-	// "127.0.0.1:0").
+	// "127.0.0.1:0"); P2PAddr the federation's (run --p2p-addr: each
+	// replica of a node has its own).
 	HTTPAddr string
+	P2PAddr  string
 	// SyncInterval overrides the federation's safety-net sync period.
 	SyncInterval time.Duration
 	// CheckpointInterval overrides DefaultCheckpointInterval.
@@ -269,6 +288,16 @@ type Node struct {
 	rejectsDropped  atomic.Int64
 	checkpointMu    sync.Mutex
 	checkpointEvery time.Duration
+	// Replicas (replica.go): shared is nil on a store no other replica
+	// shares; holder names this process in the federation lease; leader
+	// says whether it runs the federation; feedSeq is the last change of
+	// the store's feed this replica applied (feedMu serialises catch-ups).
+	shared   sharedStore
+	holder   string
+	stopTerm func() // a bbolt node's one term
+	leader   atomic.Bool
+	feedSeq  atomic.Uint64
+	feedMu   sync.Mutex
 }
 
 // Open loads the node in dir: configuration, keys, store and catalog index.
@@ -290,13 +319,29 @@ func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := openStore(dir, store.Options{NoAudit: opts.NoAudit})
+	if opts.P2PAddr != "" {
+		if err := validateP2PAddr(opts.P2PAddr); err != nil {
+			return nil, fmt.Errorf("%w: --p2p-addr: %w", ErrConfig, err)
+		}
+		cfg.P2P.Addr = opts.P2PAddr
+	}
+	db, err := openStore(ctx, dir, cfg, store.Options{NoAudit: opts.NoAudit})
 	if err != nil {
 		return nil, err
 	}
 	log.Info("store checked", "path", db.Path(), "bytes", db.Size(), "took", db.VerifyTook().Round(time.Millisecond))
 	n := &Node{Dir: dir, Config: cfg, Keys: ks, Store: db, log: log, rejects: make(chan *audit.Entry, rejectQueue),
-		checkpointEvery: cmp.Or(opts.CheckpointInterval, DefaultCheckpointInterval)}
+		checkpointEvery: cmp.Or(opts.CheckpointInterval, DefaultCheckpointInterval), shared: sharedOf(db), holder: holderID()}
+	if n.shared != nil {
+		// Changes committed from here on are applied after the load below
+		// (again, if the load saw them: applying is idempotent).
+		head, err := n.shared.ChangesHead(ctx)
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("store change feed: %w", err)
+		}
+		n.feedSeq.Store(head)
+	}
 	if err := n.checkStoreOwner(); err != nil {
 		db.Close()
 		return nil, err
@@ -479,6 +524,7 @@ func (n *Node) Start(ctx context.Context) error {
 		Tokens:         n.Store,
 		Backup:         n.Store,
 		Ready:          n.ready,
+		Role:           n.Role,
 		Registry:       n.Metrics,
 		Logger:         n.log,
 		MaxBodyBytes:   n.Config.HTTP.MaxBodyBytes,
@@ -515,23 +561,32 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 	}()
 	n.log.Info("node serving", "http", n.HTTPURL(), "name", n.Config.Node.Name)
-	if err := n.Fed.Start(ctx); err != nil {
-		return err
-	}
 	bg, cancel := context.WithCancel(context.Background())
+	if n.shared == nil {
+		// The only replica: always the leader.
+		stop, err := n.startTerm(0)
+		if err != nil {
+			cancel()
+			return err
+		}
+		n.stopTerm = stop
+	} else {
+		n.log.Info("federation follower", "holder", n.holder)
+		n.wg.Add(2)
+		go func() {
+			defer n.wg.Done()
+			n.leaderLoop(bg)
+		}()
+		go func() {
+			defer n.wg.Done()
+			n.followLoop(bg)
+		}()
+	}
 	n.cancel = cancel
-	n.wg.Add(4)
-	go func() {
-		defer n.wg.Done()
-		n.Orders.Run(bg, n.Fed)
-	}()
+	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
 		n.auditWriter(bg)
-	}()
-	go func() {
-		defer n.wg.Done()
-		n.checkpointLoop(bg, n.checkpointEvery)
 	}()
 	go func() {
 		defer n.wg.Done()
@@ -586,6 +641,12 @@ func (n *Node) ready(ctx context.Context) []httpapi.Check {
 	checks = append(checks, httpapi.Check{Name: "federation_manifest", Err: n.Fed.Ready()})
 	checks = append(checks, httpapi.Check{Name: "reconcile", Err: n.reconcileCheck()})
 	checks = append(checks, httpapi.Check{Name: "storage", Err: n.Store.SpaceCheck()})
+	if n.shared != nil {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := n.shared.Ping(pctx)
+		cancel()
+		checks = append(checks, httpapi.Check{Name: "database", Err: err})
+	}
 	return checks
 }
 
@@ -609,7 +670,10 @@ func (n *Node) Close(ctx context.Context) error {
 			n.httpSrv.Close()
 		}
 	}
-	n.wg.Wait()
+	n.wg.Wait() // a replica's leader loop ends its term and releases the lease
+	if n.stopTerm != nil {
+		n.stopTerm()
+	}
 	if err := n.Fed.Close(); err != nil && first == nil {
 		first = fmt.Errorf("close federation: %w", err)
 	}
@@ -650,6 +714,7 @@ type nodeCollector struct {
 	listings *prometheus.Desc
 	auditSeq *prometheus.Desc
 	dropped  *prometheus.Desc
+	leader   *prometheus.Desc
 }
 
 func newNodeCollector(n *Node) *nodeCollector {
@@ -659,6 +724,7 @@ func newNodeCollector(n *Node) *nodeCollector {
 		listings: prometheus.NewDesc("imtgt_catalog_listings", "Listings in the catalog by origin country.", []string{"origin"}, nil),
 		auditSeq: prometheus.NewDesc("imtgt_audit_entries", "Sequence number of the audit log's last entry.", nil, nil),
 		dropped:  prometheus.NewDesc("imtgt_audit_rejections_dropped_total", "Refusals not written to the audit log because its queue was full.", nil, nil),
+		leader:   prometheus.NewDesc("imtgt_replica_leader", "1 on the replica that runs the federation (the leader), 0 on a follower.", nil, nil),
 	}
 }
 
@@ -667,6 +733,7 @@ func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.listings
 	ch <- c.auditSeq
 	ch <- c.dropped
+	ch <- c.leader
 }
 
 func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -678,4 +745,9 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.auditSeq, prometheus.GaugeValue, float64(seq))
 	}
 	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(c.n.rejectsDropped.Load()))
+	leader := 0.0
+	if c.n.leader.Load() {
+		leader = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.leader, prometheus.GaugeValue, leader)
 }

@@ -14,14 +14,36 @@ import (
 	"github.com/imtgt/imtgt-node/store"
 )
 
-// openStore opens the store of the node in dir. A damaged file is refused
+// openStore opens the store of the node in dir: the PostgreSQL database
+// of the config's store.url, or else DIR/data/node.db. A damaged file is refused
 // with what to do about it.
-func openStore(dir string, opts store.Options) (*store.DB, error) {
+func openStore(ctx context.Context, dir string, cfg Config, opts store.Options) (*store.DB, error) {
+	if cfg.Store.URL != "" {
+		return openURL(ctx, cfg.Store.URL, opts)
+	}
 	db, err := store.Open(StorePath(dir), opts)
 	if errors.Is(err, store.ErrCorrupt) {
 		return nil, damaged(dir, err)
 	}
 	return db, err
+}
+
+// createdStore makes the store of a new node directory dir (init, and a
+// store made anew): in the config's PostgreSQL database, or the bbolt file.
+func createdStore(dir string, cfg Config) (*store.DB, error) {
+	if cfg.Store.URL != "" {
+		return openURL(context.Background(), cfg.Store.URL, store.Options{})
+	}
+	return store.Open(filepath.Join(dir, DataDir, StoreFile), store.Options{})
+}
+
+// ErrNoPostgres is returned for a PostgreSQL store by a binary built
+// without the backend.
+var ErrNoPostgres = errors.New("this build has no PostgreSQL store backend")
+
+// openURL opens a PostgreSQL store (store.OpenURL).
+func openURL(ctx context.Context, u string, opts store.Options) (*store.DB, error) {
+	return nil, fmt.Errorf("store %s: %w", redactURL(u), ErrNoPostgres)
 }
 
 // damaged adds to a store.ErrCorrupt what the operator does next.
@@ -89,13 +111,23 @@ func CheckStore(ctx context.Context, dir string) (*StoreCheck, error) {
 	if err != nil {
 		return nil, err
 	}
+	start := time.Now()
+	var db *store.DB
+	if cfg.Store.URL != "" {
+		// A PostgreSQL store: the node's invariants only (the database
+		// checks its own pages), and it may run beside the replicas.
+		if db, err = openURL(ctx, cfg.Store.URL, store.Options{ReadOnly: true, NoVerify: true}); err != nil {
+			return nil, err
+		}
+		defer db.Close()
+		return checkOpened(ctx, db, cfg, ks, dir, start), nil
+	}
 	path := StorePath(dir)
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	start := time.Now()
-	db, err := store.Open(path, store.Options{ReadOnly: true, NoVerify: true, LockTimeout: 200 * time.Millisecond})
+	db, err = store.Open(path, store.Options{ReadOnly: true, NoVerify: true, LockTimeout: 200 * time.Millisecond})
 	if errors.Is(err, store.ErrLocked) {
 		return nil, fmt.Errorf("%w: stop it first; store check reads the file directly", err)
 	}
@@ -107,6 +139,11 @@ func CheckStore(ctx context.Context, dir string) (*StoreCheck, error) {
 		return nil, err
 	}
 	defer db.Close()
+	return checkOpened(ctx, db, cfg, ks, dir, start), nil
+}
+
+// checkOpened runs the store's check and the node's own on an open store.
+func checkOpened(ctx context.Context, db *store.DB, cfg Config, ks *keys.Set, dir string, start time.Time) *StoreCheck {
 	r := db.Check(ctx, ks.Data)
 	res := &StoreCheck{CheckReport: r}
 	if r.OK() {
@@ -128,5 +165,5 @@ func CheckStore(ctx context.Context, dir string) (*StoreCheck, error) {
 		}
 	}
 	res.Took = time.Since(start)
-	return res, nil
+	return res
 }

@@ -54,6 +54,14 @@ func (s *Service) Run(ctx context.Context, t Transport) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	st := s.relay
+	// Each run starts from the store: a replica that relayed before, lost
+	// the lead and leads again must not trust what it kept meanwhile (the
+	// other leader delivered it).
+	st.mu.Lock()
+	clear(st.seen)
+	clear(st.rows)
+	clear(st.busy)
+	st.mu.Unlock()
 	for {
 		next := s.pass(ctx, t, &wg, st)
 		wait := relayIdle

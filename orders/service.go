@@ -81,6 +81,17 @@ func New(cfg Config) *Service {
 		relay: &relayState{seen: map[string]uint64{}, rows: map[string]map[uint64]*OutboxRow{}, busy: map[string]bool{}}}
 }
 
+// WithStore returns the service writing through st instead, sharing
+// everything else (the relay's state, its wake-up, the metrics): the
+// federation leader of a node run as replicas relays and takes handoffs
+// through a fenced view of the shared store, so that a deposed leader's
+// late write is refused.
+func (s *Service) WithStore(st Store) *Service {
+	d := *s
+	d.cfg.Store = st
+	return &d
+}
+
 // Wake tells the relay there is something to deliver.
 func (s *Service) Wake() {
 	select {

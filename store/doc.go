@@ -1,4 +1,5 @@
-// Package store is a node's persistent state: one bbolt file.
+// Package store is a node's persistent state: one bbolt file, or a
+// PostgreSQL database shared by the node's replicas (OpenURL).
 //
 // It implements the Store interfaces that the domain packages own
 // (sellers.Store, catalog.Store, and the token look-up of the HTTP API),

@@ -18,13 +18,15 @@ import (
 // written before the history (only federation/manifest) reports its one
 // manifest; a manifest that does not parse is refused and nothing of the
 // install is written.
-func TestManifestVersions(t *testing.T) {
+func TestManifestVersions(t *testing.T) { forEachBackend(t, testManifestVersions) }
+
+func testManifestVersions(t *testing.T, open func(t *testing.T) *store.DB) {
 	f := audittest.Federation(t)
 	v1 := f.SignedManifest(1, 2, audittest.Countries, audittest.Countries...)
 	v2 := f.SignedManifest(2, 2, []string{"MY", "TH"}, "MY", "TH")
 
 	t.Run("history", func(t *testing.T) {
-		db := mustOpen(t)
+		db := open(t)
 		vs, err := db.ManifestVersions()
 		require.NoError(t, err)
 		require.Empty(t, vs, "no manifest installed")

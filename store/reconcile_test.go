@@ -7,12 +7,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imtgt/imtgt-node/catalog"
+	"github.com/imtgt/imtgt-node/store"
 )
 
 // TestReclaimOwnTombstones: taking back this node's own records after a
 // restore, a tombstone deletes the listing at home only if its seller
 // deleted it; one of a listing the export rules keep at home leaves it.
-func TestReclaimOwnTombstones(t *testing.T) {
+func TestReclaimOwnTombstones(t *testing.T) { forEachBackend(t, testReclaimOwnTombstones) }
+
+func testReclaimOwnTombstones(t *testing.T, open func(t *testing.T) *store.DB) {
 	ctx := context.Background()
 	held := []catalog.Hold{{Rule: "TH-EX-1", Source: "policy", Message: "kept at home"}}
 	cases := []struct {
@@ -29,7 +32,7 @@ func TestReclaimOwnTombstones(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			db := mustOpen(t)
+			db := open(t)
 			l := &catalog.Listing{ID: "lst_1", Origin: "TH", Title: "durian", Version: 1, Held: c.home}
 			require.NoError(t, db.ApplyLocal(ctx, "TH", []catalog.Change{{Listing: l}}, func(first uint64, ch []catalog.Change) ([][]byte, error) {
 				return [][]byte{[]byte("record 1")}, nil
@@ -54,7 +57,7 @@ func TestReclaimOwnTombstones(t *testing.T) {
 		})
 	}
 	// A record that leaves a gap is refused whole.
-	db := mustOpen(t)
+	db := open(t)
 	_, err := db.ReclaimOwn(ctx, "TH", []catalog.RemoteRecord{{Seq: 2, Raw: []byte("x"), DeleteID: "lst_1"}}, nil)
 	require.ErrorIs(t, err, catalog.ErrLogGap)
 }

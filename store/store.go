@@ -62,6 +62,12 @@ package store
 // fsync before the acknowledgement. Single writes that arrive in bursts
 // (registrations, single listings) go through DB.Batch, so concurrent
 // requests share one commit.
+//
+// On PostgreSQL (OpenURL, pgkv.go) the same tree is the table kv (bucket,
+// key, value): bucket is the path of names joined by 0x00 ('' the root),
+// a nested bucket a row of its parent with a NULL value; kv_seq holds the
+// buckets' sequences, changes the change feed, leases the federation
+// lease (migrations/*.sql). Write transactions take one advisory lock.
 
 import (
 	"context"
@@ -75,6 +81,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/imtgt/imtgt-node/access"
@@ -135,6 +142,9 @@ type DB struct {
 	// page check), nil on PostgreSQL.
 	kv   backend
 	bolt *bolt.DB
+	// pool is the PostgreSQL pool (the change feed, the lease), nil on
+	// bbolt.
+	pool *pgxpool.Pool
 	path string
 	gc   groupCommit
 	// noAudit: see Options.NoAudit.

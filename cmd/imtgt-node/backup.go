@@ -43,9 +43,9 @@ FILE atomically. The node keeps serving meanwhile. Bring a backup back with
 
 func newRestoreCmd() *cobra.Command {
 	var dir, from string
-	var fromPeers bool
+	var fromPeers, markOnly bool
 	cmd := &cobra.Command{
-		Use:   "restore --dir DIR (--from FILE | --from-peers)",
+		Use:   "restore --dir DIR (--from FILE | --from-peers | --mark-only)",
 		Short: "Put a backup back as the store of a stopped node",
 		Long: `restore replaces the store of the node in DIR with a backup made by
 "imtgt-node backup". The node must be stopped. The file must be a backup of
@@ -64,9 +64,14 @@ Until then /readyz is 503 with the reason, writes to the catalog get 503
 new store for the same keys and operator token, marked the same way. Install
 the federation manifest again (federation install), then run the node: the
 catalog log and the orders come back from the members. Sellers' personal
-data and tokens never left the node and do not come back.`,
+data and tokens never left the node and do not come back.
+
+--mark-only changes no data: it only marks the store for that reconciliation,
+for an operator who restored it by other means (a PostgreSQL store, which
+backup and restore refuse, restored with pg_dump or a base backup).`,
 		Example: `  imtgt-node restore --dir /var/lib/imtgt/th --from th-2026-11-26.db
-  imtgt-node restore --dir /var/lib/imtgt/th --from-peers`,
+  imtgt-node restore --dir /var/lib/imtgt/th --from-peers
+  imtgt-node restore --dir /etc/imtgt/th --mark-only`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := requireFlag("dir", dir); err != nil {
@@ -75,8 +80,14 @@ data and tokens never left the node and do not come back.`,
 			var res *node.RestoreResult
 			var err error
 			switch {
-			case fromPeers && from != "":
-				return usageError{errors.New("give --from FILE or --from-peers, not both")}
+			case fromPeers && from != "", markOnly && (fromPeers || from != ""):
+				return usageError{errors.New("give one of --from FILE, --from-peers or --mark-only")}
+			case markOnly:
+				if err := node.MarkRestored(cmd.Context(), dir, time.Now()); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "Marked the store restored: when it runs, the node reconciles with every member before it publishes (GET /v1/peers shows the progress).")
+				return nil
 			case fromPeers:
 				res, err = node.RestoreFromPeers(dir, time.Now())
 				from = "a new store"
@@ -99,6 +110,7 @@ data and tokens never left the node and do not come back.`,
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "node directory (required)")
 	cmd.Flags().StringVar(&from, "from", "", "backup file to restore")
+	cmd.Flags().BoolVar(&markOnly, "mark-only", false, "only mark the store for reconciliation: it was restored by other means (PostgreSQL: pg_dump, base backups)")
 	cmd.Flags().BoolVar(&fromPeers, "from-peers", false, "the store is lost with no backup: make a new one and take the catalog log and orders back from the members")
 	return cmd
 }

@@ -67,7 +67,7 @@ func Start(tb testing.TB, country string) *Node {
 func initNode(tb testing.TB, country, p2pAddr string, syncInterval time.Duration) *Node {
 	tb.Helper()
 	dir := filepath.Join(tb.TempDir(), country)
-	res, err := node.Init(node.InitOptions{Dir: dir, Country: country, HTTPAddr: "127.0.0.1:0", P2PAddr: p2pAddr})
+	res, err := node.Init(node.InitOptions{Dir: dir, Country: country, HTTPAddr: "127.0.0.1:0", P2PAddrs: []string{p2pAddr}})
 	require.NoError(tb, err)
 	tn := &Node{t: tb, Dir: dir, Country: country, OperatorToken: res.OperatorToken, logs: &syncBuffer{}, SyncInterval: syncInterval}
 	tb.Cleanup(func() { tn.Stop() })

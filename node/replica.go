@@ -1,0 +1,453 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/pnet"
+
+	"github.com/imtgt/imtgt-node/federation"
+	"github.com/imtgt/imtgt-node/membership"
+	"github.com/imtgt/imtgt-node/store"
+)
+
+// A node whose store is a PostgreSQL database may run as several
+// replicas. Every replica serves the whole HTTP API and keeps its memory
+// (search index, policy, manifest, reconciling gate) in step with the
+// database through its change feed; one of them, the holder of the
+// federation lease, runs the federation: the libp2p host, sync, the order
+// relay and the audit checkpoints. A bbolt node is always its own leader.
+const (
+	leaseName = "federation"
+	// LeaseTTL is how long the database keeps the lease after a renewal.
+	LeaseTTL = 4 * time.Second
+	// leaseMargin is the time a leader keeps to stop its term before the
+	// database lets another replica take the lease.
+	leaseMargin = time.Second
+	// leaseTry is how often a follower tries to take the lease.
+	leaseTry = 500 * time.Millisecond
+	// leaseRenew is how often the leader renews it.
+	leaseRenew = time.Second
+	// feedPoll is the change feed's safety net when no notice arrives.
+	feedPoll = time.Second
+	// feedBatch is the most changes read at once.
+	feedBatch = 1000
+	// changesKept is how long the leader keeps the change feed's rows.
+	changesKept = 10 * time.Minute
+)
+
+// change is one row of the store's change feed (store.Changed).
+type change struct {
+	Seq    uint64
+	Bucket string
+	Key    []byte
+}
+
+// sharedStore is what a replica needs of a store that other replicas
+// share (store.DB on PostgreSQL; see sharedOf).
+type sharedStore interface {
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (epoch uint64, ok bool, err error)
+	RenewLease(ctx context.Context, name, holder string, epoch uint64, ttl time.Duration) (bool, error)
+	ReleaseLease(ctx context.Context, name, holder string, epoch uint64) error
+	ChangesHead(ctx context.Context) (uint64, error)
+	Changes(ctx context.Context, after uint64, limit int) ([]change, error)
+	ChangesFloor(ctx context.Context) (uint64, error)
+	PruneChanges(ctx context.Context, before time.Time) (int, error)
+	Listen(ctx context.Context, fn func(seq uint64)) error
+	Ping(ctx context.Context) error
+	// Fenced is the view of the store the leader's term writes through.
+	Fenced(name, holder string, epoch uint64) *store.DB
+}
+
+// sharedOf returns db's replica side, or nil for a store no other replica
+// shares (bbolt).
+func sharedOf(db *store.DB) sharedStore {
+	return nil // the PostgreSQL backend's feed and lease (store.OpenURL) are not in this build yet
+}
+
+// Role is "leader" or "follower".
+func (n *Node) Role() string {
+	if n.leader.Load() {
+		return "leader"
+	}
+	return "follower"
+}
+
+// holderID is a random ID of this replica process.
+func holderID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// leaseClock tracks the leader's own deadline: the term must be stopped
+// before the database can let the lease go to another replica. The
+// database extends the lease to (its clock at the renewal) + TTL, which
+// is no earlier than the local start of that renewal call + TTL; so the
+// local deadline is the start of the last successful renewal, on the
+// monotonic clock, + TTL − margin, where margin is what stopping the term
+// may take.
+type leaseClock struct {
+	ttl, margin time.Duration
+	deadline    time.Time
+}
+
+// renewed records a successful acquire or renewal whose call started at
+// start.
+func (c *leaseClock) renewed(start time.Time) { c.deadline = start.Add(c.ttl - c.margin) }
+
+// expired says whether the term must stop now.
+func (c *leaseClock) expired(now time.Time) bool { return !now.Before(c.deadline) }
+
+// leaderLoop tries to take the federation lease until ctx ends, and runs a
+// federation term while it holds it.
+func (n *Node) leaderLoop(ctx context.Context) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		start := time.Now()
+		actx, cancel := context.WithTimeout(ctx, leaseTry)
+		epoch, ok, err := n.shared.AcquireLease(actx, leaseName, n.holder, LeaseTTL)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			n.log.Debug("federation lease", "err", err)
+		}
+		if ok && err == nil {
+			n.lead(ctx, epoch, start)
+		}
+		t.Reset(leaseTry)
+	}
+}
+
+// lead runs one federation term under the lease at epoch, acquired by a
+// call that started at start, until the lease is lost, cannot be renewed
+// in time, or ctx ends (then the lease is released for another replica to
+// take at once).
+func (n *Node) lead(ctx context.Context, epoch uint64, start time.Time) {
+	clock := leaseClock{ttl: LeaseTTL, margin: leaseMargin}
+	clock.renewed(start)
+	stop, err := n.startTerm(epoch)
+	if err != nil {
+		n.log.Error("federation term failed to start", "epoch", epoch, "err", err)
+		n.release(epoch)
+		return
+	}
+	n.log.Info("federation leader", "epoch", epoch, "holder", n.holder)
+	renew := time.NewTicker(leaseRenew)
+	defer renew.Stop()
+	deadline := time.NewTimer(time.Until(clock.deadline))
+	defer deadline.Stop()
+	why := ""
+	for why == "" {
+		select {
+		case <-ctx.Done():
+			stop()
+			n.release(epoch)
+			n.log.Info("federation lease released", "epoch", epoch)
+			return
+		case <-deadline.C:
+			why = "the lease could not be renewed in time"
+		case <-renew.C:
+			rs := time.Now()
+			rctx, cancel := context.WithDeadline(ctx, clock.deadline)
+			ok, err := n.shared.RenewLease(rctx, leaseName, n.holder, epoch, LeaseTTL)
+			cancel()
+			switch {
+			case err == nil && ok:
+				clock.renewed(rs)
+				deadline.Reset(time.Until(clock.deadline))
+			case err == nil:
+				why = "another replica holds the lease"
+			case clock.expired(time.Now()):
+				why = "the lease could not be renewed in time: " + err.Error()
+			default:
+				n.log.Warn("federation lease renewal failed", "epoch", epoch, "err", err)
+			}
+		}
+	}
+	stop()
+	n.log.Warn("federation follower: lost the lead", "epoch", epoch, "reason", why)
+}
+
+func (n *Node) release(epoch uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := n.shared.ReleaseLease(ctx, leaseName, n.holder, epoch); err != nil {
+		n.log.Warn("federation lease release", "epoch", epoch, "err", err)
+	}
+}
+
+// startTerm starts the federation work of a leader: the host, sync and
+// checkpoints, and the order relay, each writing through the store fenced
+// at epoch. The returned stop ends them all and waits for them.
+func (n *Node) startTerm(epoch uint64) (stop func(), err error) {
+	var cat, ord = n.Catalog, n.Orders
+	if n.shared != nil {
+		fdb := n.shared.Fenced(leaseName, n.holder, epoch)
+		cat, ord = n.Catalog.WithStore(fdb), n.Orders.WithStore(fdb)
+	}
+	n.fedCatalog.Store(cat)
+	n.fedOrders.Store(ord)
+	if err := n.Fed.Start(context.Background()); err != nil {
+		n.fedCatalog.Store(n.Catalog)
+		n.fedOrders.Store(n.Orders)
+		return nil, err
+	}
+	n.leader.Store(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		ord.Run(ctx, n.Fed)
+	}()
+	go func() {
+		defer wg.Done()
+		n.checkpointLoop(ctx, n.checkpointEvery)
+	}()
+	if n.shared != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n.pruneLoop(ctx)
+		}()
+	}
+	return func() {
+		n.leader.Store(false)
+		cancel()
+		// The host closes first: deliveries in flight fail at once
+		// rather than run out their timeouts.
+		if err := n.Fed.Stop(); err != nil {
+			n.log.Warn("federation stop", "err", err)
+		}
+		wg.Wait()
+		n.fedCatalog.Store(n.Catalog)
+		n.fedOrders.Store(n.Orders)
+	}, nil
+}
+
+// pruneLoop drops the change feed's rows older than changesKept.
+func (n *Node) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if k, err := n.shared.PruneChanges(ctx, time.Now().Add(-changesKept)); err != nil && ctx.Err() == nil {
+			n.log.Warn("change feed pruning", "err", err)
+		} else if k > 0 {
+			n.log.Debug("change feed pruned", "rows", k)
+		}
+	}
+}
+
+// followLoop keeps this replica's memory in step with the shared store:
+// on every notice of the change feed, every feedPoll as a safety net, and
+// after the listening connection came back, it applies what changed since
+// the last change it applied.
+func (n *Node) followLoop(ctx context.Context) {
+	wake := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			err := n.shared.Listen(ctx, func(seq uint64) {
+				if seq > n.feedSeq.Load() {
+					poke()
+				}
+			})
+			if ctx.Err() != nil {
+				return
+			}
+			n.log.Warn("change feed: listening failed; catching up by polling", "err", err)
+			poke()
+			select {
+			case <-ctx.Done():
+			case <-time.After(feedPoll):
+			}
+		}
+	}()
+	t := time.NewTicker(feedPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-t.C:
+		}
+		if err := n.catchUp(ctx); err != nil && ctx.Err() == nil {
+			n.log.Warn("change feed", "err", err)
+		}
+	}
+}
+
+// catchUp applies the changes after the last one applied. A replica that
+// fell behind the feed's floor (its rows were pruned) reloads everything.
+func (n *Node) catchUp(ctx context.Context) error {
+	n.feedMu.Lock()
+	defer n.feedMu.Unlock()
+	after := n.feedSeq.Load()
+	floor, err := n.shared.ChangesFloor(ctx)
+	if err != nil {
+		return err
+	}
+	if floor > after+1 {
+		head, err := n.shared.ChangesHead(ctx)
+		if err != nil {
+			return err
+		}
+		n.log.Warn("change feed: this replica fell behind the kept changes; reloading", "applied", after, "floor", floor)
+		if err := n.reloadAll(ctx); err != nil {
+			return err
+		}
+		n.feedSeq.Store(head)
+		return nil
+	}
+	for {
+		cs, err := n.shared.Changes(ctx, after, feedBatch)
+		if err != nil {
+			return err
+		}
+		if len(cs) == 0 {
+			return nil
+		}
+		if err := n.applyChanges(ctx, cs); err != nil {
+			return err
+		}
+		after = cs[len(cs)-1].Seq
+		n.feedSeq.Store(after)
+		if len(cs) < feedBatch {
+			return nil
+		}
+	}
+}
+
+// applyChanges brings memory in step with one batch of the change feed.
+func (n *Node) applyChanges(ctx context.Context, cs []change) error {
+	var ids []string
+	seen := map[string]bool{}
+	var policyChanged, manifestChanged, reconcileChanged bool
+	dests := map[string]bool{}
+	for _, c := range cs {
+		switch {
+		case c.Bucket == "listings":
+			if id := string(c.Key); !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		case c.Bucket == "policy" && string(c.Key) == "current":
+			policyChanged = true
+		case c.Bucket == "federation" && string(c.Key) == "manifest":
+			manifestChanged = true
+		case c.Bucket == "meta" && string(c.Key) == "reconcile":
+			reconcileChanged = true
+		case strings.HasPrefix(c.Bucket, "outbox/"):
+			dests[strings.TrimPrefix(c.Bucket, "outbox/")] = true
+		}
+	}
+	var errs []error
+	if manifestChanged {
+		errs = append(errs, n.reloadManifest())
+	}
+	if policyChanged {
+		errs = append(errs, n.reloadPolicy(ctx))
+	}
+	if reconcileChanged {
+		pending, err := n.Store.PendingReconcile()
+		if err == nil {
+			n.Catalog.SetReconciling(pending != nil)
+		}
+		errs = append(errs, err)
+	}
+	if len(ids) > 0 {
+		errs = append(errs, n.Catalog.Refresh(ctx, ids...))
+	}
+	if n.leader.Load() {
+		if len(ids) > 0 {
+			n.Fed.Published() // what other replicas wrote goes to the members
+		}
+		if len(dests) > 0 {
+			n.Orders.Wake()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// reloadAll reloads everything the change feed keeps in step.
+func (n *Node) reloadAll(ctx context.Context) error {
+	pending, err := n.Store.PendingReconcile()
+	if err != nil {
+		return err
+	}
+	n.Catalog.SetReconciling(pending != nil)
+	return errors.Join(n.reloadManifest(), n.reloadPolicy(ctx), n.Catalog.Load(ctx))
+}
+
+// reloadPolicy takes the policy another replica installed.
+func (n *Node) reloadPolicy(ctx context.Context) error {
+	old, _ := n.Policy()
+	if err := n.openPolicy(); err != nil {
+		return fmt.Errorf("reload policy: %w", err)
+	}
+	if p, _ := n.Policy(); p != nil && (old == nil || p.Version != old.Version) {
+		n.log.Info("policy installed by another replica", "version", p.Version)
+		if changed, err := n.Catalog.Reexport(ctx); err != nil {
+			return fmt.Errorf("apply export rules: %w", err)
+		} else if changed > 0 {
+			n.log.Info("export rules re-applied", "listings_changed", changed)
+		}
+	}
+	return nil
+}
+
+// reloadManifest applies the manifest another replica (or a peer, through
+// the leader) installed.
+func (n *Node) reloadManifest() error {
+	n.installMu.Lock()
+	defer n.installMu.Unlock()
+	raw, err := n.Store.Manifest()
+	if err != nil || raw == nil {
+		return err
+	}
+	if _, cur := n.Fed.Manifest(); bytes.Equal(cur, raw) {
+		return nil
+	}
+	m, err := membership.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("installed manifest: %w", err)
+	}
+	var psk pnet.PSK
+	if b, err := readPSK(n.Dir); err != nil {
+		return err
+	} else if b != nil {
+		if psk, err = federation.ParsePSK(b); err != nil {
+			return err
+		}
+	}
+	n.log.Info("manifest installed by another replica", "version", m.Version)
+	return n.Fed.Install(m, raw, psk)
+}
