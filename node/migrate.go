@@ -146,4 +146,3 @@ func replaceFile(path string, data []byte) error {
 	defer d.Close()
 	return d.Sync()
 }
-

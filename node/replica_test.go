@@ -101,12 +101,12 @@ func (f *fakeShared) lease() (string, time.Time) {
 	return f.holder, f.expires
 }
 
-func (f *fakeShared) ChangesHead(context.Context) (uint64, error)            { return 0, nil }
+func (f *fakeShared) ChangesHead(context.Context) (uint64, error)                   { return 0, nil }
 func (f *fakeShared) Changes(context.Context, uint64, int) ([]store.Changed, error) { return nil, nil }
-func (f *fakeShared) ChangesFloor(context.Context) (uint64, error)           { return 0, nil }
-func (f *fakeShared) PruneChanges(context.Context, time.Time) (int, error)   { return 0, nil }
-func (f *fakeShared) Fenced(name, holder string, epoch uint64) *store.DB     { return f.db }
-func (f *fakeShared) Listen(ctx context.Context, fn func(uint64)) error      { <-ctx.Done(); return nil }
+func (f *fakeShared) ChangesFloor(context.Context) (uint64, error)                  { return 0, nil }
+func (f *fakeShared) PruneChanges(context.Context, time.Time) (int, error)          { return 0, nil }
+func (f *fakeShared) Fenced(name, holder string, epoch uint64) *store.DB            { return f.db }
+func (f *fakeShared) Listen(ctx context.Context, fn func(uint64)) error             { <-ctx.Done(); return nil }
 func (f *fakeShared) Ping(context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

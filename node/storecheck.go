@@ -37,7 +37,6 @@ func createdStore(dir string, cfg Config) (*store.DB, error) {
 	return store.Open(filepath.Join(dir, DataDir, StoreFile), store.Options{})
 }
 
-
 // openURL opens a PostgreSQL store (store.OpenURL).
 func openURL(ctx context.Context, u string, opts store.Options) (*store.DB, error) {
 	db, err := store.OpenURL(ctx, u, opts)
