@@ -196,6 +196,18 @@ func (n *Node) startTerm(epoch uint64) (stop func(), err error) {
 	}
 	n.fedCatalog.Store(cat)
 	n.fedOrders.Store(ord)
+	if n.shared != nil {
+		// The reconciliation to do is the store's mark now: the previous
+		// leader may have finished one, or died in the middle of one.
+		pending, err := n.Store.PendingReconcile()
+		if err != nil {
+			n.fedCatalog.Store(n.Catalog)
+			n.fedOrders.Store(n.Orders)
+			return nil, err
+		}
+		n.Fed.SetReconcile(n.reconcileConfig(pending))
+		n.Catalog.SetReconciling(pending != nil)
+	}
 	if err := n.Fed.Start(context.Background()); err != nil {
 		n.fedCatalog.Store(n.Catalog)
 		n.fedOrders.Store(n.Orders)
