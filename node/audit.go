@@ -146,7 +146,7 @@ func (n *Node) Checkpoint(ctx context.Context) (*audit.Checkpoint, error) {
 	if err != nil || seq == 0 {
 		return nil, err
 	}
-	last, err := n.Store.LastCheckpoint(ctx)
+	last, err := n.termStore().LastCheckpoint(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +156,7 @@ func (n *Node) Checkpoint(ctx context.Context) (*audit.Checkpoint, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := n.Store.PutCheckpoint(ctx, cp); err != nil {
+		if err := n.termStore().PutCheckpoint(ctx, cp); err != nil {
 			return nil, err
 		}
 	}
@@ -205,7 +205,7 @@ func (n *Node) keepWitness(ctx context.Context, seq uint64, w audit.Witness) (bo
 	if mb, ok := m.MemberByPeerID(w.PeerID); !ok || mb.Country != w.Node {
 		return false, nil
 	}
-	return true, n.Store.AddWitness(ctx, seq, w)
+	return true, n.termStore().AddWitness(ctx, seq, w)
 }
 
 func signedCheckpoint(key crypto.PrivKey, country string, seq uint64, head string) (*audit.Checkpoint, error) {
@@ -224,7 +224,7 @@ func signedCheckpoint(key crypto.PrivKey, country string, seq uint64, head strin
 // is accepted unless it contradicts one this node witnessed, which is
 // recorded as a refusal.
 func (n *Node) witnessPeer(ctx context.Context, country string, cp *audit.Checkpoint) error {
-	err := n.Store.WitnessPeer(ctx, country, cp)
+	err := n.termStore().WitnessPeer(ctx, country, cp)
 	if errors.Is(err, store.ErrRewind) || errors.Is(err, store.ErrEquivocation) {
 		n.log.Error("audit: a peer's checkpoint contradicts what this node witnessed", "peer", country, "err", err)
 		n.auditRejected(&audit.Entry{Kind: audit.Rejection, Peer: country, PeerID: cp.PeerID, Reason: "equivocation: " + err.Error()})

@@ -207,7 +207,7 @@ func (n *Node) saveReceivedManifest(raw []byte, m *membership.Manifest) error {
 			return fmt.Errorf("%w: version %d is not newer than the installed version %d", membership.ErrVersion, m.Version, cur.Version)
 		}
 	}
-	return n.Store.SaveManifest(raw, manifestInstalled(m, raw, "a peer's offer, approved by the federation's quorum"))
+	return n.termStore().SaveManifest(raw, manifestInstalled(m, raw, "a peer's offer, approved by the federation's quorum"))
 }
 
 // InstallResult says how a manifest was installed.

@@ -303,6 +303,9 @@ type Node struct {
 	feedLast store.Changed
 	feedErrs map[string]error
 	leadErr  atomic.Pointer[error]
+	// fedStore is the store the federation term writes through: fenced
+	// by the lease's epoch on a shared store (startTerm), else Store.
+	fedStore atomic.Pointer[store.DB]
 }
 
 // Open loads the node in dir: configuration, keys, store and catalog index.

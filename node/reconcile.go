@@ -59,7 +59,7 @@ func (n *Node) rewound(ctx context.Context, country string, theirs, ours uint64)
 	c.SetReconciling(true)
 	r := store.Reconcile{Started: time.Now().UTC(),
 		Reason: fmt.Sprintf("this node's catalog log was rewound without a restore: %s holds it up to record %d, this node up to %d", country, theirs, ours)}
-	if err := n.Store.SetReconcile(r, &audit.Entry{Kind: audit.AdminReconcile, Peer: country, Actor: "node",
+	if err := n.termStore().SetReconcile(r, &audit.Entry{Kind: audit.AdminReconcile, Peer: country, Actor: "node",
 		Reason: r.Reason + "; the node reconciles with every member before it publishes again"}); err != nil {
 		return nil, err
 	}
@@ -69,7 +69,7 @@ func (n *Node) rewound(ctx context.Context, country string, theirs, ours uint64)
 // finishReconcile ends a reconciliation: the store forgets it, publishing
 // resumes, and the export rules are applied to what was taken back.
 func (n *Node) finishReconcile(ctx context.Context) error {
-	if err := n.Store.FinishReconcile(ctx, &audit.Entry{Kind: audit.AdminReconcile, Actor: "node",
+	if err := n.termStore().FinishReconcile(ctx, &audit.Entry{Kind: audit.AdminReconcile, Actor: "node",
 		Reason: "reconciliation after the restore done with every member; publishing resumes"}); err != nil {
 		return err
 	}

@@ -136,6 +136,16 @@ func (n *Node) leaderLoop(ctx context.Context) {
 	}
 }
 
+// termStore is the store the federation's own writes go through: the
+// term's fenced view on a shared store, so that a leader that lost the
+// lease (paused past it, say) writes nothing; Store otherwise.
+func (n *Node) termStore() *store.DB {
+	if db := n.fedStore.Load(); db != nil {
+		return db
+	}
+	return n.Store
+}
+
 // leadable says why this replica could not run a federation term if it
 // took the lease: a manifest is installed but the federation key is
 // neither in its directory nor in the store. Taking the lease anyway
@@ -233,6 +243,7 @@ func (n *Node) startTerm(epoch uint64) (stop func(), err error) {
 	if n.shared != nil {
 		fdb := n.shared.Fenced(leaseName, n.holder, epoch)
 		cat, ord = n.Catalog.WithStore(fdb), n.Orders.WithStore(fdb)
+		n.fedStore.Store(fdb)
 	}
 	n.fedCatalog.Store(cat)
 	n.fedOrders.Store(ord)
@@ -243,6 +254,7 @@ func (n *Node) startTerm(epoch uint64) (stop func(), err error) {
 		if err != nil {
 			n.fedCatalog.Store(n.Catalog)
 			n.fedOrders.Store(n.Orders)
+			n.fedStore.Store(nil)
 			return nil, err
 		}
 		n.Fed.SetReconcile(n.reconcileConfig(pending))
@@ -251,6 +263,7 @@ func (n *Node) startTerm(epoch uint64) (stop func(), err error) {
 	if err := n.Fed.Start(context.Background()); err != nil {
 		n.fedCatalog.Store(n.Catalog)
 		n.fedOrders.Store(n.Orders)
+		n.fedStore.Store(nil)
 		return nil, err
 	}
 	n.leader.Store(true)
@@ -283,6 +296,7 @@ func (n *Node) startTerm(epoch uint64) (stop func(), err error) {
 		wg.Wait()
 		n.fedCatalog.Store(n.Catalog)
 		n.fedOrders.Store(n.Orders)
+		n.fedStore.Store(nil)
 	}, nil
 }
 

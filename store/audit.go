@@ -153,11 +153,18 @@ func (db *DB) AuditEntry(ctx context.Context, seq uint64) (*audit.Entry, error) 
 	return e, err
 }
 
-// PutCheckpoint stores a checkpoint of this node's chain (replacing one at
-// the same seq, e.g. with more witnesses).
+// PutCheckpoint stores a new checkpoint of this node's chain; one stored
+// at the same seq already is kept (AddWitness adds countersignatures).
 func (db *DB) PutCheckpoint(ctx context.Context, cp *audit.Checkpoint) error {
 	return db.batch(func(tx kvTx) error {
-		return putJSON(tx.Bucket(bucketAuditCheckpoints), seqKey(cp.Seq), cp)
+		b := tx.Bucket(bucketAuditCheckpoints)
+		if b.Get(seqKey(cp.Seq)) != nil {
+			// The chain's head at a seq is one hash: a checkpoint stored
+			// there already (by another replica) says the same, and may
+			// carry peers' countersignatures this one lacks.
+			return nil
+		}
+		return putJSON(b, seqKey(cp.Seq), cp)
 	})
 }
 

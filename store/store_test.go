@@ -14,6 +14,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/imtgt/imtgt-node/access"
+	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/catalog"
 	"github.com/imtgt/imtgt-node/money"
 	"github.com/imtgt/imtgt-node/sellers"
@@ -234,4 +235,22 @@ func testCatalogLogs(t *testing.T, open func(t *testing.T) *store.DB) {
 		ids = append(ids, l.ID)
 	}
 	require.ElementsMatch(t, []string{"lst_2", "lst_m2"}, ids)
+}
+
+// A checkpoint at a seq already stored (another replica made it) keeps
+// the stored one and its witnesses.
+func TestPutCheckpointKeepsTheStoredOne(t *testing.T) {
+	forEachBackend(t, testPutCheckpointKeepsTheStoredOne)
+}
+
+func testPutCheckpointKeepsTheStoredOne(t *testing.T, open func(t *testing.T) *store.DB) {
+	ctx := context.Background()
+	db := open(t)
+	cp := &audit.Checkpoint{Node: "TH", Seq: 3, Head: "aa"}
+	require.NoError(t, db.PutCheckpoint(ctx, cp))
+	require.NoError(t, db.AddWitness(ctx, 3, audit.Witness{Node: "MY"}))
+	require.NoError(t, db.PutCheckpoint(ctx, &audit.Checkpoint{Node: "TH", Seq: 3, Head: "aa"}))
+	last, err := db.LastCheckpoint(ctx)
+	require.NoError(t, err)
+	require.Len(t, last.Witnesses, 1, "the countersignature stays")
 }
