@@ -157,6 +157,14 @@ func (s *Service) noticeRewound(ctx context.Context, p peer.ID, theirs map[strin
 	return nil
 }
 
+// SetReconcile replaces the reconciliation to do (nil: none). A replica
+// calls it as it starts a federation term, from the store's mark: the
+// previous leader may have finished one, or died in the middle of one,
+// since this replica opened. Call it only while the service is stopped.
+func (s *Service) SetReconcile(r *Reconcile) {
+	s.rec.Store(newReconciler(r))
+}
+
 // OwnLogForked says, when not empty, that this node's own log forked from
 // a member's copy (noticeRewound).
 func (s *Service) OwnLogForked() string {

@@ -521,6 +521,14 @@ func (s *Service) Install(m *membership.Manifest, raw []byte, psk pnet.PSK) erro
 	return nil
 }
 
+// HasKey says whether the service has the federation key (swarm.key) a
+// host needs; without it a term cannot federate.
+func (s *Service) HasKey() bool {
+	s.termMu.Lock()
+	defer s.termMu.Unlock()
+	return s.cfg.PSK != nil
+}
+
 // applyMembers reconciles connections and workers with the manifest.
 func (s *Service) applyMembers() {
 	st := s.state.Load()

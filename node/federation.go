@@ -89,6 +89,51 @@ func readPSK(dir string) ([]byte, error) {
 	return b, err
 }
 
+// pskAAD binds the sealed federation key in a shared store to its use.
+var pskAAD = []byte("federation key")
+
+// loadPSK returns the federation key: the file in dir, or, on a store
+// replicas share, the one another replica installed (sealed with the data
+// key every replica holds), which it then writes to dir for the next start.
+func loadPSK(dir string, db *store.DB, data *keys.DataKey) ([]byte, error) {
+	b, err := readPSK(dir)
+	if err != nil || !db.Shared() {
+		return b, err
+	}
+	sealed, err := db.FederationKey()
+	if err != nil {
+		return nil, err
+	}
+	if b != nil {
+		if sealed == nil {
+			// Installed before the store kept it (or moved here by
+			// store migrate): share it now for the other replicas.
+			err = sharePSK(db, data, b)
+		}
+		return b, err
+	}
+	if sealed == nil {
+		return nil, nil
+	}
+	b, err = data.Open(sealed, pskAAD)
+	if err != nil {
+		return nil, fmt.Errorf("the federation key in the store does not open with %s: %w", filepath.Join(dir, KeysDir, keys.DataKeyFile), err)
+	}
+	if err := writePSK(dir, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// sharePSK puts the federation key into a shared store, sealed, before the
+// manifest that needs it: a replica that sees the manifest finds the key.
+func sharePSK(db *store.DB, data *keys.DataKey, psk []byte) error {
+	if !db.Shared() {
+		return nil
+	}
+	return db.SaveFederationKey(data.Seal(psk, pskAAD))
+}
+
 // writePSK writes the federation key atomically with mode 0600.
 func writePSK(dir string, psk []byte) error {
 	path := filepath.Join(dir, KeysDir, PSKFile)
@@ -125,6 +170,9 @@ func (n *Node) InstallManifest(ctx context.Context, raw, psk []byte) (*membershi
 		return nil, fmt.Errorf("%w: the federation key differs from the one this running node uses; stop the node, install, then start it", ErrInstall)
 	}
 	if err := writePSK(n.Dir, psk); err != nil {
+		return nil, err
+	}
+	if err := sharePSK(n.Store, n.Keys.Data, psk); err != nil {
 		return nil, err
 	}
 	if err := n.Store.SaveManifest(raw, manifestInstalled(m, raw, "operator (API)")); err != nil {
@@ -194,6 +242,9 @@ func InstallManifest(ctx context.Context, dir string, raw, psk []byte) (*Install
 			return err
 		}
 		if err := writePSK(dir, psk); err != nil {
+			return err
+		}
+		if err := sharePSK(db, ks.Data, psk); err != nil {
 			return err
 		}
 		res.Manifest = m

@@ -291,13 +291,18 @@ type Node struct {
 	// Replicas (replica.go): shared is nil on a store no other replica
 	// shares; holder names this process in the federation lease; leader
 	// says whether it runs the federation; feedSeq is the last change of
-	// the store's feed this replica applied (feedMu serialises catch-ups).
+	// the store's feed this replica applied (feedMu serialises catch-ups),
+	// feedLast that change itself, feedErrs what could not be applied, by
+	// kind (readyz); leadErr why this replica cannot lead.
 	shared   sharedStore
 	holder   string
 	stopTerm func() // a bbolt node's one term
 	leader   atomic.Bool
 	feedSeq  atomic.Uint64
 	feedMu   sync.Mutex
+	feedLast store.Changed
+	feedErrs map[string]error
+	leadErr  atomic.Pointer[error]
 }
 
 // Open loads the node in dir: configuration, keys, store and catalog index.
@@ -428,7 +433,7 @@ func (n *Node) openFederation(opts Options, pending *store.Reconcile) error {
 		}
 	}
 	var psk pnet.PSK
-	if b, err := readPSK(n.Dir); err != nil {
+	if b, err := loadPSK(n.Dir, n.Store, n.Keys.Data); err != nil {
 		return err
 	} else if b != nil {
 		if psk, err = federation.ParsePSK(b); err != nil {
@@ -646,6 +651,12 @@ func (n *Node) ready(ctx context.Context) []httpapi.Check {
 		err := n.shared.Ping(pctx)
 		cancel()
 		checks = append(checks, httpapi.Check{Name: "database", Err: err})
+		checks = append(checks, httpapi.Check{Name: "replica_feed", Err: n.feedCheck()})
+		var lead error
+		if e := n.leadErr.Load(); e != nil {
+			lead = *e
+		}
+		checks = append(checks, httpapi.Check{Name: "federation_key", Err: lead})
 	}
 	return checks
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -113,6 +114,14 @@ func (n *Node) leaderLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		if err := n.leadable(); err != nil {
+			if prev := n.leadErr.Swap(&err); prev == nil || (*prev).Error() != err.Error() {
+				n.log.Error("federation: this replica cannot lead, so it does not take the lease", "err", err)
+			}
+			t.Reset(leaseTry)
+			continue
+		}
+		n.leadErr.Store(nil)
 		start := time.Now()
 		actx, cancel := context.WithTimeout(ctx, leaseTry)
 		epoch, ok, err := n.shared.AcquireLease(actx, leaseName, n.holder, LeaseTTL)
@@ -125,6 +134,37 @@ func (n *Node) leaderLoop(ctx context.Context) {
 		}
 		t.Reset(leaseTry)
 	}
+}
+
+// leadable says why this replica could not run a federation term if it
+// took the lease: a manifest is installed but the federation key is
+// neither in its directory nor in the store. Taking the lease anyway
+// would keep the country out of the federation while a replica that can
+// lead waits as a follower.
+func (n *Node) leadable() error {
+	if m, _ := n.Fed.Manifest(); m == nil || n.Fed.HasKey() {
+		return nil
+	}
+	if err := n.reloadManifest(); err != nil { // the key may have come through the store
+		return err
+	}
+	if n.Fed.HasKey() {
+		return nil
+	}
+	b, err := loadPSK(n.Dir, n.Store, n.Keys.Data)
+	if err != nil {
+		return err
+	}
+	if b == nil {
+		return fmt.Errorf("a manifest is installed but the federation key %s is missing on this replica (and not in the store): copy it from the replica that installed the manifest, or install the manifest again through this one",
+			filepath.Join(n.Dir, KeysDir, PSKFile))
+	}
+	psk, err := federation.ParsePSK(b)
+	if err != nil {
+		return err
+	}
+	m, raw := n.Fed.Manifest()
+	return n.Fed.Install(m, raw, psk)
 }
 
 // lead runs one federation term under the lease at epoch, acquired by a
@@ -196,6 +236,18 @@ func (n *Node) startTerm(epoch uint64) (stop func(), err error) {
 	}
 	n.fedCatalog.Store(cat)
 	n.fedOrders.Store(ord)
+	if n.shared != nil {
+		// The reconciliation to do is the store's mark now: the previous
+		// leader may have finished one, or died in the middle of one.
+		pending, err := n.Store.PendingReconcile()
+		if err != nil {
+			n.fedCatalog.Store(n.Catalog)
+			n.fedOrders.Store(n.Orders)
+			return nil, err
+		}
+		n.Fed.SetReconcile(n.reconcileConfig(pending))
+		n.Catalog.SetReconciling(pending != nil)
+	}
 	if err := n.Fed.Start(context.Background()); err != nil {
 		n.fedCatalog.Store(n.Catalog)
 		n.fedOrders.Store(n.Orders)
@@ -301,32 +353,47 @@ func (n *Node) followLoop(ctx context.Context) {
 	}
 }
 
-// catchUp applies the changes after the last one applied. A replica that
-// fell behind the feed's floor (its rows were pruned) reloads everything.
+// catchUp applies the changes after the last one applied. The feed is
+// what another replica wrote; three things can break its thread, and each
+// makes this replica reload everything the feed keeps in step (resync):
+//   - its rows were pruned before this replica read them: the floor, read
+//     after each page (a prune may commit between any two reads), is
+//     past the last change applied;
+//   - the database went back in time under it (an asynchronous standby
+//     promoted without the last commits, a point-in-time restore): the
+//     head is below the last change applied, or the row at that seq is
+//     another change now.
 func (n *Node) catchUp(ctx context.Context) error {
 	n.feedMu.Lock()
 	defer n.feedMu.Unlock()
 	after := n.feedSeq.Load()
-	floor, err := n.shared.ChangesFloor(ctx)
+	head, err := n.shared.ChangesHead(ctx)
 	if err != nil {
 		return err
 	}
-	if floor > after+1 {
-		head, err := n.shared.ChangesHead(ctx)
+	if head < after {
+		return n.resync(ctx, "the change feed went back: the database is behind what this replica applied (a promoted standby or a restore?)", after, head)
+	}
+	if last := n.feedLast; after > 0 && last.Seq == after {
+		cs, err := n.shared.Changes(ctx, after-1, 1)
 		if err != nil {
 			return err
 		}
-		n.log.Warn("change feed: this replica fell behind the kept changes; reloading", "applied", after, "floor", floor)
-		if err := n.reloadAll(ctx); err != nil {
-			return err
+		if len(cs) == 1 && cs[0].Seq == after && !sameChange(cs[0], last) {
+			return n.resync(ctx, "the change feed was rewritten: the database went back and took new changes (a promoted standby or a restore?)", after, head)
 		}
-		n.feedSeq.Store(head)
-		return nil
 	}
 	for {
 		cs, err := n.shared.Changes(ctx, after, feedBatch)
 		if err != nil {
 			return err
+		}
+		floor, err := n.shared.ChangesFloor(ctx)
+		if err != nil {
+			return err
+		}
+		if floor > after+1 {
+			return n.resync(ctx, "this replica fell behind the kept changes", after, floor)
 		}
 		if len(cs) == 0 {
 			return nil
@@ -335,6 +402,7 @@ func (n *Node) catchUp(ctx context.Context) error {
 			return err
 		}
 		after = cs[len(cs)-1].Seq
+		n.feedLast = cs[len(cs)-1]
 		n.feedSeq.Store(after)
 		if len(cs) < feedBatch {
 			return nil
@@ -342,7 +410,33 @@ func (n *Node) catchUp(ctx context.Context) error {
 	}
 }
 
+func sameChange(a, b store.Changed) bool {
+	return a.Seq == b.Seq && a.Bucket == b.Bucket && bytes.Equal(a.Key, b.Key) && a.At.Equal(b.At)
+}
+
+// resync reloads everything the change feed keeps in step, from the
+// feed's head at the time (changes after it are applied next time, and
+// the ones between it and the reload twice, which is harmless).
+func (n *Node) resync(ctx context.Context, why string, applied, seen uint64) error {
+	head, err := n.shared.ChangesHead(ctx)
+	if err != nil {
+		return err
+	}
+	n.log.Warn("change feed: reloading", "reason", why, "applied", applied, "seen", seen, "head", head)
+	if err := n.reloadAll(ctx); err != nil {
+		return err
+	}
+	n.feedLast = store.Changed{}
+	n.feedSeq.Store(head)
+	return nil
+}
+
 // applyChanges brings memory in step with one batch of the change feed.
+// A database that cannot be reached fails the batch, to be tried again; a
+// change that cannot be applied for another reason (a manifest that does
+// not verify here, a policy this replica refuses) is logged, reported by
+// /readyz (replica_feed) until that kind of change applies again, and
+// passed: one bad change must not stop every later one.
 func (n *Node) applyChanges(ctx context.Context, cs []store.Changed) error {
 	var ids []string
 	seen := map[string]bool{}
@@ -357,7 +451,7 @@ func (n *Node) applyChanges(ctx context.Context, cs []store.Changed) error {
 			}
 		case c.Bucket == "policy" && string(c.Key) == "current":
 			policyChanged = true
-		case c.Bucket == "federation" && string(c.Key) == "manifest":
+		case c.Bucket == "federation" && (string(c.Key) == "manifest" || string(c.Key) == "federation_key_sealed"):
 			manifestChanged = true
 		case c.Bucket == "meta" && string(c.Key) == "reconcile":
 			reconcileChanged = true
@@ -365,22 +459,39 @@ func (n *Node) applyChanges(ctx context.Context, cs []store.Changed) error {
 			dests[strings.TrimPrefix(c.Bucket, "outbox/")] = true
 		}
 	}
-	var errs []error
+	var retry []error
+	applied := func(kind string, err error) {
+		switch {
+		case err == nil:
+			delete(n.feedErrs, kind)
+		case errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil:
+			retry = append(retry, err)
+		default:
+			if n.feedErrs == nil {
+				n.feedErrs = map[string]error{}
+			}
+			n.feedErrs[kind] = err
+			n.log.Error("change feed: a change another replica made cannot be applied here; passing it", "kind", kind, "err", err)
+		}
+	}
 	if manifestChanged {
-		errs = append(errs, n.reloadManifest())
+		applied("manifest", n.reloadManifest())
 	}
 	if policyChanged {
-		errs = append(errs, n.reloadPolicy(ctx))
+		applied("policy", n.reloadPolicy(ctx))
 	}
 	if reconcileChanged {
 		pending, err := n.Store.PendingReconcile()
 		if err == nil {
 			n.Catalog.SetReconciling(pending != nil)
 		}
-		errs = append(errs, err)
+		applied("reconcile", err)
 	}
 	if len(ids) > 0 {
-		errs = append(errs, n.Catalog.Refresh(ctx, ids...))
+		applied("listings", n.Catalog.Refresh(ctx, ids...))
+	}
+	if err := errors.Join(retry...); err != nil {
+		return err
 	}
 	if n.leader.Load() {
 		if len(ids) > 0 {
@@ -388,6 +499,20 @@ func (n *Node) applyChanges(ctx context.Context, cs []store.Changed) error {
 		}
 		if len(dests) > 0 {
 			n.Orders.Wake()
+		}
+	}
+	return nil
+}
+
+// feedCheck is the readyz check of the change feed: what another replica
+// changed that this one could not apply.
+func (n *Node) feedCheck() error {
+	n.feedMu.Lock()
+	defer n.feedMu.Unlock()
+	var errs []error
+	for _, k := range []string{"manifest", "policy", "reconcile", "listings"} {
+		if err := n.feedErrs[k]; err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", k, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -437,7 +562,7 @@ func (n *Node) reloadManifest() error {
 		return fmt.Errorf("installed manifest: %w", err)
 	}
 	var psk pnet.PSK
-	if b, err := readPSK(n.Dir); err != nil {
+	if b, err := loadPSK(n.Dir, n.Store, n.Keys.Data); err != nil {
 		return err
 	} else if b != nil {
 		if psk, err = federation.ParsePSK(b); err != nil {

@@ -3,7 +3,9 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"time"
 
 	"github.com/imtgt/imtgt-node/access"
 	"github.com/imtgt/imtgt-node/store"
@@ -24,7 +26,20 @@ type tokens struct {
 	db   *store.DB
 	mu   sync.Mutex
 	seen map[string]access.Principal
+	// downUntil: after the database failed a lookup, tokens already
+	// known are answered from memory at once until then, so that while a
+	// database host is unreachable (not refusing: every try would wait)
+	// search does not wait on it request after request.
+	downUntil time.Time
 }
+
+const (
+	// tokenLookup bounds one lookup in the store: past it, a known token
+	// is answered from memory.
+	tokenLookup = time.Second
+	// tokenDownFor is how long memory answers after a failed lookup.
+	tokenDownFor = 2 * time.Second
+)
 
 func newTokens(db *store.DB) *tokens {
 	return &tokens{db: db, seen: map[string]access.Principal{}}
@@ -32,7 +47,17 @@ func newTokens(db *store.DB) *tokens {
 
 // Principal implements httpapi.Tokens.
 func (t *tokens) Principal(ctx context.Context, hash string) (access.Principal, error) {
-	p, err := t.db.Principal(ctx, hash)
+	t.mu.Lock()
+	known, ok := t.seen[hash]
+	down := time.Now().Before(t.downUntil)
+	t.mu.Unlock()
+	if ok && down {
+		return known, nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, tokenLookup)
+	p, err := t.db.Principal(lctx, hash)
+	cancel()
+	unavailable := errors.Is(err, store.ErrUnavailable) || (errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch {
@@ -44,9 +69,14 @@ func (t *tokens) Principal(ctx context.Context, hash string) (access.Principal, 
 			}
 		}
 		t.seen[hash] = p
-	case errors.Is(err, store.ErrUnavailable):
-		if known, ok := t.seen[hash]; ok {
+		t.downUntil = time.Time{}
+	case unavailable:
+		t.downUntil = time.Now().Add(tokenDownFor)
+		if ok {
 			return known, nil
+		}
+		if !errors.Is(err, store.ErrUnavailable) {
+			err = fmt.Errorf("%w: the token lookup took longer than %s", store.ErrUnavailable, tokenLookup)
 		}
 	}
 	return p, err

@@ -23,6 +23,7 @@ type Changed struct {
 	Seq    uint64
 	Bucket string
 	Key    []byte
+	At     time.Time // commit-time of the row, which tells a rewritten seq from the one a reader applied
 }
 
 // ChangesHead is the highest seq committed (0 if none).
@@ -61,7 +62,7 @@ func (db *DB) Changes(ctx context.Context, after uint64, limit int) ([]Changed, 
 	if limit <= 0 {
 		limit = DefaultChangesLimit
 	}
-	rows, err := db.pool.Query(ctx, "SELECT seq, bucket, key FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2", int64(after), limit)
+	rows, err := db.pool.Query(ctx, "SELECT seq, bucket, key, at FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2", int64(after), limit)
 	if err != nil {
 		return nil, pgError(err)
 	}
@@ -69,7 +70,7 @@ func (db *DB) Changes(ctx context.Context, after uint64, limit int) ([]Changed, 
 	for rows.Next() {
 		var c Changed
 		var seq int64
-		if err := rows.Scan(&seq, &c.Bucket, &c.Key); err != nil {
+		if err := rows.Scan(&seq, &c.Bucket, &c.Key, &c.At); err != nil {
 			rows.Close()
 			return nil, pgError(err)
 		}

@@ -19,6 +19,7 @@ package store
 //	  <seller id> NUL <Idempotency-Key>   {"hash", "created_at", "outcome": {"listing"} | {"report"}}
 //	federation/
 //	  manifest                  the installed membership manifest, its exact signed YAML
+//	  federation_key_sealed     PostgreSQL only: swarm.key sealed with the data key (AAD "federation key")
 //	  manifests/
 //	    <version, 8-byte BE>    every manifest installed: install time (8-byte BE Unix ns), then
 //	                            its exact YAML (what was in force when; see manifests.go)
@@ -349,6 +350,21 @@ func (db *DB) SaveManifest(raw []byte, entries ...*audit.Entry) error {
 		}
 		return putManifest(tx, raw, installTime(entries))
 	})
+}
+
+// keyFederationKey holds the federation key (swarm.key), sealed with the
+// node's data key, on a store replicas share: a manifest installed through
+// one replica reaches the others through the store, and so must its key.
+var keyFederationKey = []byte("federation_key_sealed")
+
+// SaveFederationKey stores the sealed federation key.
+func (db *DB) SaveFederationKey(sealed []byte) error {
+	return db.kv.update(func(tx kvTx) error { return tx.Bucket(bucketFederation).Put(keyFederationKey, sealed) })
+}
+
+// FederationKey returns the sealed federation key, or nil.
+func (db *DB) FederationKey() ([]byte, error) {
+	return db.value(bucketFederation, keyFederationKey)
 }
 
 // Manifest returns the installed manifest's bytes, or nil.

@@ -172,6 +172,9 @@ func newReplicaFed(t *testing.T) *replicaFed {
 	f.th[0].dir = thDir
 	f.th[1].dir = filepath.Join(root, "th-b")
 	copyDir(t, thDir, f.th[1].dir)
+	// The federation key reaches the second replica through the store
+	// (sealed with the data key), not by copying keys/swarm.key.
+	require.NoError(t, os.Remove(filepath.Join(f.th[1].dir, "keys", "swarm.key")))
 	for _, r := range f.th {
 		r.token = operatorToken(t, r.dir)
 	}
