@@ -24,18 +24,55 @@ import (
 
 	"github.com/imtgt/imtgt-node/access"
 	"github.com/imtgt/imtgt-node/federation/pb"
+	"github.com/imtgt/imtgt-node/internal/pgtest"
 	"github.com/imtgt/imtgt-node/internal/testnet"
 	"github.com/imtgt/imtgt-node/orders"
 )
 
 type benchNet struct {
-	my, th  *testnet.Node
+	my, th *testnet.Node
+	// placers are the buyer's replicas the placers spread over (my alone
+	// on bbolt; both replicas on PostgreSQL).
+	placers []*testnet.Node
 	listing string
 	req     orders.PlaceRequest
 	seq     atomic.Int64
 }
 
 func newBenchNet(b *testing.B) *benchNet { return newBenchNetAudit(b, true) }
+
+// backends are the stores the handoff benchmarks run both nodes on, side
+// by side in one run: bbolt, and PostgreSQL (a database of the server
+// IMTGT_TEST_POSTGRES names for each node, the sub-benchmark skipped
+// without it) with the buyer's node MY as two replicas sharing its
+// database, the placers spread over both.
+var backends = []struct {
+	name string
+	net  func(b *testing.B) *benchNet
+}{
+	{"bbolt", newBenchNet},
+	{"postgres", newBenchNetPG},
+}
+
+// eachBackend runs bench once per backend as a sub-benchmark.
+func eachBackend(b *testing.B, bench func(*testing.B, *benchNet)) {
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) { bench(b, be.net(b)) })
+	}
+}
+
+// newBenchNetPG: MY as two replicas on one PostgreSQL database, TH as one
+// node on another, audit log on.
+func newBenchNetPG(b *testing.B) *benchNet {
+	b.Helper()
+	fed := testnet.FederateWith(b, testnet.FedOptions{
+		StoreURLs: map[string]string{"MY": pgtest.URL(b), "TH": pgtest.URL(b)},
+		Replicas:  map[string]int{"MY": 2},
+	}, "MY", "TH")
+	// my is MY's leader: the floor delivers through its host.
+	bn := &benchNet{my: fed.Leader("MY"), th: fed.Nodes["TH"], placers: fed.Replicas["MY"]}
+	return bn.setUp(b)
+}
 
 // newBenchNetAudit is newBenchNet with the audit log on or off (off only
 // to measure what auditing costs).
@@ -50,26 +87,40 @@ func newBenchNetAudit(b *testing.B, audited bool) *benchNet {
 		fed.WaitConnected()
 	}
 	bn := &benchNet{my: fed.Nodes["MY"], th: fed.Nodes["TH"]}
+	bn.placers = []*testnet.Node{bn.my}
+	return bn.setUp(b)
+}
+
+// setUp creates a TH listing with a large stock, waits until every MY
+// replica has it, and warms the path up.
+func (bn *benchNet) setUp(b *testing.B) *benchNet {
+	b.Helper()
 	_, seller := bn.th.ActiveSeller(testnet.THSeller("Surat Thani Rice & Coffee Co., Ltd.", 3))
 	body := testnet.Listing("ข้าวหอมมะลิ 5 กก. jasmine rice", "100630", "265.00")
 	body["quantity"] = 1_000_000_000
 	r := bn.th.Do("POST", "/v1/listings", seller, body)
 	require.Equal(b, http.StatusCreated, r.Status, string(r.Body))
 	bn.listing = r.JSON["id"].(string)
-	testnet.Eventually(b, 10*time.Second, func() bool { _, ok := bn.my.Catalog.Get(bn.listing); return ok }, "listing did not sync to MY")
+	for _, r := range bn.placers {
+		testnet.Eventually(b, 10*time.Second, func() bool { _, ok := r.Catalog.Get(bn.listing); return ok }, "listing did not sync to MY")
+	}
 	raw, err := json.Marshal(orderBody("MY", "MY-07", bn.listing, 1, false))
 	require.NoError(b, err)
 	require.NoError(b, json.Unmarshal(raw, &bn.req))
 	// Warm up: connections, streams, caches.
-	for range 5 {
-		bn.waitReceipt(b, bn.place(b))
+	for i := range 5 * len(bn.placers) {
+		bn.waitReceipt(b, bn.placeOn(b, bn.placers[i%len(bn.placers)]))
 	}
 	return bn
 }
 
-// place places one order through the orders service (not HTTP).
-func (bn *benchNet) place(b *testing.B) string {
-	os, replayed, err := bn.my.Orders.Place(context.Background(), "mkt_bench", fmt.Sprintf("bench-%d", bn.seq.Add(1)), bn.req)
+// place places one order through the orders service (not HTTP) of MY's
+// leader.
+func (bn *benchNet) place(b *testing.B) string { return bn.placeOn(b, bn.my) }
+
+// placeOn places one order through replica r of MY.
+func (bn *benchNet) placeOn(b *testing.B, r *testnet.Node) string {
+	os, replayed, err := r.Orders.Place(context.Background(), "mkt_bench", fmt.Sprintf("bench-%d", bn.seq.Add(1)), bn.req)
 	if err != nil || replayed || len(os) != 1 {
 		b.Fatalf("place: %v (replayed %v, %d orders)", err, replayed, len(os))
 	}
@@ -153,8 +204,9 @@ func pct(ds []time.Duration, p float64) time.Duration {
 
 // BenchmarkHandoffLatency: one order at a time, from Place to the
 // receipt being durable on the buyer's node.
-func BenchmarkHandoffLatency(b *testing.B) {
-	bn := newBenchNet(b)
+func BenchmarkHandoffLatency(b *testing.B) { eachBackend(b, benchLatency) }
+
+func benchLatency(b *testing.B, bn *benchNet) {
 	var placed, atSeller, total []time.Duration
 	b.ResetTimer()
 	for range b.N {
@@ -172,14 +224,17 @@ func BenchmarkHandoffLatency(b *testing.B) {
 // BenchmarkHandoffThroughput: 32 placers; orders per second from the
 // first Place until every receipt is durable on the buyer's node, with
 // the audit log on (as a node runs). BenchmarkHandoffThroughputUnaudited
-// is the same with it off: the cost of auditing is the ratio.
-func BenchmarkHandoffThroughput(b *testing.B) { benchThroughput(b, true) }
+// is the same with it off: the cost of auditing is the ratio. On
+// PostgreSQL the 32 placers are spread over MY's two replicas.
+func BenchmarkHandoffThroughput(b *testing.B) { eachBackend(b, benchThroughput) }
 
-// BenchmarkHandoffThroughputUnaudited: see BenchmarkHandoffThroughput.
-func BenchmarkHandoffThroughputUnaudited(b *testing.B) { benchThroughput(b, false) }
+// BenchmarkHandoffThroughputUnaudited: see BenchmarkHandoffThroughput
+// (bbolt only).
+func BenchmarkHandoffThroughputUnaudited(b *testing.B) {
+	benchThroughput(b, newBenchNetAudit(b, false))
+}
 
-func benchThroughput(b *testing.B, audited bool) {
-	bn := newBenchNetAudit(b, audited)
+func benchThroughput(b *testing.B, bn *benchNet) {
 	b.ResetTimer()
 	cpu0 := cpuTime()
 	start := time.Now()
@@ -217,9 +272,11 @@ func benchThroughput(b *testing.B, audited bool) {
 // nodes (a repeated handoff: envelope signing and verification both ways,
 // a stream on the open connection, an inbox read) plus one durable bbolt
 // commit (db.Update, ~300 bytes, fsync) on each node's store; and, to
-// compare, handoffs measured alongside.
-func BenchmarkHandoffFloor(b *testing.B) {
-	bn := newBenchNet(b)
+// compare, handoffs measured alongside. On PostgreSQL the commits are
+// the store's write transactions on each node's database.
+func BenchmarkHandoffFloor(b *testing.B) { eachBackend(b, benchFloor) }
+
+func benchFloor(b *testing.B, bn *benchNet) {
 	ctx := context.Background()
 	// A handoff TH already holds: its repeat costs the network and a read.
 	l, ok := bn.th.Catalog.Get(bn.listing)
@@ -312,13 +369,15 @@ func (bn *benchNet) rate(b *testing.B, n int) float64 {
 	return float64(n) / time.Since(start).Seconds()
 }
 
-// placeAll places n orders with 32 placers and returns their IDs.
+// placeAll places n orders with 32 placers, spread over MY's replicas,
+// and returns their IDs.
 func (bn *benchNet) placeAll(b *testing.B, n int) []string {
 	const placers = 32
 	ids := make([]string, n)
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range placers {
+	for p := range placers {
+		r := bn.placers[p%len(bn.placers)]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -327,7 +386,7 @@ func (bn *benchNet) placeAll(b *testing.B, n int) []string {
 				if i >= int64(n) {
 					return
 				}
-				ids[i] = bn.place(b)
+				ids[i] = bn.placeOn(b, r)
 			}
 		}()
 	}

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -21,8 +22,10 @@ import (
 
 // Net is a federation of test nodes in one process, on real loopback TCP.
 type Net struct {
-	t        testing.TB
-	Nodes    map[string]*Node
+	t     testing.TB
+	Nodes map[string]*Node
+	// Replicas are each country's replicas (Nodes[c] is Replicas[c][0]).
+	Replicas map[string][]*Node
 	Manifest *membership.Manifest
 	Raw      []byte
 	PSK      []byte
@@ -97,11 +100,47 @@ func SignedManifest(tb testing.TB, version uint64, threshold int, members []*Nod
 // signed by all of them (threshold 2) and starts them, connected.
 func Federate(tb testing.TB, countries ...string) *Net {
 	tb.Helper()
-	fn := &Net{t: tb, Nodes: map[string]*Node{}}
+	return FederateWith(tb, FedOptions{}, countries...)
+}
+
+// FedOptions say how FederateWith runs each country's node.
+type FedOptions struct {
+	// StoreURLs gives a country's node a PostgreSQL store (absent: bbolt).
+	StoreURLs map[string]string
+	// Replicas runs a country's node as that many replicas sharing its
+	// store (0 or 1: one); more than one needs a StoreURL.
+	Replicas map[string]int
+}
+
+// FederateWith is Federate with each node's store and replica count from
+// opts. A replicated node is initialised once with every replica's p2p
+// address (its member descriptor lists them all), the manifest installed,
+// and each further replica runs from a copy of its directory, as an
+// operator deploys one; WaitConnected waits until every node's leader is
+// connected to every other's.
+func FederateWith(tb testing.TB, opts FedOptions, countries ...string) *Net {
+	tb.Helper()
+	fn := &Net{t: tb, Nodes: map[string]*Node{}, Replicas: map[string][]*Node{}}
 	var all []*Node
 	for _, c := range countries {
-		n := InitNode(tb, c)
+		k := max(opts.Replicas[c], 1)
+		if k > 1 && opts.StoreURLs[c] == "" {
+			tb.Fatalf("testnet: %d replicas of %s need a store URL", k, c)
+		}
+		addrs := make([]string, k)
+		for i := range addrs {
+			addrs[i] = FreeP2PAddr(tb)
+		}
+		dir := filepath.Join(tb.TempDir(), c)
+		res, err := node.Init(node.InitOptions{Dir: dir, Country: c, HTTPAddr: "127.0.0.1:0", P2PAddrs: addrs, StoreURL: opts.StoreURLs[c]})
+		require.NoError(tb, err)
+		n := &Node{t: tb, Dir: dir, Country: c, OperatorToken: res.OperatorToken, logs: &syncBuffer{}, SyncInterval: time.Second, P2PAddr: addrs[0]}
+		tb.Cleanup(func() { n.Stop() })
 		fn.Nodes[c] = n
+		fn.Replicas[c] = []*Node{n}
+		for _, a := range addrs[1:] {
+			fn.Replicas[c] = append(fn.Replicas[c], &Node{t: tb, Country: c, OperatorToken: res.OperatorToken, logs: &syncBuffer{}, SyncInterval: time.Second, P2PAddr: a})
+		}
 		all = append(all, n)
 	}
 	fn.Manifest, fn.Raw = SignedManifest(tb, 1, min(2, len(all)), all, all)
@@ -112,23 +151,63 @@ func Federate(tb testing.TB, countries ...string) *Net {
 		_, err := node.InstallManifest(context.Background(), n.Dir, fn.Raw, psk)
 		require.NoError(tb, err)
 	}
-	for _, n := range all {
-		n.start()
+	for _, c := range countries {
+		for _, r := range fn.Replicas[c][1:] {
+			r.Dir = copyNodeDir(tb, fn.Nodes[c].Dir)
+			tb.Cleanup(func() { r.Stop() })
+		}
+	}
+	for _, c := range countries {
+		for _, r := range fn.Replicas[c] {
+			r.start()
+		}
 	}
 	fn.WaitConnected()
 	return fn
 }
 
+// Leader returns the replica of country that leads its federation work
+// (nil when none does right now).
+func (fn *Net) Leader(country string) *Node {
+	for _, r := range fn.replicas(country) {
+		if r.Node != nil && r.Role() == "leader" {
+			return r
+		}
+	}
+	return nil
+}
+
+// replicas are country's replicas (its one node when not replicated).
+func (fn *Net) replicas(country string) []*Node {
+	if rs := fn.Replicas[country]; len(rs) > 0 {
+		return rs
+	}
+	if n := fn.Nodes[country]; n != nil {
+		return []*Node{n}
+	}
+	return nil
+}
+
 // WaitConnected polls until every started node sees every other as connected.
 func (fn *Net) WaitConnected() {
 	fn.t.Helper()
+	// Only a country's leader runs the federation: a node none of whose
+	// replicas runs is left out, one whose running replicas do not lead
+	// yet is waited for.
+	running := func(c string) bool {
+		return slices.ContainsFunc(fn.replicas(c), func(r *Node) bool { return r.Node != nil })
+	}
 	Eventually(fn.t, 20*time.Second, func() bool {
-		for _, n := range fn.Nodes {
-			if n.Node == nil {
+		for c := range fn.Nodes {
+			if !running(c) {
 				continue
 			}
+			n := fn.Leader(c)
+			if n == nil {
+				return false
+			}
 			for _, p := range n.Fed.Peers(context.Background()) {
-				if other := fn.Nodes[p.Country]; other != nil && other.Node != nil && !p.Connected {
+				if !p.Self && running(p.Country) && !p.Connected {
 					return false
 				}
 			}

@@ -30,6 +30,9 @@ type Node struct {
 	SyncInterval  time.Duration
 	// NoAudit opens the node without its audit log (benchmarks only).
 	NoAudit bool
+	// P2PAddr, when set, overrides the config's federation address (run
+	// --p2p-addr): each replica of a node has its own.
+	P2PAddr string
 	logs    *syncBuffer
 	*node.Node
 }
@@ -76,7 +79,7 @@ func initNode(tb testing.TB, country, p2pAddr string, syncInterval time.Duration
 
 func (tn *Node) start() {
 	tn.t.Helper()
-	n, err := node.Open(context.Background(), tn.Dir, node.Options{Logger: slog.New(slog.NewTextHandler(tn.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), SyncInterval: tn.SyncInterval, NoAudit: tn.NoAudit})
+	n, err := node.Open(context.Background(), tn.Dir, node.Options{Logger: slog.New(slog.NewTextHandler(tn.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), SyncInterval: tn.SyncInterval, NoAudit: tn.NoAudit, P2PAddr: tn.P2PAddr})
 	require.NoError(tn.t, err)
 	require.NoError(tn.t, n.Start(context.Background()))
 	tn.Node, tn.URL = n, n.HTTPURL()
