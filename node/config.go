@@ -204,7 +204,12 @@ var ErrStorePassword = errors.New("the store URL holds a password: leave it out 
 func ValidateStoreURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
-		return fmt.Errorf("%q is not a URL: %v", redactURL(s), err)
+		// url.Error quotes the whole URL, password and all: keep only why.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("the store URL is not a URL: %v", err)
 	}
 	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
 		return fmt.Errorf("%q must start with postgres:// or postgresql://", redactURL(s))

@@ -90,6 +90,7 @@ func TestStoreURLAndAdvertise(t *testing.T) {
 		{"postgres://imtgt@db:5432/imtgt_th?password=secret", "PGPASSWORD"},
 		{"mysql://imtgt@db/imtgt_th", "postgres://"},
 		{"postgres://imtgt@db:5432/", "names no database"},
+		{"postgres://u:secret@db:5432/x y\x7f", "not a URL"},
 	} {
 		err := node.ValidateStoreURL(tt.url)
 		require.ErrorContains(t, err, tt.want, tt.url)

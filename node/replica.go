@@ -184,10 +184,46 @@ func (n *Node) leadable() error {
 func (n *Node) lead(ctx context.Context, epoch uint64, start time.Time) {
 	clock := leaseClock{ttl: LeaseTTL, margin: leaseMargin}
 	clock.renewed(start)
+	// Starting a term (the host, the first reconciliation step) reads the
+	// database, which may be slow: renew meanwhile, and give the term up
+	// if the lease ran out or went to another replica before it was up.
+	var mu sync.Mutex
+	lost := false
+	rctx, stopRenewing := context.WithCancel(ctx)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		t := time.NewTicker(leaseRenew)
+		defer t.Stop()
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-t.C:
+			}
+			rs := time.Now()
+			ok, err := n.shared.RenewLease(rctx, leaseName, n.holder, epoch, LeaseTTL)
+			mu.Lock()
+			switch {
+			case err == nil && ok:
+				clock.renewed(rs)
+			case err == nil:
+				lost = true
+			}
+			mu.Unlock()
+		}
+	}()
 	stop, err := n.startTerm(epoch)
+	stopRenewing()
+	<-renewed
 	if err != nil {
 		n.log.Error("federation term failed to start", "epoch", epoch, "err", err)
 		n.release(epoch)
+		return
+	}
+	if lost || clock.expired(time.Now()) {
+		stop()
+		n.log.Warn("federation follower: the lease ran out while the federation term started", "epoch", epoch, "lost", lost)
 		return
 	}
 	n.log.Info("federation leader", "epoch", epoch, "holder", n.holder)
