@@ -261,12 +261,20 @@ func (t *pgTx) ready() bool {
 }
 
 const (
-	pgUpsert = `INSERT INTO kv (bucket, key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bytea[])
-		ON CONFLICT (bucket, key) DO UPDATE SET value = EXCLUDED.value WHERE kv.value IS NOT NULL`
-	// A nested bucket's row is never deleted (bbolt refuses to Delete a
-	// bucket; the store never deletes buckets).
-	pgDelete = `DELETE FROM kv USING unnest($1::bytea[], $2::bytea[]) AS d(bucket, key)
-		WHERE kv.bucket = d.bucket AND kv.key = d.key AND kv.value IS NOT NULL`
+	// A nested bucket's row is never overwritten nor deleted (bbolt
+	// refuses to Put or Delete a bucket's key; the store never deletes
+	// buckets). Put and Delete refuse the buckets this process knows of;
+	// one made by another replica is found here: the upsert answers how
+	// many rows it wrote, the delete whether it met a bucket, and the
+	// flush fails with bolt.ErrIncompatibleValue rather than drop the
+	// write in silence.
+	pgUpsert = `WITH up AS (INSERT INTO kv (bucket, key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bytea[])
+		ON CONFLICT (bucket, key) DO UPDATE SET value = EXCLUDED.value WHERE kv.value IS NOT NULL
+		RETURNING 1)
+		SELECT count(*) FROM up`
+	pgDelete = `WITH d AS (SELECT * FROM unnest($1::bytea[], $2::bytea[]) AS d(bucket, key)),
+		del AS (DELETE FROM kv USING d WHERE kv.bucket = d.bucket AND kv.key = d.key AND kv.value IS NOT NULL)
+		SELECT EXISTS (SELECT 1 FROM kv JOIN d USING (bucket, key) WHERE kv.value IS NULL)`
 	pgFeed = `WITH ins AS (INSERT INTO changes (bucket, key)
 			SELECT b, k FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS u(b, k, n) ORDER BY n
 			RETURNING seq)
@@ -290,11 +298,29 @@ func (t *pgTx) queueFlush(b *pgx.Batch) {
 	// trip either way, but no single parameter of hundreds of megabytes.
 	for i := 0; i < len(db); i += pgChunk {
 		j := min(i+pgChunk, len(db))
-		b.Queue(pgDelete, db[i:j], dk[i:j])
+		b.Queue(pgDelete, db[i:j], dk[i:j]).QueryRow(func(r pgx.Row) error {
+			var bucket bool
+			if err := r.Scan(&bucket); err != nil {
+				return err
+			}
+			if bucket {
+				return fmt.Errorf("delete: a key deleted is a nested bucket (made by another replica): %w", bolt.ErrIncompatibleValue)
+			}
+			return nil
+		})
 	}
 	for i := 0; i < len(ub); i += pgChunk {
 		j := min(i+pgChunk, len(ub))
-		b.Queue(pgUpsert, ub[i:j], uk[i:j], uv[i:j])
+		b.Queue(pgUpsert, ub[i:j], uk[i:j], uv[i:j]).QueryRow(func(r pgx.Row) error {
+			var n int
+			if err := r.Scan(&n); err != nil {
+				return err
+			}
+			if n != j-i {
+				return fmt.Errorf("put: %d of the keys written are nested buckets (made by another replica): %w", j-i-n, bolt.ErrIncompatibleValue)
+			}
+			return nil
+		})
 	}
 	t.ops = t.ops[:0]
 	clear(t.index)
@@ -418,7 +444,7 @@ func (b *pgBucket) Put(key, value []byte) error {
 	case int64(len(value)) > bolt.MaxValueSize:
 		return bolt.ErrValueTooLarge
 	}
-	if t.made[string(b.child(key))] {
+	if b.isKnownBucket(key) {
 		return bolt.ErrIncompatibleValue
 	}
 	if value == nil {
@@ -433,11 +459,24 @@ func (b *pgBucket) Delete(key []byte) error {
 	if !t.writable {
 		return bolt.ErrTxNotWritable
 	}
-	if t.made[string(b.child(key))] {
+	if b.isKnownBucket(key) {
 		return bolt.ErrIncompatibleValue
 	}
 	t.queue(pgOp{bucket: b.path, key: slices.Clone(key), del: true})
 	return nil
+}
+
+// isKnownBucket says, without a round trip, whether key is a nested
+// bucket made in this transaction or seen committed by this process. A
+// write's flush catches the others (pgUpsert), so that Put and Delete
+// stay queued rather than read the key first.
+func (b *pgBucket) isKnownBucket(key []byte) bool {
+	path := string(b.child(key))
+	if b.tx.made[path] {
+		return true
+	}
+	_, ok := b.tx.kv.known.Load(path)
+	return ok
 }
 
 // lookup says whether name is a key of b and whether it is a bucket.

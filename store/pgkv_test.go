@@ -287,6 +287,29 @@ var kvCases = []struct {
 			return nil
 		}))
 	}},
+	// From the review of issue 12 (TestKVPutOnCommittedBucket): bbolt
+	// refuses a Put or Delete of a key that is a bucket committed before.
+	{"put delete on a committed bucket", func(t *testing.T, b backend, tr *transcript) {
+		require.NoError(t, b.update(func(tx kvTx) error {
+			top, err := tx.CreateBucketIfNotExists([]byte("top"))
+			require.NoError(t, err)
+			_, err = top.CreateBucketIfNotExists([]byte("nested"))
+			return err
+		}))
+		err := b.update(func(tx kvTx) error {
+			top := tx.Bucket([]byte("top"))
+			tr.add("put: %s", errName(top.Put([]byte("nested"), []byte("v"))))
+			tr.add("get: %v", top.Get([]byte("nested")))
+			tr.add("delete: %s", errName(top.Delete([]byte("nested"))))
+			return nil
+		})
+		tr.add("update: %s", errName(err))
+		require.NoError(t, b.view(func(tx kvTx) error {
+			top := tx.Bucket([]byte("top"))
+			tr.add("still a bucket %v, get %v", top.Bucket([]byte("nested")) != nil, top.Get([]byte("nested")))
+			return nil
+		}))
+	}},
 	{"rollback on error", func(t *testing.T, b backend, tr *transcript) {
 		require.NoError(t, b.update(func(tx kvTx) error {
 			r, _ := tx.CreateBucketIfNotExists([]byte("r"))
@@ -369,6 +392,56 @@ func TestPGReadErrorAbortsWrite(t *testing.T) {
 		require.Nil(t, tx.Bucket([]byte("b")).Get([]byte("k")))
 		return nil
 	}))
+}
+
+// TestPGPutOnBucketOfAnotherReplica: a Put or Delete of a key that
+// another replica made a nested bucket (so not known to this process)
+// fails the transaction with ErrIncompatibleValue at its flush, and
+// nothing of it is written (no value, no change-feed row), rather than
+// being dropped in silence.
+func TestPGPutOnBucketOfAnotherReplica(t *testing.T) {
+	kv := testPGKV(t)
+	other := newPGKV(kv.pool) // its own cache of known buckets
+	require.NoError(t, other.update(func(tx kvTx) error {
+		top, err := tx.CreateBucketIfNotExists([]byte("listings"))
+		require.NoError(t, err)
+		_, err = top.CreateBucketIfNotExists([]byte("nested"))
+		return err
+	}))
+	for _, c := range []struct {
+		name  string
+		write func(b kvBucket) error
+		read  bool // a read after the write sends it first
+	}{
+		{"put at commit", func(b kvBucket) error { return b.Put([]byte("nested"), []byte("v")) }, false},
+		{"put before a read", func(b kvBucket) error { return b.Put([]byte("nested"), []byte("v")) }, true},
+		{"delete at commit", func(b kvBucket) error { return b.Delete([]byte("nested")) }, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fresh := newPGKV(kv.pool)
+			err := fresh.update(func(tx kvTx) error {
+				b := tx.Bucket([]byte("listings"))
+				require.NoError(t, b.Put([]byte("other"), []byte("x")))
+				require.NoError(t, c.write(b))
+				if c.read {
+					require.Nil(t, b.Get([]byte("k")))
+				}
+				return nil
+			})
+			require.ErrorIs(t, err, bolt.ErrIncompatibleValue)
+			require.NotErrorIs(t, err, ErrUnavailable)
+			var rows, feed int
+			require.NoError(t, kv.pool.QueryRow(context.Background(),
+				"SELECT count(*) FROM kv WHERE bucket = 'listings' AND key = 'other'").Scan(&rows))
+			require.NoError(t, kv.pool.QueryRow(context.Background(), "SELECT count(*) FROM changes WHERE key = 'other'").Scan(&feed))
+			require.Zero(t, rows)
+			require.Zero(t, feed)
+			require.NoError(t, kv.view(func(tx kvTx) error {
+				require.NotNil(t, tx.Bucket([]byte("listings")).Bucket([]byte("nested")))
+				return nil
+			}))
+		})
+	}
 }
 
 // TestPGWritesAreFewRoundTrips: a 25,000-key transaction sends its puts
