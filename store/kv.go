@@ -20,6 +20,9 @@ package store
 // nil data for it); view and update return that error whatever the
 // function returned, and update rolls the transaction back: code that went
 // on with a nil it took for "absent" never gets its writes committed.
+// Bucket never answers nil for a look-up that failed: it returns a bucket
+// whose reads return nil, so a chain tx.Bucket(x).Bucket(y).Cursor()
+// cannot panic on a failed transaction.
 
 // kvTx is one transaction.
 type kvTx interface {

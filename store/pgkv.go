@@ -515,7 +515,15 @@ func (b *pgBucket) Bucket(name []byte) kvBucket {
 	if len(name) == 0 {
 		return nil
 	}
-	if _, isBucket := b.lookup(name); !isBucket {
+	_, isBucket := b.lookup(name)
+	if b.tx.err != nil {
+		// The look-up failed (or the transaction had already): not nil,
+		// which the store's chains (tx.Bucket(x).Bucket(y).Cursor()) take
+		// for granted as bbolt never fails there, but a bucket whose reads
+		// return nil; view and update return the error anyway.
+		return &pgBucket{tx: b.tx, path: b.child(name)}
+	}
+	if !isBucket {
 		return nil
 	}
 	return &pgBucket{tx: b.tx, path: b.child(name)}

@@ -7,9 +7,11 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
@@ -379,7 +381,11 @@ func TestPGReadErrorAbortsWrite(t *testing.T) {
 		_, err := tx.(*pgTx).tx.Exec(context.Background(), "SELECT 1/0")
 		require.Error(t, err)
 		require.Nil(t, b.Get([]byte("other")))
-		require.Nil(t, b.Bucket([]byte("x")))
+		// A failed look-up is a bucket that reads nothing, never nil.
+		x := b.Bucket([]byte("x"))
+		require.NotNil(t, x)
+		require.Nil(t, x.Get([]byte("k")))
+		require.Nil(t, x.Bucket([]byte("y")).Get([]byte("k")))
 		c := b.Cursor()
 		k, _ := c.First()
 		require.Nil(t, k)
@@ -442,6 +448,51 @@ func TestPGPutOnBucketOfAnotherReplica(t *testing.T) {
 			}))
 		})
 	}
+}
+
+// failLookup is a tracer that cancels the look-up of one nested bucket,
+// as a lost connection would fail it.
+type failLookup struct {
+	countTracer
+	on          atomic.Bool
+	bucket, key string
+}
+
+func (f *failLookup) TraceQueryStart(ctx context.Context, conn *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if f.on.Load() && strings.HasPrefix(d.SQL, "SELECT value IS NULL") && len(d.Args) == 2 &&
+		string(d.Args[0].([]byte)) == f.bucket && string(d.Args[1].([]byte)) == f.key {
+		ctx, cancel := context.WithCancel(ctx)
+		cancel()
+		return ctx
+	}
+	return ctx
+}
+
+// TestPGFailedLookupInAChain: the first look-up of outbox/TH failing in
+// OutboxAfter (tx.Bucket(outbox).Bucket(dest).Cursor()) does not panic
+// the process: the read returns the error.
+func TestPGFailedLookupInAChain(t *testing.T) {
+	cfg, err := pgxpool.ParseConfig(pgURL(t))
+	require.NoError(t, err)
+	tracer := &failLookup{bucket: "outbox", key: "TH"}
+	cfg.ConnConfig.Tracer = tracer
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	require.NoError(t, pgMigrate(context.Background(), pool))
+	require.NoError(t, newPGKV(pool).update(func(tx kvTx) error {
+		out, err := tx.CreateBucketIfNotExists(bucketOutbox)
+		require.NoError(t, err)
+		q, err := out.CreateBucketIfNotExists([]byte("TH"))
+		require.NoError(t, err)
+		return q.Put(seqKey(1), []byte(`{"dest":"TH","seq":1}`))
+	}))
+	// A process that has not seen outbox/TH yet looks it up.
+	tracer.on.Store(true)
+	db := &DB{kv: newPGKV(pool), pool: pool}
+	rows, err := db.OutboxAfter(context.Background(), nil)
+	require.ErrorIs(t, err, context.Canceled)
+	require.Nil(t, rows)
 }
 
 // TestPGWritesAreFewRoundTrips: a 25,000-key transaction sends its puts
