@@ -117,7 +117,7 @@ func (p *pgKV) update(fn func(kvTx) error) error {
 		return err
 	}
 	if err := t.commit(); err != nil {
-		return pgError(err)
+		return err
 	}
 	for _, path := range t.created {
 		p.known.Store(path, struct{}{})
@@ -327,7 +327,9 @@ func (t *pgTx) queueFlush(b *pgx.Batch) {
 }
 
 // commit sends the last writes and the change-feed rows with their
-// notice in one round trip, then commits.
+// notice in one round trip, then commits. A failure before COMMIT went
+// out leaves nothing stored (ErrUnavailable when the database is the
+// cause); a COMMIT sent but not answered is ErrCommitUnknown.
 func (t *pgTx) commit() error {
 	b := &pgx.Batch{}
 	t.queueFlush(b)
@@ -346,10 +348,32 @@ func (t *pgTx) commit() error {
 	defer cancel()
 	if b.Len() > 0 {
 		if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
-			return err
+			// No COMMIT sent: the server rolls the transaction back.
+			return pgError(err)
 		}
 	}
-	return t.tx.Commit(ctx)
+	err := t.tx.Commit(ctx)
+	if err == nil {
+		return nil
+	}
+	if pgCommitUnknown(err) {
+		return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
+	}
+	return pgError(err)
+}
+
+// pgCommitUnknown says whether err, from a COMMIT, leaves its outcome
+// unknown: the connection failed after the COMMIT may have gone out, or
+// the server ended the session (a backend terminated while it waits for
+// a synchronous standby has already committed locally). An error the
+// server answered the COMMIT with is a refusal: nothing was committed.
+func pgCommitUnknown(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P")
+	}
+	// SafeToRetry: the COMMIT never left this process.
+	return pgUnavailable(err) && !pgconn.SafeToRetry(err)
 }
 
 // queue records a write; the last one per key wins.

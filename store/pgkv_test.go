@@ -575,6 +575,69 @@ func TestPGConnectionKilledIsUnavailable(t *testing.T) {
 	}))
 }
 
+// TestPGCommitOutcome: a COMMIT that never left the process fails with
+// ErrUnavailable alone (nothing stored); one sent and then not answered
+// (here the server ends the session while it commits) is ErrCommitUnknown,
+// which is also ErrUnavailable.
+func TestPGCommitOutcome(t *testing.T) {
+	t.Run("not sent", func(t *testing.T) {
+		cfg, err := pgxpool.ParseConfig(pgURL(t))
+		require.NoError(t, err)
+		tracer := &failCommit{}
+		cfg.ConnConfig.Tracer = tracer
+		pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+		require.NoError(t, err)
+		t.Cleanup(pool.Close)
+		require.NoError(t, pgMigrate(context.Background(), pool))
+		kv := newPGKV(pool)
+		tracer.on.Store(true)
+		err = kv.update(func(tx kvTx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte("b"))
+			require.NoError(t, err)
+			return b.Put([]byte("k"), []byte("v"))
+		})
+		require.ErrorIs(t, err, ErrUnavailable)
+		require.NotErrorIs(t, err, ErrCommitUnknown)
+		var n int
+		require.NoError(t, pool.QueryRow(context.Background(), "SELECT count(*) FROM kv").Scan(&n))
+		require.Zero(t, n, "nothing stored")
+	})
+	t.Run("sent, connection lost", func(t *testing.T) {
+		kv := testPGKV(t)
+		_, err := kv.pool.Exec(context.Background(), `
+			CREATE FUNCTION die_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN
+				IF NEW.key = 'die' THEN PERFORM pg_terminate_backend(pg_backend_pid()); PERFORM pg_sleep(5); END IF;
+				RETURN NULL;
+			END $$;
+			CREATE CONSTRAINT TRIGGER die AFTER INSERT ON kv DEFERRABLE INITIALLY DEFERRED
+				FOR EACH ROW EXECUTE FUNCTION die_at_commit();`)
+		require.NoError(t, err)
+		err = kv.update(func(tx kvTx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte("b"))
+			require.NoError(t, err)
+			return b.Put([]byte("die"), []byte("v"))
+		})
+		require.ErrorIs(t, err, ErrCommitUnknown)
+		require.ErrorIs(t, err, ErrUnavailable)
+	})
+}
+
+// failCommit cancels COMMIT statements before they are sent.
+type failCommit struct {
+	countTracer
+	on atomic.Bool
+}
+
+func (f *failCommit) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if f.on.Load() && strings.EqualFold(d.SQL, "commit") {
+		ctx, cancel := context.WithCancel(ctx)
+		cancel()
+		return ctx
+	}
+	return ctx
+}
+
 func TestFeedBucket(t *testing.T) {
 	for _, c := range []struct {
 		path, key string

@@ -26,7 +26,21 @@ var (
 	// ErrFenced refuses a fenced write (DB.Fenced) once the lease it was
 	// made for has passed to another replica or expired.
 	ErrFenced = errors.New("this replica no longer holds the federation lease")
+	// ErrCommitUnknown is a write transaction whose COMMIT was sent but
+	// not answered (the connection was lost, or no answer in time): it
+	// may or may not have committed. It is also ErrUnavailable
+	// (errors.Is matches both); unlike a failure before the commit, it
+	// does not mean that nothing was stored.
+	ErrCommitUnknown error = errCommitUnknown{}
 )
+
+type errCommitUnknown struct{}
+
+func (errCommitUnknown) Error() string {
+	return "the store's database is unavailable: the commit's outcome is unknown"
+}
+
+func (errCommitUnknown) Is(target error) bool { return target == ErrUnavailable }
 
 // pgMigrations are the PostgreSQL schema's migrations, applied in order
 // by OpenURL (tern keeps the version applied in imtgt_schema_version).
