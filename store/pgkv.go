@@ -170,9 +170,12 @@ func pgError(err error) error {
 func pgUnavailable(err error) bool {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		// 08: connection exceptions; 57P01-03: admin/crash shutdown,
-		// cannot connect now.
-		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+		// 08: connection exceptions; 53: insufficient resources (too
+		// many connections, disk full, out of memory); 57014: a
+		// statement timeout the DBA set (or a cancel); 57P01-03:
+		// admin/crash shutdown, cannot connect now. All pass: retry later.
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "53") ||
+			pe.Code == "57014" || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
 	}
 	var ce *pgconn.ConnectError
 	var ne net.Error

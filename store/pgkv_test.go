@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
@@ -636,6 +637,42 @@ func (f *failCommit) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.Tra
 		return ctx
 	}
 	return ctx
+}
+
+// TestPGErrorUnavailable: the server's errors that mean "not now" are
+// ErrUnavailable (503), the others are returned as they are.
+func TestPGErrorUnavailable(t *testing.T) {
+	for _, c := range []struct {
+		code string
+		want bool
+	}{
+		{"08006", true},  // connection failure
+		{"53300", true},  // too_many_connections
+		{"53100", true},  // disk_full
+		{"53200", true},  // out_of_memory
+		{"57014", true},  // query_canceled: a statement_timeout set by the DBA
+		{"57P01", true},  // admin_shutdown
+		{"57P03", true},  // cannot_connect_now
+		{"23505", false}, // unique_violation
+		{"42P01", false}, // undefined_table
+		{"40001", false}, // serialization_failure
+	} {
+		err := pgError(fmt.Errorf("get: %w", &pgconn.PgError{Code: c.code, Message: "x"}))
+		require.Equal(t, c.want, errors.Is(err, ErrUnavailable), c.code)
+	}
+}
+
+// TestPGPoolConfig: a connect timeout of 5 s and a pool of 16 unless the
+// URL sets them.
+func TestPGPoolConfig(t *testing.T) {
+	cfg, err := pgPoolConfig("postgres://imtgt@db:5432/imtgt_th")
+	require.NoError(t, err)
+	require.Equal(t, 5*time.Second, cfg.ConnConfig.ConnectTimeout)
+	require.EqualValues(t, pgDefaultMaxConns, cfg.MaxConns)
+	cfg, err = pgPoolConfig("postgres://imtgt@db:5432/imtgt_th?connect_timeout=2&pool_max_conns=5")
+	require.NoError(t, err)
+	require.Equal(t, 2*time.Second, cfg.ConnConfig.ConnectTimeout)
+	require.EqualValues(t, 5, cfg.MaxConns)
 }
 
 func TestFeedBucket(t *testing.T) {
