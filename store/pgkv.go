@@ -79,15 +79,21 @@ func (p *pgKV) close() error {
 	return nil
 }
 
-func (p *pgKV) view(fn func(kvTx) error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
-	tx, err := p.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+func (p *pgKV) view(fn func(kvTx) error) error { return p.viewCtx(context.Background(), fn) }
+
+func (p *pgKV) update(fn func(kvTx) error) error { return p.updateCtx(context.Background(), fn) }
+
+// viewCtx runs fn in a read transaction whose statements run under ctx,
+// each bounded to p.timeout.
+func (p *pgKV) viewCtx(ctx context.Context, fn func(kvTx) error) error {
+	bctx, cancel := context.WithTimeout(ctx, p.timeout)
+	tx, err := p.pool.BeginTx(bctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	cancel()
 	if err != nil {
 		return pgError(err)
 	}
 	defer p.rollback(tx)
-	t := newPGTx(tx, p, false)
+	t := newPGTx(ctx, tx, p, false)
 	err = fn(t)
 	if t.err != nil {
 		return pgError(t.err)
@@ -95,20 +101,24 @@ func (p *pgKV) view(fn func(kvTx) error) error {
 	return err
 }
 
-func (p *pgKV) update(fn func(kvTx) error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+// updateCtx runs fn in a write transaction whose statements (the wait
+// for the write lock included) run under ctx, each bounded to p.timeout;
+// the COMMIT, once the transaction gets there, is not cancelled by ctx
+// (that would only make its outcome unknown).
+func (p *pgKV) updateCtx(ctx context.Context, fn func(kvTx) error) error {
+	lctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	tx, err := p.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	tx, err := p.pool.BeginTx(lctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
 		return pgError(err)
 	}
 	defer p.rollback(tx)
 	// Read committed: each statement after the lock sees every write
 	// transaction committed before this one took it.
-	if err := p.lockAndFence(ctx, tx); err != nil {
+	if err := p.lockAndFence(lctx, tx); err != nil {
 		return pgError(err)
 	}
-	t := newPGTx(tx, p, true)
+	t := newPGTx(ctx, tx, p, true)
 	err = fn(t)
 	if t.err != nil {
 		return pgError(t.err)
@@ -186,6 +196,7 @@ func pgUnavailable(err error) bool {
 
 // pgTx is one transaction: kv.go's first-read-error rule lives here.
 type pgTx struct {
+	ctx      context.Context // the caller's: each statement runs under it
 	tx       pgx.Tx
 	kv       *pgKV
 	writable bool
@@ -208,17 +219,18 @@ type pgOp struct {
 
 type pgOpKey struct{ bucket, key string }
 
-func newPGTx(tx pgx.Tx, kv *pgKV, writable bool) *pgTx {
-	return &pgTx{tx: tx, kv: kv, writable: writable, index: map[pgOpKey]int{}, made: map[string]bool{}, feed: map[pgOpKey]bool{}}
+func newPGTx(ctx context.Context, tx pgx.Tx, kv *pgKV, writable bool) *pgTx {
+	return &pgTx{ctx: ctx, tx: tx, kv: kv, writable: writable, index: map[pgOpKey]int{}, made: map[string]bool{}, feed: map[pgOpKey]bool{}}
+}
+
+// stmt is the context of one statement: the caller's, bounded to
+// pgTxTimeout.
+func (t *pgTx) stmt() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(t.ctx, t.kv.timeout)
 }
 
 // root is the bucket of the top-level buckets; its path is empty, not
 // nil (nil is NULL).
-// stmt is the context of one statement (pgTxTimeout).
-func (t *pgTx) stmt() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), t.kv.timeout)
-}
-
 func (t *pgTx) root() *pgBucket { return &pgBucket{tx: t, path: []byte{}, root: true} }
 
 func (t *pgTx) Bucket(name []byte) kvBucket { return t.root().Bucket(name) }
@@ -355,7 +367,9 @@ func (t *pgTx) commit() error {
 			return pgError(err)
 		}
 	}
-	err := t.tx.Commit(ctx)
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(t.ctx), t.kv.timeout)
+	defer ccancel()
+	err := t.tx.Commit(cctx)
 	if err == nil {
 		return nil
 	}
