@@ -64,6 +64,12 @@ func classify(err error) *httpError {
 		// back whole): the client may retry once the operator has freed
 		// space, with the same Idempotency-Key where it sent one.
 		return errorf(http.StatusInsufficientStorage, "insufficient_storage", "the node's disk is full: nothing of this request was stored; retry later (the operator has been told by /readyz)")
+	case errors.Is(err, store.ErrCommitUnknown):
+		// The connection went while the COMMIT was in flight: the write
+		// may have been stored. A blind retry could do it twice, so the
+		// client retries with the same Idempotency-Key or reads first.
+		return &httpError{status: http.StatusServiceUnavailable, apiError: apiError{Code: "store_unavailable",
+			Message: "the node lost its database while committing this request: whether it was stored is unknown; retry with the same Idempotency-Key, or read before retrying"}}
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrFenced):
 		// The database did not answer (or this replica lost the
 		// federation lease mid-write): the transaction was rolled back or

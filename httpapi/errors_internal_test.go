@@ -23,3 +23,23 @@ func TestClassifyFullDisk(t *testing.T) {
 		require.NotContains(t, he.Message, "/var/lib", "no local paths to clients")
 	}
 }
+
+// TestClassifyStoreUnavailable: both are 503 store_unavailable, but only a
+// failure before the commit says that nothing was stored; a commit whose
+// outcome is unknown says so, and how to retry safely.
+func TestClassifyStoreUnavailable(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("place orders: %w: dial tcp: connection refused", store.ErrUnavailable), "nothing of this request was stored"},
+		{fmt.Errorf("write: %w", store.ErrFenced), "nothing of this request was stored"},
+		{fmt.Errorf("place orders: %w: unexpected EOF", store.ErrCommitUnknown), "whether it was stored is unknown; retry with the same Idempotency-Key, or read before retrying"},
+	} {
+		he := classify(c.err)
+		require.Equal(t, http.StatusServiceUnavailable, he.status, "%v", c.err)
+		require.Equal(t, "store_unavailable", he.Code)
+		require.Contains(t, he.Message, c.want)
+	}
+	require.NotContains(t, classify(store.ErrCommitUnknown).Message, "nothing of this request was stored")
+}

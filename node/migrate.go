@@ -31,10 +31,10 @@ type MigrateResult struct {
 // MigrateStore moves the stopped bbolt node in dir into the empty
 // PostgreSQL database at url: it copies every bucket, key and sequence in
 // one transaction (store.Copy: the database gets all of it or none),
-// compares the copy with the file key by key, runs the store check on the
+// compares the copy with the file key by key and records the move in the
+// audit log in that same transaction, runs the store check on the
 // database (the audit chain, every log gap-free, every sealed record
-// opens with this node's data key), records the move in the audit log,
-// and only then switches config.yaml's store.url and renames the file
+// opens with this node's data key), and only then switches config.yaml's store.url and renames the file
 // (MigratedSuffix). A failure before the switch leaves the node as it
 // was, on its file.
 func MigrateStore(ctx context.Context, dir, url string) (*MigrateResult, error) {
@@ -69,7 +69,8 @@ func MigrateStore(ctx context.Context, dir, url string) (*MigrateResult, error) 
 		return nil, err
 	}
 	defer dst.Close()
-	rep, err := store.Copy(ctx, dst, src)
+	rep, err := store.Copy(ctx, dst, src, &audit.Entry{Kind: audit.AdminStore, Time: time.Now().UTC(), Actor: "operator (CLI, node stopped)",
+		Reason: fmt.Sprintf("store moved from the bbolt file %s to PostgreSQL %s, compared key by key in the copy's transaction", path, redactURL(url))})
 	if errors.Is(err, store.ErrNotEmpty) {
 		return nil, fmt.Errorf("%s: %w: it already holds a node's store; migrate into a new, empty database", redactURL(url), store.ErrNotEmpty)
 	}
@@ -80,10 +81,6 @@ func MigrateStore(ctx context.Context, dir, url string) (*MigrateResult, error) 
 	if !check.OK() {
 		return nil, fmt.Errorf("the store check of the copy in %s found %d problem(s), first: %s; the node stays on %s (empty the database before trying again)",
 			redactURL(url), len(check.Problems)+check.More, check.Problems[0], path)
-	}
-	if err := dst.AppendAudit(ctx, &audit.Entry{Kind: audit.AdminStore, Time: time.Now().UTC(), Actor: "operator (CLI, node stopped)",
-		Reason: fmt.Sprintf("store moved from the bbolt file %s to PostgreSQL %s: %d keys in %d buckets, compared key by key", path, redactURL(url), rep.Total, rep.Buckets)}); err != nil {
-		return nil, fmt.Errorf("audit the move: %w", err)
 	}
 	cfg.Store.URL = url
 	rendered, err := cfg.Render()

@@ -103,7 +103,7 @@ func (db *DB) AppendAudit(ctx context.Context, es ...*audit.Entry) error {
 // empty).
 func (db *DB) AuditHead(ctx context.Context) (uint64, string, error) {
 	var h auditHead
-	err := db.kv.view(func(tx kvTx) error {
+	err := db.kv.viewCtx(ctx, func(tx kvTx) error {
 		var err error
 		h, err = readAuditHead(tx)
 		return err
@@ -114,7 +114,7 @@ func (db *DB) AuditHead(ctx context.Context) (uint64, string, error) {
 // AuditScan calls fn for every entry from seq from on, in order, until fn
 // returns ErrStop or an error. It reads one consistent snapshot.
 func (db *DB) AuditScan(ctx context.Context, from uint64, fn func(*audit.Entry) error) error {
-	err := db.kv.view(func(tx kvTx) error {
+	err := db.kv.viewCtx(ctx, func(tx kvTx) error {
 		c := tx.Bucket(bucketAudit).Cursor()
 		for k, v := c.Seek(seqKey(max(from, 1))); k != nil; k, v = c.Next() {
 			if err := ctx.Err(); err != nil {
@@ -142,7 +142,7 @@ var ErrStop = errors.New("stop")
 // AuditEntry returns the entry with sequence number seq, or nil.
 func (db *DB) AuditEntry(ctx context.Context, seq uint64) (*audit.Entry, error) {
 	var e *audit.Entry
-	err := db.kv.view(func(tx kvTx) error {
+	err := db.kv.viewCtx(ctx, func(tx kvTx) error {
 		v := tx.Bucket(bucketAudit).Get(seqKey(seq))
 		if v == nil {
 			return nil
@@ -196,7 +196,7 @@ func (db *DB) AddWitness(ctx context.Context, seq uint64, w audit.Witness) error
 // (to 0: no upper bound), in order.
 func (db *DB) AuditCheckpoints(ctx context.Context, from, to uint64) ([]audit.Checkpoint, error) {
 	var out []audit.Checkpoint
-	err := db.kv.view(func(tx kvTx) error {
+	err := db.kv.viewCtx(ctx, func(tx kvTx) error {
 		c := tx.Bucket(bucketAuditCheckpoints).Cursor()
 		for k, v := c.Seek(seqKey(from)); k != nil; k, v = c.Next() {
 			var cp audit.Checkpoint
@@ -216,7 +216,7 @@ func (db *DB) AuditCheckpoints(ctx context.Context, from, to uint64) ([]audit.Ch
 // LastCheckpoint returns this node's latest checkpoint, or nil.
 func (db *DB) LastCheckpoint(ctx context.Context) (*audit.Checkpoint, error) {
 	var cp *audit.Checkpoint
-	err := db.kv.view(func(tx kvTx) error {
+	err := db.kv.viewCtx(ctx, func(tx kvTx) error {
 		_, v := tx.Bucket(bucketAuditCheckpoints).Cursor().Last()
 		if v == nil {
 			return nil
@@ -254,7 +254,7 @@ func (db *DB) WitnessPeer(ctx context.Context, country string, cp *audit.Checkpo
 // each peer country.
 func (db *DB) PeerCheckpoints(ctx context.Context) (map[string]audit.Checkpoint, error) {
 	out := map[string]audit.Checkpoint{}
-	err := db.kv.view(func(tx kvTx) error {
+	err := db.kv.viewCtx(ctx, func(tx kvTx) error {
 		return tx.Bucket(bucketAuditPeers).ForEach(func(k, v []byte) error {
 			var cp audit.Checkpoint
 			if err := json.Unmarshal(v, &cp); err != nil {

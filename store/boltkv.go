@@ -1,6 +1,8 @@
 package store
 
 import (
+	"context"
+
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -15,6 +17,10 @@ func (b boltKV) view(fn func(kvTx) error) error {
 func (b boltKV) update(fn func(kvTx) error) error {
 	return b.db.Update(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
 }
+
+func (b boltKV) viewCtx(_ context.Context, fn func(kvTx) error) error { return b.view(fn) }
+
+func (b boltKV) updateCtx(_ context.Context, fn func(kvTx) error) error { return b.update(fn) }
 
 func (b boltKV) close() error { return b.db.Close() }
 

@@ -355,7 +355,7 @@ func (db *DB) Check(ctx context.Context, key Opener) *CheckReport {
 	r := &CheckReport{Path: db.path, Counts: map[string]int{}}
 	if db.bolt == nil {
 		// PostgreSQL checks its own pages; the node's invariants are ours.
-		if err := db.kv.view(func(tx kvTx) error {
+		if err := db.kv.viewCtx(ctx, func(tx kvTx) error {
 			checkInvariants(ctx, tx, r, key)
 			return nil
 		}); err != nil {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/imtgt/imtgt-node/audit"
 )
 
 // ErrNotEmpty is Copy into a store that already belongs to a node.
@@ -24,20 +26,23 @@ type CopyReport struct {
 // one read transaction of src and one write transaction of dst: either
 // all of it is in dst afterwards or none of it is. dst must be a new store
 // (its bucket tree may exist, but no node may own it: no meta/node), so a
-// copy never merges two nodes' state. After the copy Copy compares the
-// two stores key by key (Compare) and fails if they differ.
+// copy never merges two nodes' state. Before it commits, Copy compares
+// the copy with src key by key (as Compare does) and fails, writing
+// nothing, if they differ; then it appends entries to dst's audit chain
+// (continuing src's) in the same transaction, so the copy and the entry
+// that records it commit together.
 //
 // It is how `imtgt-node store migrate` moves a stopped bbolt node into
 // PostgreSQL: both backends hold the same bucket tree, so the copy is
 // exact, and every count, hash chain and signature the node had holds.
-func Copy(ctx context.Context, dst, src *DB) (*CopyReport, error) {
+func Copy(ctx context.Context, dst, src *DB, entries ...*audit.Entry) (*CopyReport, error) {
 	r := &CopyReport{Keys: map[string]int{}}
 	err := src.kv.view(func(stx kvTx) error {
 		return dst.kv.update(func(dtx kvTx) error {
 			if m := dtx.Bucket(bucketMeta); m != nil && m.Get(keyNode) != nil {
 				return ErrNotEmpty
 			}
-			return stx.ForEachBucket(func(name []byte, sb kvBucket) error {
+			err := stx.ForEachBucket(func(name []byte, sb kvBucket) error {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
@@ -47,13 +52,22 @@ func Copy(ctx context.Context, dst, src *DB) (*CopyReport, error) {
 				}
 				return copyBucket(ctx, string(name), db, sb, r)
 			})
+			if err != nil {
+				return err
+			}
+			// The write transaction reads its own writes (on PostgreSQL,
+			// from the database once they are sent).
+			if err := compareTx(ctx, dtx, stx); err != nil {
+				return fmt.Errorf("the copy differs from the original: %w", err)
+			}
+			if err := dst.appendAudit(dtx, entries...); err != nil {
+				return fmt.Errorf("audit the copy: %w", err)
+			}
+			return nil
 		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("copy store: %w", err)
-	}
-	if err := Compare(ctx, dst, src); err != nil {
-		return nil, fmt.Errorf("copy store: the copy differs from the original: %w", err)
 	}
 	return r, nil
 }
@@ -96,22 +110,24 @@ func copyBucket(ctx context.Context, path string, dst, src kvBucket, r *CopyRepo
 // bucket, key or sequence where they differ (nil: the same tree).
 func Compare(ctx context.Context, a, b *DB) error {
 	return a.kv.view(func(atx kvTx) error {
-		return b.kv.view(func(btx kvTx) error {
-			an, bn := topNames(atx), topNames(btx)
-			if !slices.EqualFunc(an, bn, bytes.Equal) {
-				return fmt.Errorf("top-level buckets %s and %s", joinNames(an), joinNames(bn))
-			}
-			for _, name := range an {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				if err := compareBucket(string(name), atx.Bucket(name), btx.Bucket(name)); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		return b.kv.view(func(btx kvTx) error { return compareTx(ctx, atx, btx) })
 	})
+}
+
+func compareTx(ctx context.Context, atx, btx kvTx) error {
+	an, bn := topNames(atx), topNames(btx)
+	if !slices.EqualFunc(an, bn, bytes.Equal) {
+		return fmt.Errorf("top-level buckets %s and %s", joinNames(an), joinNames(bn))
+	}
+	for _, name := range an {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := compareBucket(string(name), atx.Bucket(name), btx.Bucket(name)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func topNames(tx kvTx) [][]byte {

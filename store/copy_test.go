@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/keys"
 	"github.com/imtgt/imtgt-node/orders"
 	"github.com/imtgt/imtgt-node/store"
@@ -40,15 +41,21 @@ func TestCopy(t *testing.T) {
 	for name, open := range copyTargets {
 		t.Run(name, func(t *testing.T) {
 			dst := open(t)
-			r, err := store.Copy(ctx, dst, src)
+			moved := &audit.Entry{Kind: audit.AdminStore, Actor: "operator", Reason: "store moved"}
+			r, err := store.Copy(ctx, dst, src, moved)
 			require.NoError(t, err)
 			require.Equal(t, 2500, r.Keys["listings"])
 			require.Equal(t, 2500, r.Keys["log/TH"])
-			require.NoError(t, store.Compare(ctx, dst, src))
+			// The copy's own entry, committed with it, continues src's chain.
+			require.ErrorContains(t, store.Compare(ctx, dst, src), "bucket audit")
 			seq, hash, err := dst.AuditHead(ctx)
 			require.NoError(t, err)
-			require.Equal(t, srcAudit, seq)
-			require.Equal(t, srcHash, hash)
+			require.Equal(t, srcAudit+1, seq)
+			require.Equal(t, moved.Hash, hash)
+			require.Equal(t, srcHash, moved.Prev)
+			var last *audit.Entry
+			require.NoError(t, dst.AuditScan(ctx, seq, func(e *audit.Entry) error { last = e; return nil }))
+			require.Equal(t, audit.AdminStore, last.Kind)
 			meta, err := dst.NodeMeta()
 			require.NoError(t, err)
 			require.Equal(t, "TH", meta.Country)
@@ -62,9 +69,13 @@ func TestCopy(t *testing.T) {
 			require.Len(t, rows, 2)
 			require.Equal(t, []uint64{1, 2}, []uint64{rows[0].Seq, rows[1].Seq})
 
-			// A second copy into the same store is refused and changes nothing.
-			_, err = store.Copy(ctx, dst, src)
+			// A second copy into the same store is refused and changes
+			// nothing, its audit entry included.
+			_, err = store.Copy(ctx, dst, src, &audit.Entry{Kind: audit.AdminStore, Reason: "again"})
 			require.ErrorIs(t, err, store.ErrNotEmpty)
+			seq2, _, err := dst.AuditHead(ctx)
+			require.NoError(t, err)
+			require.Equal(t, seq, seq2)
 			rows, err = dst.Outbox(ctx)
 			require.NoError(t, err)
 			require.Len(t, rows, 2)

@@ -1,5 +1,7 @@
 package store
 
+import "context"
+
 // The store's code is written once, against the bucket tree documented in
 // store.go, and runs on two backends: the embedded bbolt file (boltkv.go,
 // the default) and a PostgreSQL database shared by a node's replicas
@@ -20,6 +22,9 @@ package store
 // nil data for it); view and update return that error whatever the
 // function returned, and update rolls the transaction back: code that went
 // on with a nil it took for "absent" never gets its writes committed.
+// Bucket never answers nil for a look-up that failed: it returns a bucket
+// whose reads return nil, so a chain tx.Bucket(x).Bucket(y).Cursor()
+// cannot panic on a failed transaction.
 
 // kvTx is one transaction.
 type kvTx interface {
@@ -65,9 +70,15 @@ type kvCursor interface {
 	Prev() (k, v []byte)
 }
 
-// backend runs transactions.
+// backend runs transactions. viewCtx and updateCtx run the transaction's
+// statements under ctx (a request that goes away cancels them; a
+// PostgreSQL statement is still bounded to 30 s, and a COMMIT once sent
+// is not cancelled); bbolt, which never waits on a network, ignores it.
+// view and update are theirs with no context of the caller's.
 type backend interface {
 	view(fn func(kvTx) error) error
 	update(fn func(kvTx) error) error
+	viewCtx(ctx context.Context, fn func(kvTx) error) error
+	updateCtx(ctx context.Context, fn func(kvTx) error) error
 	close() error
 }

@@ -49,7 +49,7 @@ func keyedOutcome(b kvBucket, k catalog.Keyed) (*catalog.Outcome, bool, error) {
 func (db *DB) KeyedOutcome(ctx context.Context, k catalog.Keyed) (*catalog.Outcome, bool, error) {
 	var out *catalog.Outcome
 	var found bool
-	err := db.kv.view(func(tx kvTx) error {
+	err := db.kv.viewCtx(ctx, func(tx kvTx) error {
 		var err error
 		out, found, err = keyedOutcome(tx.Bucket(bucketListingKeys), k)
 		return err
@@ -84,7 +84,7 @@ func (db *DB) ApplyLocalOnce(ctx context.Context, origin string, changes []catal
 	if len(changes) <= 1 {
 		err = db.batch(apply)
 	} else {
-		err = db.noted(db.kv.update(apply))
+		err = db.noted(db.kv.updateCtx(ctx, apply))
 	}
 	if err != nil {
 		return nil, false, err
@@ -99,7 +99,7 @@ func (db *DB) ApplyLocalOnce(ctx context.Context, origin string, changes []catal
 // before (see catalog.KeyRetention) and returns how many.
 func (db *DB) PruneListingKeys(ctx context.Context, before time.Time) (int, error) {
 	n := 0
-	err := db.noted(db.kv.update(func(tx kvTx) error {
+	err := db.noted(db.kv.updateCtx(ctx, func(tx kvTx) error {
 		n = 0
 		b := tx.Bucket(bucketListingKeys)
 		if b == nil {

@@ -71,7 +71,7 @@ func putOutbox(tx kvTx, rows []orders.OutboxRow) error {
 // OutboxPayload implements orders.Store.
 func (db *DB) OutboxPayload(ctx context.Context, dest string, seq uint64) ([]byte, error) {
 	var out []byte
-	err := db.kv.view(func(tx kvTx) error {
+	err := db.kv.viewCtx(ctx, func(tx kvTx) error {
 		p := tx.Bucket(bucketOutboxPayloads)
 		if p == nil || p.Bucket([]byte(dest)) == nil {
 			return nil
@@ -119,7 +119,7 @@ func (db *DB) PlaceOrders(ctx context.Context, marketplaceID, key string, hash [
 func (db *DB) PlacedOrders(ctx context.Context, marketplaceID, key string, hash []byte) ([]*orders.Order, bool, error) {
 	var out []*orders.Order
 	found := false
-	err := db.kv.view(func(tx kvTx) error {
+	err := db.kv.viewCtx(ctx, func(tx kvTx) error {
 		var err error
 		out, found, err = placedOrders(tx, []byte(marketplaceID+"\x00"+key), hash)
 		return err
@@ -155,7 +155,7 @@ func placedOrders(tx kvTx, k, hash []byte) ([]*orders.Order, bool, error) {
 // Order implements orders.Store.
 func (db *DB) Order(ctx context.Context, id string) (*orders.Order, error) {
 	var o *orders.Order
-	err := db.kv.view(func(tx kvTx) error {
+	err := db.kv.viewCtx(ctx, func(tx kvTx) error {
 		var err error
 		o, err = getOrder(tx, id)
 		return err
@@ -166,7 +166,7 @@ func (db *DB) Order(ctx context.Context, id string) (*orders.Order, error) {
 // Orders implements orders.Store.
 func (db *DB) Orders(ctx context.Context, keep func(*orders.Order) bool, after string, limit int) ([]*orders.Order, error) {
 	var out []*orders.Order
-	err := db.kv.view(func(tx kvTx) error {
+	err := db.kv.viewCtx(ctx, func(tx kvTx) error {
 		c := tx.Bucket(bucketOrders).Cursor()
 		for k, v := seekAfter(c, after); k != nil && len(out) < limit; k, v = c.Next() {
 			var o orders.Order
@@ -218,7 +218,7 @@ func (db *DB) Outbox(ctx context.Context) ([]orders.OutboxRow, error) {
 // up to seq N has seen every row at or below N that will ever exist.
 func (db *DB) OutboxAfter(ctx context.Context, after map[string]uint64) ([]orders.OutboxRow, error) {
 	var out []orders.OutboxRow
-	err := db.kv.view(func(tx kvTx) error {
+	err := db.kv.viewCtx(ctx, func(tx kvTx) error {
 		return tx.Bucket(bucketOutbox).ForEachBucket(func(dest []byte) error {
 			c := tx.Bucket(bucketOutbox).Bucket(dest).Cursor()
 			for k, v := c.Seek(seqKey(after[string(dest)] + 1)); k != nil; k, v = c.Next() {
@@ -275,7 +275,7 @@ func (db *DB) RetryOutbox(ctx context.Context, row orders.OutboxRow) error {
 // Inbox implements orders.Store.
 func (db *DB) Inbox(ctx context.Context, key string) (*orders.InboxEntry, error) {
 	var e *orders.InboxEntry
-	err := db.kv.view(func(tx kvTx) error {
+	err := db.kv.viewCtx(ctx, func(tx kvTx) error {
 		v := tx.Bucket(bucketInbox).Get([]byte(key))
 		if v == nil {
 			return nil
@@ -358,7 +358,7 @@ func keptReceipt(k, envelope []byte) (orders.KeptReceipt, error) {
 
 // Receipts implements orders.Store.
 func (db *DB) Receipts(ctx context.Context, fn func(orders.KeptReceipt) error) error {
-	return db.kv.view(func(tx kvTx) error {
+	return db.kv.viewCtx(ctx, func(tx kvTx) error {
 		return tx.Bucket(bucketReceipts).ForEach(func(k, v []byte) error {
 			r, err := keptReceipt(k, v)
 			if err != nil {

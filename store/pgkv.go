@@ -79,15 +79,21 @@ func (p *pgKV) close() error {
 	return nil
 }
 
-func (p *pgKV) view(fn func(kvTx) error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
-	tx, err := p.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+func (p *pgKV) view(fn func(kvTx) error) error { return p.viewCtx(context.Background(), fn) }
+
+func (p *pgKV) update(fn func(kvTx) error) error { return p.updateCtx(context.Background(), fn) }
+
+// viewCtx runs fn in a read transaction whose statements run under ctx,
+// each bounded to p.timeout.
+func (p *pgKV) viewCtx(ctx context.Context, fn func(kvTx) error) error {
+	bctx, cancel := context.WithTimeout(ctx, p.timeout)
+	tx, err := p.pool.BeginTx(bctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	cancel()
 	if err != nil {
 		return pgError(err)
 	}
 	defer p.rollback(tx)
-	t := newPGTx(tx, p, false)
+	t := newPGTx(ctx, tx, p, false)
 	err = fn(t)
 	if t.err != nil {
 		return pgError(t.err)
@@ -95,20 +101,24 @@ func (p *pgKV) view(fn func(kvTx) error) error {
 	return err
 }
 
-func (p *pgKV) update(fn func(kvTx) error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+// updateCtx runs fn in a write transaction whose statements (the wait
+// for the write lock included) run under ctx, each bounded to p.timeout;
+// the COMMIT, once the transaction gets there, is not cancelled by ctx
+// (that would only make its outcome unknown).
+func (p *pgKV) updateCtx(ctx context.Context, fn func(kvTx) error) error {
+	lctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	tx, err := p.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	tx, err := p.pool.BeginTx(lctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
 		return pgError(err)
 	}
 	defer p.rollback(tx)
 	// Read committed: each statement after the lock sees every write
 	// transaction committed before this one took it.
-	if err := p.lockAndFence(ctx, tx); err != nil {
+	if err := p.lockAndFence(lctx, tx); err != nil {
 		return pgError(err)
 	}
-	t := newPGTx(tx, p, true)
+	t := newPGTx(ctx, tx, p, true)
 	err = fn(t)
 	if t.err != nil {
 		return pgError(t.err)
@@ -117,7 +127,7 @@ func (p *pgKV) update(fn func(kvTx) error) error {
 		return err
 	}
 	if err := t.commit(); err != nil {
-		return pgError(err)
+		return err
 	}
 	for _, path := range t.created {
 		p.known.Store(path, struct{}{})
@@ -170,9 +180,12 @@ func pgError(err error) error {
 func pgUnavailable(err error) bool {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		// 08: connection exceptions; 57P01-03: admin/crash shutdown,
-		// cannot connect now.
-		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+		// 08: connection exceptions; 53: insufficient resources (too
+		// many connections, disk full, out of memory); 57014: a
+		// statement timeout the DBA set (or a cancel); 57P01-03:
+		// admin/crash shutdown, cannot connect now. All pass: retry later.
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "53") ||
+			pe.Code == "57014" || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
 	}
 	var ce *pgconn.ConnectError
 	var ne net.Error
@@ -183,6 +196,7 @@ func pgUnavailable(err error) bool {
 
 // pgTx is one transaction: kv.go's first-read-error rule lives here.
 type pgTx struct {
+	ctx      context.Context // the caller's: each statement runs under it
 	tx       pgx.Tx
 	kv       *pgKV
 	writable bool
@@ -205,17 +219,18 @@ type pgOp struct {
 
 type pgOpKey struct{ bucket, key string }
 
-func newPGTx(tx pgx.Tx, kv *pgKV, writable bool) *pgTx {
-	return &pgTx{tx: tx, kv: kv, writable: writable, index: map[pgOpKey]int{}, made: map[string]bool{}, feed: map[pgOpKey]bool{}}
+func newPGTx(ctx context.Context, tx pgx.Tx, kv *pgKV, writable bool) *pgTx {
+	return &pgTx{ctx: ctx, tx: tx, kv: kv, writable: writable, index: map[pgOpKey]int{}, made: map[string]bool{}, feed: map[pgOpKey]bool{}}
+}
+
+// stmt is the context of one statement: the caller's, bounded to
+// pgTxTimeout.
+func (t *pgTx) stmt() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(t.ctx, t.kv.timeout)
 }
 
 // root is the bucket of the top-level buckets; its path is empty, not
 // nil (nil is NULL).
-// stmt is the context of one statement (pgTxTimeout).
-func (t *pgTx) stmt() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), t.kv.timeout)
-}
-
 func (t *pgTx) root() *pgBucket { return &pgBucket{tx: t, path: []byte{}, root: true} }
 
 func (t *pgTx) Bucket(name []byte) kvBucket { return t.root().Bucket(name) }
@@ -261,12 +276,20 @@ func (t *pgTx) ready() bool {
 }
 
 const (
-	pgUpsert = `INSERT INTO kv (bucket, key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bytea[])
-		ON CONFLICT (bucket, key) DO UPDATE SET value = EXCLUDED.value WHERE kv.value IS NOT NULL`
-	// A nested bucket's row is never deleted (bbolt refuses to Delete a
-	// bucket; the store never deletes buckets).
-	pgDelete = `DELETE FROM kv USING unnest($1::bytea[], $2::bytea[]) AS d(bucket, key)
-		WHERE kv.bucket = d.bucket AND kv.key = d.key AND kv.value IS NOT NULL`
+	// A nested bucket's row is never overwritten nor deleted (bbolt
+	// refuses to Put or Delete a bucket's key; the store never deletes
+	// buckets). Put and Delete refuse the buckets this process knows of;
+	// one made by another replica is found here: the upsert answers how
+	// many rows it wrote, the delete whether it met a bucket, and the
+	// flush fails with bolt.ErrIncompatibleValue rather than drop the
+	// write in silence.
+	pgUpsert = `WITH up AS (INSERT INTO kv (bucket, key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bytea[])
+		ON CONFLICT (bucket, key) DO UPDATE SET value = EXCLUDED.value WHERE kv.value IS NOT NULL
+		RETURNING 1)
+		SELECT count(*) FROM up`
+	pgDelete = `WITH d AS (SELECT * FROM unnest($1::bytea[], $2::bytea[]) AS d(bucket, key)),
+		del AS (DELETE FROM kv USING d WHERE kv.bucket = d.bucket AND kv.key = d.key AND kv.value IS NOT NULL)
+		SELECT EXISTS (SELECT 1 FROM kv JOIN d USING (bucket, key) WHERE kv.value IS NULL)`
 	pgFeed = `WITH ins AS (INSERT INTO changes (bucket, key)
 			SELECT b, k FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS u(b, k, n) ORDER BY n
 			RETURNING seq)
@@ -290,18 +313,38 @@ func (t *pgTx) queueFlush(b *pgx.Batch) {
 	// trip either way, but no single parameter of hundreds of megabytes.
 	for i := 0; i < len(db); i += pgChunk {
 		j := min(i+pgChunk, len(db))
-		b.Queue(pgDelete, db[i:j], dk[i:j])
+		b.Queue(pgDelete, db[i:j], dk[i:j]).QueryRow(func(r pgx.Row) error {
+			var bucket bool
+			if err := r.Scan(&bucket); err != nil {
+				return err
+			}
+			if bucket {
+				return fmt.Errorf("delete: a key deleted is a nested bucket (made by another replica): %w", bolt.ErrIncompatibleValue)
+			}
+			return nil
+		})
 	}
 	for i := 0; i < len(ub); i += pgChunk {
 		j := min(i+pgChunk, len(ub))
-		b.Queue(pgUpsert, ub[i:j], uk[i:j], uv[i:j])
+		b.Queue(pgUpsert, ub[i:j], uk[i:j], uv[i:j]).QueryRow(func(r pgx.Row) error {
+			var n int
+			if err := r.Scan(&n); err != nil {
+				return err
+			}
+			if n != j-i {
+				return fmt.Errorf("put: %d of the keys written are nested buckets (made by another replica): %w", j-i-n, bolt.ErrIncompatibleValue)
+			}
+			return nil
+		})
 	}
 	t.ops = t.ops[:0]
 	clear(t.index)
 }
 
 // commit sends the last writes and the change-feed rows with their
-// notice in one round trip, then commits.
+// notice in one round trip, then commits. A failure before COMMIT went
+// out leaves nothing stored (ErrUnavailable when the database is the
+// cause); a COMMIT sent but not answered is ErrCommitUnknown.
 func (t *pgTx) commit() error {
 	b := &pgx.Batch{}
 	t.queueFlush(b)
@@ -320,10 +363,34 @@ func (t *pgTx) commit() error {
 	defer cancel()
 	if b.Len() > 0 {
 		if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
-			return err
+			// No COMMIT sent: the server rolls the transaction back.
+			return pgError(err)
 		}
 	}
-	return t.tx.Commit(ctx)
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(t.ctx), t.kv.timeout)
+	defer ccancel()
+	err := t.tx.Commit(cctx)
+	if err == nil {
+		return nil
+	}
+	if pgCommitUnknown(err) {
+		return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
+	}
+	return pgError(err)
+}
+
+// pgCommitUnknown says whether err, from a COMMIT, leaves its outcome
+// unknown: the connection failed after the COMMIT may have gone out, or
+// the server ended the session (a backend terminated while it waits for
+// a synchronous standby has already committed locally). An error the
+// server answered the COMMIT with is a refusal: nothing was committed.
+func pgCommitUnknown(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P")
+	}
+	// SafeToRetry: the COMMIT never left this process.
+	return pgUnavailable(err) && !pgconn.SafeToRetry(err)
 }
 
 // queue records a write; the last one per key wins.
@@ -420,7 +487,7 @@ func (b *pgBucket) Put(key, value []byte) error {
 	case int64(len(value)) > bolt.MaxValueSize:
 		return bolt.ErrValueTooLarge
 	}
-	if t.made[string(b.child(key))] {
+	if b.isKnownBucket(key) {
 		return bolt.ErrIncompatibleValue
 	}
 	if value == nil {
@@ -435,11 +502,24 @@ func (b *pgBucket) Delete(key []byte) error {
 	if !t.writable {
 		return bolt.ErrTxNotWritable
 	}
-	if t.made[string(b.child(key))] {
+	if b.isKnownBucket(key) {
 		return bolt.ErrIncompatibleValue
 	}
 	t.queue(pgOp{bucket: b.path, key: slices.Clone(key), del: true})
 	return nil
+}
+
+// isKnownBucket says, without a round trip, whether key is a nested
+// bucket made in this transaction or seen committed by this process. A
+// write's flush catches the others (pgUpsert), so that Put and Delete
+// stay queued rather than read the key first.
+func (b *pgBucket) isKnownBucket(key []byte) bool {
+	path := string(b.child(key))
+	if b.tx.made[path] {
+		return true
+	}
+	_, ok := b.tx.kv.known.Load(path)
+	return ok
 }
 
 // lookup says whether name is a key of b and whether it is a bucket.
@@ -478,7 +558,15 @@ func (b *pgBucket) Bucket(name []byte) kvBucket {
 	if len(name) == 0 {
 		return nil
 	}
-	if _, isBucket := b.lookup(name); !isBucket {
+	_, isBucket := b.lookup(name)
+	if b.tx.err != nil {
+		// The look-up failed (or the transaction had already): not nil,
+		// which the store's chains (tx.Bucket(x).Bucket(y).Cursor()) take
+		// for granted as bbolt never fails there, but a bucket whose reads
+		// return nil; view and update return the error anyway.
+		return &pgBucket{tx: b.tx, path: b.child(name)}
+	}
+	if !isBucket {
 		return nil
 	}
 	return &pgBucket{tx: b.tx, path: b.child(name)}

@@ -7,9 +7,12 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
@@ -287,6 +290,29 @@ var kvCases = []struct {
 			return nil
 		}))
 	}},
+	// From the review of issue 12 (TestKVPutOnCommittedBucket): bbolt
+	// refuses a Put or Delete of a key that is a bucket committed before.
+	{"put delete on a committed bucket", func(t *testing.T, b backend, tr *transcript) {
+		require.NoError(t, b.update(func(tx kvTx) error {
+			top, err := tx.CreateBucketIfNotExists([]byte("top"))
+			require.NoError(t, err)
+			_, err = top.CreateBucketIfNotExists([]byte("nested"))
+			return err
+		}))
+		err := b.update(func(tx kvTx) error {
+			top := tx.Bucket([]byte("top"))
+			tr.add("put: %s", errName(top.Put([]byte("nested"), []byte("v"))))
+			tr.add("get: %v", top.Get([]byte("nested")))
+			tr.add("delete: %s", errName(top.Delete([]byte("nested"))))
+			return nil
+		})
+		tr.add("update: %s", errName(err))
+		require.NoError(t, b.view(func(tx kvTx) error {
+			top := tx.Bucket([]byte("top"))
+			tr.add("still a bucket %v, get %v", top.Bucket([]byte("nested")) != nil, top.Get([]byte("nested")))
+			return nil
+		}))
+	}},
 	{"rollback on error", func(t *testing.T, b backend, tr *transcript) {
 		require.NoError(t, b.update(func(tx kvTx) error {
 			r, _ := tx.CreateBucketIfNotExists([]byte("r"))
@@ -356,7 +382,11 @@ func TestPGReadErrorAbortsWrite(t *testing.T) {
 		_, err := tx.(*pgTx).tx.Exec(context.Background(), "SELECT 1/0")
 		require.Error(t, err)
 		require.Nil(t, b.Get([]byte("other")))
-		require.Nil(t, b.Bucket([]byte("x")))
+		// A failed look-up is a bucket that reads nothing, never nil.
+		x := b.Bucket([]byte("x"))
+		require.NotNil(t, x)
+		require.Nil(t, x.Get([]byte("k")))
+		require.Nil(t, x.Bucket([]byte("y")).Get([]byte("k")))
 		c := b.Cursor()
 		k, _ := c.First()
 		require.Nil(t, k)
@@ -369,6 +399,101 @@ func TestPGReadErrorAbortsWrite(t *testing.T) {
 		require.Nil(t, tx.Bucket([]byte("b")).Get([]byte("k")))
 		return nil
 	}))
+}
+
+// TestPGPutOnBucketOfAnotherReplica: a Put or Delete of a key that
+// another replica made a nested bucket (so not known to this process)
+// fails the transaction with ErrIncompatibleValue at its flush, and
+// nothing of it is written (no value, no change-feed row), rather than
+// being dropped in silence.
+func TestPGPutOnBucketOfAnotherReplica(t *testing.T) {
+	kv := testPGKV(t)
+	other := newPGKV(kv.pool) // its own cache of known buckets
+	require.NoError(t, other.update(func(tx kvTx) error {
+		top, err := tx.CreateBucketIfNotExists([]byte("listings"))
+		require.NoError(t, err)
+		_, err = top.CreateBucketIfNotExists([]byte("nested"))
+		return err
+	}))
+	for _, c := range []struct {
+		name  string
+		write func(b kvBucket) error
+		read  bool // a read after the write sends it first
+	}{
+		{"put at commit", func(b kvBucket) error { return b.Put([]byte("nested"), []byte("v")) }, false},
+		{"put before a read", func(b kvBucket) error { return b.Put([]byte("nested"), []byte("v")) }, true},
+		{"delete at commit", func(b kvBucket) error { return b.Delete([]byte("nested")) }, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fresh := newPGKV(kv.pool)
+			err := fresh.update(func(tx kvTx) error {
+				b := tx.Bucket([]byte("listings"))
+				require.NoError(t, b.Put([]byte("other"), []byte("x")))
+				require.NoError(t, c.write(b))
+				if c.read {
+					require.Nil(t, b.Get([]byte("k")))
+				}
+				return nil
+			})
+			require.ErrorIs(t, err, bolt.ErrIncompatibleValue)
+			require.NotErrorIs(t, err, ErrUnavailable)
+			var rows, feed int
+			require.NoError(t, kv.pool.QueryRow(context.Background(),
+				"SELECT count(*) FROM kv WHERE bucket = 'listings' AND key = 'other'").Scan(&rows))
+			require.NoError(t, kv.pool.QueryRow(context.Background(), "SELECT count(*) FROM changes WHERE key = 'other'").Scan(&feed))
+			require.Zero(t, rows)
+			require.Zero(t, feed)
+			require.NoError(t, kv.view(func(tx kvTx) error {
+				require.NotNil(t, tx.Bucket([]byte("listings")).Bucket([]byte("nested")))
+				return nil
+			}))
+		})
+	}
+}
+
+// failLookup is a tracer that cancels the look-up of one nested bucket,
+// as a lost connection would fail it.
+type failLookup struct {
+	countTracer
+	on          atomic.Bool
+	bucket, key string
+}
+
+func (f *failLookup) TraceQueryStart(ctx context.Context, conn *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if f.on.Load() && strings.HasPrefix(d.SQL, "SELECT value IS NULL") && len(d.Args) == 2 &&
+		string(d.Args[0].([]byte)) == f.bucket && string(d.Args[1].([]byte)) == f.key {
+		ctx, cancel := context.WithCancel(ctx)
+		cancel()
+		return ctx
+	}
+	return ctx
+}
+
+// TestPGFailedLookupInAChain: the first look-up of outbox/TH failing in
+// OutboxAfter (tx.Bucket(outbox).Bucket(dest).Cursor()) does not panic
+// the process: the read returns the error.
+func TestPGFailedLookupInAChain(t *testing.T) {
+	cfg, err := pgxpool.ParseConfig(pgURL(t))
+	require.NoError(t, err)
+	tracer := &failLookup{bucket: "outbox", key: "TH"}
+	cfg.ConnConfig.Tracer = tracer
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	require.NoError(t, pgMigrate(context.Background(), pool))
+	require.NoError(t, newPGKV(pool).update(func(tx kvTx) error {
+		out, err := tx.CreateBucketIfNotExists(bucketOutbox)
+		require.NoError(t, err)
+		q, err := out.CreateBucketIfNotExists([]byte("TH"))
+		require.NoError(t, err)
+		return q.Put(seqKey(1), []byte(`{"dest":"TH","seq":1}`))
+	}))
+	// A process that has not seen outbox/TH yet looks it up.
+	tracer.on.Store(true)
+	db := &DB{kv: newPGKV(pool), pool: pool}
+	rows, err := db.OutboxAfter(context.Background(), nil)
+	require.ErrorIs(t, err, context.Canceled)
+	require.Nil(t, rows)
 }
 
 // TestPGWritesAreFewRoundTrips: a 25,000-key transaction sends its puts
@@ -449,6 +574,105 @@ func TestPGConnectionKilledIsUnavailable(t *testing.T) {
 		require.Nil(t, tx.Bucket([]byte("b")).Get([]byte("k")))
 		return nil
 	}))
+}
+
+// TestPGCommitOutcome: a COMMIT that never left the process fails with
+// ErrUnavailable alone (nothing stored); one sent and then not answered
+// (here the server ends the session while it commits) is ErrCommitUnknown,
+// which is also ErrUnavailable.
+func TestPGCommitOutcome(t *testing.T) {
+	t.Run("not sent", func(t *testing.T) {
+		cfg, err := pgxpool.ParseConfig(pgURL(t))
+		require.NoError(t, err)
+		tracer := &failCommit{}
+		cfg.ConnConfig.Tracer = tracer
+		pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+		require.NoError(t, err)
+		t.Cleanup(pool.Close)
+		require.NoError(t, pgMigrate(context.Background(), pool))
+		kv := newPGKV(pool)
+		tracer.on.Store(true)
+		err = kv.update(func(tx kvTx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte("b"))
+			require.NoError(t, err)
+			return b.Put([]byte("k"), []byte("v"))
+		})
+		require.ErrorIs(t, err, ErrUnavailable)
+		require.NotErrorIs(t, err, ErrCommitUnknown)
+		var n int
+		require.NoError(t, pool.QueryRow(context.Background(), "SELECT count(*) FROM kv").Scan(&n))
+		require.Zero(t, n, "nothing stored")
+	})
+	t.Run("sent, connection lost", func(t *testing.T) {
+		kv := testPGKV(t)
+		_, err := kv.pool.Exec(context.Background(), `
+			CREATE FUNCTION die_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN
+				IF NEW.key = 'die' THEN PERFORM pg_terminate_backend(pg_backend_pid()); PERFORM pg_sleep(5); END IF;
+				RETURN NULL;
+			END $$;
+			CREATE CONSTRAINT TRIGGER die AFTER INSERT ON kv DEFERRABLE INITIALLY DEFERRED
+				FOR EACH ROW EXECUTE FUNCTION die_at_commit();`)
+		require.NoError(t, err)
+		err = kv.update(func(tx kvTx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte("b"))
+			require.NoError(t, err)
+			return b.Put([]byte("die"), []byte("v"))
+		})
+		require.ErrorIs(t, err, ErrCommitUnknown)
+		require.ErrorIs(t, err, ErrUnavailable)
+	})
+}
+
+// failCommit cancels COMMIT statements before they are sent.
+type failCommit struct {
+	countTracer
+	on atomic.Bool
+}
+
+func (f *failCommit) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if f.on.Load() && strings.EqualFold(d.SQL, "commit") {
+		ctx, cancel := context.WithCancel(ctx)
+		cancel()
+		return ctx
+	}
+	return ctx
+}
+
+// TestPGErrorUnavailable: the server's errors that mean "not now" are
+// ErrUnavailable (503), the others are returned as they are.
+func TestPGErrorUnavailable(t *testing.T) {
+	for _, c := range []struct {
+		code string
+		want bool
+	}{
+		{"08006", true},  // connection failure
+		{"53300", true},  // too_many_connections
+		{"53100", true},  // disk_full
+		{"53200", true},  // out_of_memory
+		{"57014", true},  // query_canceled: a statement_timeout set by the DBA
+		{"57P01", true},  // admin_shutdown
+		{"57P03", true},  // cannot_connect_now
+		{"23505", false}, // unique_violation
+		{"42P01", false}, // undefined_table
+		{"40001", false}, // serialization_failure
+	} {
+		err := pgError(fmt.Errorf("get: %w", &pgconn.PgError{Code: c.code, Message: "x"}))
+		require.Equal(t, c.want, errors.Is(err, ErrUnavailable), c.code)
+	}
+}
+
+// TestPGPoolConfig: a connect timeout of 5 s and a pool of 16 unless the
+// URL sets them.
+func TestPGPoolConfig(t *testing.T) {
+	cfg, err := pgPoolConfig("postgres://imtgt@db:5432/imtgt_th")
+	require.NoError(t, err)
+	require.Equal(t, 5*time.Second, cfg.ConnConfig.ConnectTimeout)
+	require.EqualValues(t, pgDefaultMaxConns, cfg.MaxConns)
+	cfg, err = pgPoolConfig("postgres://imtgt@db:5432/imtgt_th?connect_timeout=2&pool_max_conns=5")
+	require.NoError(t, err)
+	require.Equal(t, 2*time.Second, cfg.ConnConfig.ConnectTimeout)
+	require.EqualValues(t, 5, cfg.MaxConns)
 }
 
 func TestFeedBucket(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/tern/v2/migrate"
@@ -26,7 +27,21 @@ var (
 	// ErrFenced refuses a fenced write (DB.Fenced) once the lease it was
 	// made for has passed to another replica or expired.
 	ErrFenced = errors.New("this replica no longer holds the federation lease")
+	// ErrCommitUnknown is a write transaction whose COMMIT was sent but
+	// not answered (the connection was lost, or no answer in time): it
+	// may or may not have committed. It is also ErrUnavailable
+	// (errors.Is matches both); unlike a failure before the commit, it
+	// does not mean that nothing was stored.
+	ErrCommitUnknown error = errCommitUnknown{}
 )
+
+type errCommitUnknown struct{}
+
+func (errCommitUnknown) Error() string {
+	return "the store's database is unavailable: the commit's outcome is unknown"
+}
+
+func (errCommitUnknown) Is(target error) bool { return target == ErrUnavailable }
 
 // pgMigrations are the PostgreSQL schema's migrations, applied in order
 // by OpenURL (tern keeps the version applied in imtgt_schema_version).
@@ -80,18 +95,11 @@ func IsURL(s string) bool {
 // creates the bucket tree (upgrade, in a write transaction, so under the
 // write lock) and returns it. Of opts only NoAudit applies.
 func OpenURL(ctx context.Context, url string, opts Options) (*DB, error) {
-	cfg, err := pgxpool.ParseConfig(url)
+	cfg, err := pgPoolConfig(url)
 	if err != nil {
-		// pgconn's parse errors leave the password out.
-		return nil, fmt.Errorf("store URL: %w", err)
+		return nil, err
 	}
 	name := redactedURL(cfg)
-	if !strings.Contains(url, "pool_max_conns") {
-		// pgxpool's default (4 on a 2-core host) is too few: a write
-		// waiting for the write lock holds a connection, and the reads of
-		// the HTTP API must not queue behind it.
-		cfg.MaxConns = pgDefaultMaxConns
-	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", name, pgError(err))
@@ -108,6 +116,31 @@ func OpenURL(ctx context.Context, url string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open %s: %w", name, err)
 	}
 	return db, nil
+}
+
+// pgConnectTimeout bounds a connection attempt unless the URL sets
+// connect_timeout: without it a database host that drops packets (powered
+// off, partitioned) holds each connect for the whole statement bound.
+const pgConnectTimeout = 5 * time.Second
+
+// pgPoolConfig parses the store URL with the node's defaults for what the
+// URL leaves out.
+func pgPoolConfig(url string) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgconn's parse errors leave the password out.
+		return nil, fmt.Errorf("store URL: %w", err)
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		// pgxpool's default (4 on a 2-core host) is too few: a write
+		// waiting for the write lock holds a connection, and the reads of
+		// the HTTP API must not queue behind it.
+		cfg.MaxConns = pgDefaultMaxConns
+	}
+	if !strings.Contains(url, "connect_timeout") {
+		cfg.ConnConfig.ConnectTimeout = pgConnectTimeout
+	}
+	return cfg, nil
 }
 
 // redactedURL names the database for messages and Path: user, host, port

@@ -156,15 +156,29 @@ func parseNotice(payload string) (uint64, error) {
 // AcquireLease takes lease name for holder (a random ID of the replica
 // process) for ttl if it is free, expired (database clock) or already
 // holder's, and bumps its epoch; ok is false when another holder has it.
-// It runs under the write lock, so a takeover is ordered after every
-// write of the old holder, and every fenced write after it checks the new
-// epoch.
+// A takeover (or holder's renewal) runs under the write lock, so it is
+// ordered after every write of the old holder, and every fenced write
+// after it checks the new epoch. A lease another holder keeps unexpired
+// is answered from one read without the lock: followers try every 500 ms
+// and must not queue behind (or hold up) the node's writes.
 func (db *DB) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (epoch uint64, ok bool, err error) {
 	if db.pool == nil {
 		return 0, false, ErrNotShared
 	}
 	if holder == "" || ttl <= 0 {
 		return 0, false, fmt.Errorf("acquire lease %s: holder %q, ttl %v: need a holder and a positive ttl", name, holder, ttl)
+	}
+	var held bool
+	err = db.pool.QueryRow(ctx, `SELECT holder <> '' AND holder <> $2 AND expires > clock_timestamp()
+		FROM leases WHERE name = $1`, name, holder).Scan(&held)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, fmt.Errorf("acquire lease %s: %w", name, pgError(err))
+	}
+	if held {
+		// Held by another: the locked upsert below would refuse it too
+		// (an expiry is only ever pushed later by its holder, or the
+		// lease released, so a lease seen held stays so or is free).
+		return 0, false, nil
 	}
 	err = pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", pgWriteLock); err != nil {

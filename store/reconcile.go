@@ -56,7 +56,7 @@ func (db *DB) PendingReconcile() (*Reconcile, error) {
 
 // FinishReconcile clears the pending reconciliation, with its audit entry.
 func (db *DB) FinishReconcile(ctx context.Context, entries ...*audit.Entry) error {
-	return db.kv.update(func(tx kvTx) error {
+	return db.kv.updateCtx(ctx, func(tx kvTx) error {
 		if err := tx.Bucket(bucketMeta).Delete(keyReconcile); err != nil {
 			return err
 		}
@@ -82,7 +82,7 @@ func (db *DB) LastAuditTime() (time.Time, error) {
 // LogRecord returns the stored record seq of origin's log (nil if none).
 func (db *DB) LogRecord(ctx context.Context, origin string, seq uint64) ([]byte, error) {
 	var out []byte
-	err := db.kv.view(func(tx kvTx) error {
+	err := db.kv.viewCtx(ctx, func(tx kvTx) error {
 		if log := tx.Bucket(bucketLog).Bucket([]byte(origin)); log != nil {
 			if v := log.Get(seqKey(seq)); v != nil {
 				out = append([]byte(nil), v...)

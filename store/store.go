@@ -454,13 +454,13 @@ func (db *DB) Policy() ([]byte, error) {
 
 // PutToken stores a token hash for a principal.
 func (db *DB) PutToken(ctx context.Context, hash string, p access.Principal) error {
-	return db.kv.update(func(tx kvTx) error { return putJSON(tx.Bucket(bucketTokens), []byte(hash), p) })
+	return db.kv.updateCtx(ctx, func(tx kvTx) error { return putJSON(tx.Bucket(bucketTokens), []byte(hash), p) })
 }
 
 // Principal looks up a token hash.
 func (db *DB) Principal(ctx context.Context, hash string) (access.Principal, error) {
 	var p access.Principal
-	err := db.kv.view(func(tx kvTx) error {
+	err := db.kv.viewCtx(ctx, func(tx kvTx) error {
 		v := tx.Bucket(bucketTokens).Get([]byte(hash))
 		if v == nil {
 			return access.ErrUnknownToken
@@ -492,7 +492,7 @@ func (db *DB) CreateSeller(ctx context.Context, rec *sellers.Record, tokenHash s
 // Seller implements sellers.Store.
 func (db *DB) Seller(ctx context.Context, id string) (*sellers.Record, error) {
 	var rec sellers.Record
-	err := db.kv.view(func(tx kvTx) error {
+	err := db.kv.viewCtx(ctx, func(tx kvTx) error {
 		v := tx.Bucket(bucketSellers).Get([]byte(id))
 		if v == nil {
 			return fmt.Errorf("%w: %s", sellers.ErrNotFound, id)
@@ -508,7 +508,7 @@ func (db *DB) Seller(ctx context.Context, id string) (*sellers.Record, error) {
 // UpdateSeller implements sellers.Store.
 func (db *DB) UpdateSeller(ctx context.Context, id string, fn func(*sellers.Record) error) (*sellers.Record, error) {
 	var rec sellers.Record
-	err := db.kv.update(func(tx kvTx) error {
+	err := db.kv.updateCtx(ctx, func(tx kvTx) error {
 		b := tx.Bucket(bucketSellers)
 		v := b.Get([]byte(id))
 		if v == nil {
@@ -531,7 +531,7 @@ func (db *DB) UpdateSeller(ctx context.Context, id string, fn func(*sellers.Reco
 // Sellers implements sellers.Store.
 func (db *DB) Sellers(ctx context.Context, status sellers.Status, after string, limit int) ([]*sellers.Record, error) {
 	var out []*sellers.Record
-	err := db.kv.view(func(tx kvTx) error {
+	err := db.kv.viewCtx(ctx, func(tx kvTx) error {
 		c := tx.Bucket(bucketSellers).Cursor()
 		for k, v := seekAfter(c, after); k != nil && len(out) < limit; k, v = c.Next() {
 			if err := ctx.Err(); err != nil {
@@ -591,7 +591,7 @@ func (db *DB) ApplyLocal(ctx context.Context, origin string, changes []catalog.C
 	if len(changes) == 1 {
 		return db.batch(apply)
 	}
-	return db.noted(db.kv.update(apply))
+	return db.noted(db.kv.updateCtx(ctx, apply))
 }
 
 // applyLocal writes local listing changes and their log records inside tx.
@@ -729,7 +729,7 @@ func (db *DB) applyRecords(origin string, recs []catalog.RemoteRecord, ev *audit
 // Heads implements catalog.Store.
 func (db *DB) Heads(ctx context.Context) (map[string]uint64, error) {
 	heads := make(map[string]uint64)
-	err := db.kv.view(func(tx kvTx) error {
+	err := db.kv.viewCtx(ctx, func(tx kvTx) error {
 		return tx.Bucket(bucketLog).ForEachBucket(func(k []byte) error {
 			if h := logHead(tx.Bucket(bucketLog).Bucket(k)); h > 0 {
 				heads[string(k)] = h
@@ -744,7 +744,7 @@ func (db *DB) Heads(ctx context.Context) (map[string]uint64, error) {
 func (db *DB) LogRange(ctx context.Context, origin string, from uint64, max, maxBytes int) ([][]byte, uint64, error) {
 	var out [][]byte
 	var head uint64
-	err := db.kv.view(func(tx kvTx) error {
+	err := db.kv.viewCtx(ctx, func(tx kvTx) error {
 		log := tx.Bucket(bucketLog).Bucket([]byte(origin))
 		head = logHead(log)
 		if log == nil {
@@ -769,7 +769,7 @@ func (db *DB) LogRange(ctx context.Context, origin string, from uint64, max, max
 // node); false if there is none.
 func (db *DB) Listing(ctx context.Context, id string) (*catalog.Listing, bool, error) {
 	var l *catalog.Listing
-	err := db.kv.view(func(tx kvTx) error {
+	err := db.kv.viewCtx(ctx, func(tx kvTx) error {
 		v := tx.Bucket(bucketListings).Get([]byte(id))
 		if v == nil {
 			return nil
@@ -783,7 +783,7 @@ func (db *DB) Listing(ctx context.Context, id string) (*catalog.Listing, bool, e
 // Listings implements catalog.Store.
 func (db *DB) Listings(ctx context.Context) ([]*catalog.Listing, error) {
 	var out []*catalog.Listing
-	err := db.kv.view(func(tx kvTx) error {
+	err := db.kv.viewCtx(ctx, func(tx kvTx) error {
 		return tx.Bucket(bucketListings).ForEach(func(k, v []byte) error {
 			var l catalog.Listing
 			if err := json.Unmarshal(v, &l); err != nil {
