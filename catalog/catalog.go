@@ -87,6 +87,9 @@ type Store interface {
 	ReclaimOwn(ctx context.Context, origin string, recs []RemoteRecord, ev *audit.Entry) ([]RemoteRecord, error)
 	// Listing returns one stored listing (false if none).
 	Listing(ctx context.Context, id string) (*Listing, bool, error)
+	// ListingsByID returns the stored listings among ids (absent: not
+	// stored).
+	ListingsByID(ctx context.Context, ids []string) (map[string]*Listing, error)
 	// LogRecord returns one stored record of origin's log (nil if none).
 	LogRecord(ctx context.Context, origin string, seq uint64) ([]byte, error)
 	// ApplyLocalOnce is ApplyLocal under an idempotency key: in the same
@@ -460,14 +463,14 @@ func (c *Catalog) retryStale(ctx context.Context, id string, fn func() error) er
 // Refresh re-reads listings from the store into the index: another
 // replica sharing the store changed them (or removed them).
 func (c *Catalog) Refresh(ctx context.Context, ids ...string) error {
+	stored, err := c.store.ListingsByID(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("refresh listings: %w", err)
+	}
 	var ups []*Listing
 	var dels []string
 	for _, id := range ids {
-		l, ok, err := c.store.Listing(ctx, id)
-		if err != nil {
-			return fmt.Errorf("refresh listing %s: %w", id, err)
-		}
-		if ok {
+		if l, ok := stored[id]; ok {
 			ups = append(ups, l)
 		} else {
 			dels = append(dels, id)

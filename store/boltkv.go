@@ -50,6 +50,13 @@ func wrapBucket(b *bolt.Bucket) kvBucket {
 type boltBucket struct{ b *bolt.Bucket }
 
 func (b boltBucket) Get(key []byte) []byte                    { return b.b.Get(key) }
+func (b boltBucket) GetMany(keys [][]byte) [][]byte {
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		out[i] = b.b.Get(k)
+	}
+	return out
+}
 func (b boltBucket) Put(key, value []byte) error              { return b.b.Put(key, value) }
 func (b boltBucket) Delete(key []byte) error                  { return b.b.Delete(key) }
 func (b boltBucket) Bucket(name []byte) kvBucket              { return wrapBucket(b.b.Bucket(name)) }

@@ -41,6 +41,9 @@ type kvTx interface {
 // until the transaction ends.
 type kvBucket interface {
 	Get(key []byte) []byte
+	// GetMany is Get of each key (nil where absent or a nested bucket):
+	// one round trip on PostgreSQL, where Gets one by one pay one each.
+	GetMany(keys [][]byte) [][]byte
 	Put(key, value []byte) error
 	Delete(key []byte) error
 	// Bucket returns a nested bucket, or nil.

@@ -445,6 +445,49 @@ func (b *pgBucket) child(name []byte) []byte {
 	return append(append(append(p, b.path...), 0), name...)
 }
 
+func (b *pgBucket) GetMany(keys [][]byte) [][]byte {
+	t := b.tx
+	out := make([][]byte, len(keys))
+	if t.err != nil || len(keys) == 0 {
+		return out
+	}
+	var ask [][]byte
+	at := map[string][]int{}
+	for i, k := range keys {
+		if j, ok := t.index[pgOpKey{string(b.path), string(k)}]; ok {
+			out[i] = t.ops[j].value // a queued write answers (see Get)
+			continue
+		}
+		if _, dup := at[string(k)]; !dup {
+			ask = append(ask, k)
+		}
+		at[string(k)] = append(at[string(k)], i)
+	}
+	if len(ask) == 0 {
+		return out
+	}
+	ctx, cancel := t.stmt()
+	defer cancel()
+	rows, err := t.tx.Query(ctx, "SELECT key, value FROM kv WHERE bucket = $1 AND key = ANY($2) AND value IS NOT NULL", b.path, ask)
+	if t.fail(err) {
+		return out
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k, v []byte
+		if t.fail(rows.Scan(&k, &v)) {
+			return make([][]byte, len(keys))
+		}
+		for _, i := range at[string(k)] {
+			out[i] = v
+		}
+	}
+	if t.fail(rows.Err()) {
+		return make([][]byte, len(keys))
+	}
+	return out
+}
+
 func (b *pgBucket) Get(key []byte) []byte {
 	t := b.tx
 	if t.err != nil {

@@ -107,6 +107,9 @@ var kvCases = []struct {
 			tr.add("delete gone: %s", errName(top.Delete([]byte("gone"))))
 			tr.add("delete missing: %s", errName(top.Delete([]byte("never"))))
 			tr.add("put a: %s", errName(top.Put([]byte("a"), []byte("2"))))
+			for i, v := range top.GetMany([][]byte{[]byte("a"), []byte("gone"), []byte("empty")}) {
+				tr.add("getMany in the writer %d = %v (nil %v)", i, v, v == nil)
+			}
 			return nil
 		}))
 		require.NoError(t, b.view(func(tx kvTx) error {
@@ -114,6 +117,9 @@ var kvCases = []struct {
 			for _, k := range []string{"a", "empty", "gone", "sub", "never"} {
 				v := top.Get([]byte(k))
 				tr.add("get %s = %v (nil %v, len %d)", k, v, v == nil, len(v))
+			}
+			for i, v := range top.GetMany([][]byte{[]byte("a"), []byte("empty"), []byte("gone"), []byte("sub"), []byte("never"), []byte("a")}) {
+				tr.add("getMany %d = %v (nil %v, len %d)", i, v, v == nil, len(v))
 			}
 			tr.add("bucket on a value: %v", top.Bucket([]byte("a")) == nil)
 			tr.add("missing top bucket: %v", tx.Bucket([]byte("nope")) == nil)

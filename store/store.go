@@ -780,6 +780,34 @@ func (db *DB) Listing(ctx context.Context, id string) (*catalog.Listing, bool, e
 	return l, l != nil, err
 }
 
+// ListingsByID implements catalog.Store: the stored listings among ids,
+// in one read transaction (on PostgreSQL one statement per 1,000).
+func (db *DB) ListingsByID(ctx context.Context, ids []string) (map[string]*catalog.Listing, error) {
+	out := make(map[string]*catalog.Listing, len(ids))
+	err := db.kv.viewCtx(ctx, func(tx kvTx) error {
+		b := tx.Bucket(bucketListings)
+		for start := 0; start < len(ids); start += 1000 {
+			chunk := ids[start:min(len(ids), start+1000)]
+			keys := make([][]byte, len(chunk))
+			for i, id := range chunk {
+				keys[i] = []byte(id)
+			}
+			for i, v := range b.GetMany(keys) {
+				if v == nil {
+					continue
+				}
+				l := &catalog.Listing{}
+				if err := json.Unmarshal(v, l); err != nil {
+					return fmt.Errorf("listing %s: %w", chunk[i], err)
+				}
+				out[chunk[i]] = l
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // Listings implements catalog.Store.
 func (db *DB) Listings(ctx context.Context) ([]*catalog.Listing, error) {
 	var out []*catalog.Listing
