@@ -49,7 +49,7 @@ func wrapBucket(b *bolt.Bucket) kvBucket {
 
 type boltBucket struct{ b *bolt.Bucket }
 
-func (b boltBucket) Get(key []byte) []byte                    { return b.b.Get(key) }
+func (b boltBucket) Get(key []byte) []byte { return b.b.Get(key) }
 func (b boltBucket) GetMany(keys [][]byte) [][]byte {
 	out := make([][]byte, len(keys))
 	for i, k := range keys {
