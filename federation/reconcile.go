@@ -63,7 +63,10 @@ type reconciler struct {
 	cfg  *Reconcile
 	mu   sync.Mutex
 	by   map[string]*ReconcileProgress // country → progress
-	done bool
+	// finishing is set while Done runs, done once it returned: until
+	// then the node still reconciles (readyz, the catalog's gate), so
+	// nobody sees it ready while Done still clears the store's mark.
+	finishing, done bool
 }
 
 func newReconciler(cfg *Reconcile) *reconciler {
@@ -286,7 +289,7 @@ func (s *Service) maybeFinishReconcile(ctx context.Context) error {
 		return nil
 	}
 	r.mu.Lock()
-	if r.done {
+	if r.done || r.finishing {
 		r.mu.Unlock()
 		return nil
 	}
@@ -296,16 +299,19 @@ func (s *Service) maybeFinishReconcile(ctx context.Context) error {
 			return nil
 		}
 	}
-	r.done = true
+	r.finishing = true
 	r.mu.Unlock()
 	if r.cfg.Done != nil {
 		if err := r.cfg.Done(ctx); err != nil {
 			r.mu.Lock()
-			r.done = false
+			r.finishing = false
 			r.mu.Unlock()
 			return fmt.Errorf("finish reconciliation: %w", err)
 		}
 	}
+	r.mu.Lock()
+	r.finishing, r.done = false, true
+	r.mu.Unlock()
 	s.log.Info("reconciliation with every member done; publishing resumes")
 	s.Published() // tell the members the heads it now holds
 	return nil
