@@ -156,7 +156,7 @@ func (n *Node) Checkpoint(ctx context.Context) (*audit.Checkpoint, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := n.termStore().PutCheckpoint(ctx, cp); err != nil {
+		if cp, err = n.termStore().PutCheckpoint(ctx, cp); err != nil {
 			return nil, err
 		}
 	}

@@ -294,15 +294,16 @@ type Node struct {
 	// the store's feed this replica applied (feedMu serialises catch-ups),
 	// feedLast that change itself, feedErrs what could not be applied, by
 	// kind (readyz); leadErr why this replica cannot lead.
-	shared   sharedStore
-	holder   string
-	stopTerm func() // a bbolt node's one term
-	leader   atomic.Bool
-	feedSeq  atomic.Uint64
-	feedMu   sync.Mutex
-	feedLast store.Changed
-	feedErrs map[string]error
-	leadErr  atomic.Pointer[error]
+	shared    sharedStore
+	holder    string
+	stopTerm  func() // a bbolt node's one term
+	leader    atomic.Bool
+	feedSeq   atomic.Uint64
+	feedMu    sync.Mutex
+	feedLast  store.Changed
+	feedErrMu sync.Mutex
+	feedErrs  map[string]error
+	leadErr   atomic.Pointer[error]
 	// fedStore is the store the federation term writes through: fenced
 	// by the lease's epoch on a shared store (startTerm), else Store.
 	fedStore atomic.Pointer[store.DB]

@@ -152,6 +152,12 @@ func (n *Node) termStore() *store.DB {
 // would keep the country out of the federation while a replica that can
 // lead waits as a follower.
 func (n *Node) leadable() error {
+	n.feedErrMu.Lock()
+	failed := n.feedErrs["manifest"]
+	n.feedErrMu.Unlock()
+	if failed != nil {
+		return fmt.Errorf("the manifest another replica installed does not apply here, so this replica would federate with the old membership: %w", failed)
+	}
 	if m, _ := n.Fed.Manifest(); m == nil || n.Fed.HasKey() {
 		return nil
 	}
@@ -173,6 +179,8 @@ func (n *Node) leadable() error {
 	if err != nil {
 		return err
 	}
+	n.installMu.Lock() // no older manifest over one a catch-up just applied
+	defer n.installMu.Unlock()
 	m, raw := n.Fed.Manifest()
 	return n.Fed.Install(m, raw, psk)
 }
@@ -429,8 +437,25 @@ func (n *Node) catchUp(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if len(cs) == 1 && cs[0].Seq == after && !sameChange(cs[0], last) {
+		floor, err := n.shared.ChangesFloor(ctx)
+		if err != nil {
+			return err
+		}
+		// Pruning removes a prefix of the feed, so while the floor is at
+		// or below it the row this replica applied last is still there,
+		// the same: gone or another means the database went back.
+		if floor <= after && (len(cs) == 0 || cs[0].Seq != after || !sameChange(cs[0], last)) {
 			return n.resync(ctx, "the change feed was rewritten: the database went back and took new changes (a promoted standby or a restore?)", after, head)
+		}
+	}
+	// What failed for a reason that may pass (a file, a refused
+	// install) is tried again on every catch-up, until it applies.
+	for _, k := range n.failedKinds() {
+		switch k {
+		case "manifest":
+			n.applied(ctx, k, n.reloadManifest())
+		case "policy":
+			n.applied(ctx, k, n.reloadPolicy(ctx))
 		}
 	}
 	for {
@@ -473,12 +498,66 @@ func (n *Node) resync(ctx context.Context, why string, applied, seen uint64) err
 		return err
 	}
 	n.log.Warn("change feed: reloading", "reason", why, "applied", applied, "seen", seen, "head", head)
-	if err := n.reloadAll(ctx); err != nil {
+	pending, err := n.Store.PendingReconcile()
+	if err := n.applied(ctx, "reconcile", err); err != nil {
 		return err
 	}
+	if err == nil {
+		n.Catalog.SetReconciling(pending != nil)
+	}
+	var retry []error
+	for _, r := range []struct {
+		kind string
+		err  error
+	}{{"manifest", n.reloadManifest()}, {"policy", n.reloadPolicy(ctx)}, {"listings", n.Catalog.Load(ctx)}} {
+		if err := n.applied(ctx, r.kind, r.err); err != nil {
+			retry = append(retry, err)
+		}
+	}
+	if err := errors.Join(retry...); err != nil {
+		return err // the database: reload again next time
+	}
+	// What failed for good is on record (replica_feed) and retried on
+	// every catch-up; the feed moves on.
 	n.feedLast = store.Changed{}
 	n.feedSeq.Store(head)
 	return nil
+}
+
+// applied records how applying one kind of change went: nil clears that
+// kind's failure, a database failure is returned (to be tried again), any
+// other is recorded for /readyz and retried on every catch-up.
+func (n *Node) applied(ctx context.Context, kind string, err error) error {
+	n.feedErrMu.Lock()
+	defer n.feedErrMu.Unlock()
+	switch {
+	case err == nil:
+		delete(n.feedErrs, kind)
+	case errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil:
+		return err
+	default:
+		if n.feedErrs == nil {
+			n.feedErrs = map[string]error{}
+		}
+		if _, known := n.feedErrs[kind]; !known {
+			n.log.Error("change feed: a change another replica made cannot be applied here; passing it and trying again on every catch-up", "kind", kind, "err", err)
+		}
+		n.feedErrs[kind] = err
+	}
+	return nil
+}
+
+// failedKinds lists the kinds of change that failed for good, in order.
+func (n *Node) failedKinds() []string {
+	n.feedErrMu.Lock()
+	defer n.feedErrMu.Unlock()
+	var out []string
+	for _, k := range []string{"manifest", "policy", "reconcile", "listings"} {
+		if n.feedErrs[k] != nil {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // applyChanges brings memory in step with one batch of the change feed.
@@ -511,17 +590,8 @@ func (n *Node) applyChanges(ctx context.Context, cs []store.Changed) error {
 	}
 	var retry []error
 	applied := func(kind string, err error) {
-		switch {
-		case err == nil:
-			delete(n.feedErrs, kind)
-		case errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil:
+		if err := n.applied(ctx, kind, err); err != nil {
 			retry = append(retry, err)
-		default:
-			if n.feedErrs == nil {
-				n.feedErrs = map[string]error{}
-			}
-			n.feedErrs[kind] = err
-			n.log.Error("change feed: a change another replica made cannot be applied here; passing it", "kind", kind, "err", err)
 		}
 	}
 	if manifestChanged {
@@ -557,8 +627,8 @@ func (n *Node) applyChanges(ctx context.Context, cs []store.Changed) error {
 // feedCheck is the readyz check of the change feed: what another replica
 // changed that this one could not apply.
 func (n *Node) feedCheck() error {
-	n.feedMu.Lock()
-	defer n.feedMu.Unlock()
+	n.feedErrMu.Lock()
+	defer n.feedErrMu.Unlock()
 	var errs []error
 	for _, k := range []string{"manifest", "policy", "reconcile", "listings"} {
 		if err := n.feedErrs[k]; err != nil {
@@ -568,15 +638,6 @@ func (n *Node) feedCheck() error {
 	return errors.Join(errs...)
 }
 
-// reloadAll reloads everything the change feed keeps in step.
-func (n *Node) reloadAll(ctx context.Context) error {
-	pending, err := n.Store.PendingReconcile()
-	if err != nil {
-		return err
-	}
-	n.Catalog.SetReconciling(pending != nil)
-	return errors.Join(n.reloadManifest(), n.reloadPolicy(ctx), n.Catalog.Load(ctx))
-}
 
 // reloadPolicy takes the policy another replica installed.
 func (n *Node) reloadPolicy(ctx context.Context) error {

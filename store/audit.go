@@ -153,19 +153,26 @@ func (db *DB) AuditEntry(ctx context.Context, seq uint64) (*audit.Entry, error) 
 	return e, err
 }
 
-// PutCheckpoint stores a new checkpoint of this node's chain; one stored
-// at the same seq already is kept (AddWitness adds countersignatures).
-func (db *DB) PutCheckpoint(ctx context.Context, cp *audit.Checkpoint) error {
-	return db.batch(func(tx kvTx) error {
+// PutCheckpoint stores a new checkpoint of this node's chain and returns
+// the one stored at its seq: a checkpoint stored there already (by another
+// replica) is kept, and returned, since peers' countersignatures are of
+// its exact bytes (AddWitness adds them).
+func (db *DB) PutCheckpoint(ctx context.Context, cp *audit.Checkpoint) (*audit.Checkpoint, error) {
+	stored := cp
+	err := db.batch(func(tx kvTx) error {
+		stored = cp
 		b := tx.Bucket(bucketAuditCheckpoints)
-		if b.Get(seqKey(cp.Seq)) != nil {
-			// The chain's head at a seq is one hash: a checkpoint stored
-			// there already (by another replica) says the same, and may
-			// carry peers' countersignatures this one lacks.
+		if v := b.Get(seqKey(cp.Seq)); v != nil {
+			var have audit.Checkpoint
+			if err := json.Unmarshal(v, &have); err != nil {
+				return fmt.Errorf("audit checkpoint %d: %w", cp.Seq, err)
+			}
+			stored = &have
 			return nil
 		}
 		return putJSON(b, seqKey(cp.Seq), cp)
 	})
+	return stored, err
 }
 
 // AddWitness adds a peer's countersignature to the checkpoint at seq (a

@@ -23,7 +23,7 @@ type Changed struct {
 	Seq    uint64
 	Bucket string
 	Key    []byte
-	At     time.Time // commit-time of the row, which tells a rewritten seq from the one a reader applied
+	At     time.Time // when its transaction began: tells a rewritten seq from the one a reader applied
 }
 
 // ChangesHead is the highest seq committed (0 if none).
@@ -86,7 +86,12 @@ func (db *DB) PruneChanges(ctx context.Context, before time.Time) (int, error) {
 	if db.pool == nil {
 		return 0, ErrNotShared
 	}
-	tag, err := db.pool.Exec(ctx, "DELETE FROM changes WHERE at < $1 AND seq < (SELECT max(seq) FROM changes)", before)
+	// A prefix of seqs only: at is a transaction's start, and seqs are
+	// taken in commit order, so rows are not in at order; deleting by at
+	// alone could cut a hole in the middle that a reader behind it would
+	// never see (it checks only the floor).
+	tag, err := db.pool.Exec(ctx, `DELETE FROM changes WHERE seq < (SELECT max(seq) FROM changes)
+		AND seq < coalesce((SELECT min(seq) FROM changes WHERE at >= $1), (SELECT max(seq) FROM changes))`, before)
 	if err != nil {
 		return 0, pgError(err)
 	}

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -389,4 +390,38 @@ func TestCheckOnPostgres(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 1, tag.RowsAffected())
 	require.False(t, dst.Check(ctx, key).OK())
+}
+
+// Pruning removes a prefix of the feed only: rows are not in time order
+// (at is a transaction's start, seqs are taken at commit), and a hole in
+// the middle would never be seen by a reader checking the floor.
+func TestPruneChangesCutsOnlyAPrefix(t *testing.T) {
+	ctx := context.Background()
+	u := store.PGURLForTest(t)
+	db := openURL(t, u)
+	for i := range 4 {
+		require.NoError(t, db.ApplyLocal(ctx, "TH", []catalog.Change{{Listing: &catalog.Listing{ID: fmt.Sprintf("lst_%d", i), Origin: "TH", Version: 1}}}, nil))
+	}
+	all, err := db.Changes(ctx, 0, 0)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(all), 4)
+	conn, err := pgx.Connect(ctx, u)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	// Every row is recent except one in the middle.
+	mid := all[len(all)-2].Seq
+	_, err = conn.Exec(ctx, "UPDATE changes SET at = now() - interval '1 hour' WHERE seq = $1", int64(mid))
+	require.NoError(t, err)
+	n, err := db.PruneChanges(ctx, time.Now().Add(-time.Minute))
+	require.NoError(t, err)
+	require.Zero(t, n, "a row in the middle is not cut out")
+	// The older rows, up to that one, all old: a prefix goes.
+	_, err = conn.Exec(ctx, "UPDATE changes SET at = now() - interval '1 hour' WHERE seq <= $1", int64(mid))
+	require.NoError(t, err)
+	n, err = db.PruneChanges(ctx, time.Now().Add(-time.Minute))
+	require.NoError(t, err)
+	require.Equal(t, len(all)-1, n)
+	floor, err := db.ChangesFloor(ctx)
+	require.NoError(t, err)
+	require.Equal(t, all[len(all)-1].Seq, floor)
 }

@@ -246,10 +246,15 @@ func TestPutCheckpointKeepsTheStoredOne(t *testing.T) {
 func testPutCheckpointKeepsTheStoredOne(t *testing.T, open func(t *testing.T) *store.DB) {
 	ctx := context.Background()
 	db := open(t)
-	cp := &audit.Checkpoint{Node: "TH", Seq: 3, Head: "aa"}
-	require.NoError(t, db.PutCheckpoint(ctx, cp))
+	cp := &audit.Checkpoint{Node: "TH", Seq: 3, Head: "aa", Signature: []byte("first")}
+	got, err := db.PutCheckpoint(ctx, cp)
+	require.NoError(t, err)
+	require.Equal(t, cp, got)
 	require.NoError(t, db.AddWitness(ctx, 3, audit.Witness{Node: "MY"}))
-	require.NoError(t, db.PutCheckpoint(ctx, &audit.Checkpoint{Node: "TH", Seq: 3, Head: "aa"}))
+	got, err = db.PutCheckpoint(ctx, &audit.Checkpoint{Node: "TH", Seq: 3, Head: "aa", Signature: []byte("second")})
+	require.NoError(t, err)
+	require.Equal(t, []byte("first"), got.Signature, "the stored checkpoint is the one peers countersign")
+	require.Len(t, got.Witnesses, 1)
 	last, err := db.LastCheckpoint(ctx)
 	require.NoError(t, err)
 	require.Len(t, last.Witnesses, 1, "the countersignature stays")
