@@ -91,6 +91,8 @@ type quoteLineView struct {
 	Name   string     `json:"name"`
 	Rate   string     `json:"rate"`
 	Amount money.Wire `json:"amount"`
+	// ListingID names the item of the line; absent for the consignment.
+	ListingID string `json:"listing_id,omitempty"`
 }
 
 type orderQuoteView struct {
@@ -148,7 +150,7 @@ func (s *Server) viewOrder(o *orders.Order) (orderView, error) {
 	v.Quote = orderQuoteView{ItemTotal: wire(q.ItemTotal), DutiesTotal: wire(q.DutiesTotal), TaxesTotal: wire(q.TaxesTotal),
 		LandedTotal: wire(q.LandedTotal), RatesDate: q.RatesDate, PolicyVersion: q.PolicyVersion, Lines: []quoteLineView{}}
 	for _, l := range q.Lines {
-		v.Quote.Lines = append(v.Quote.Lines, quoteLineView{Kind: l.Kind, Rule: l.Rule, Name: l.Name, Rate: l.Rate, Amount: wire(l.Amount)})
+		v.Quote.Lines = append(v.Quote.Lines, quoteLineView{Kind: l.Kind, Rule: l.Rule, Name: l.Name, Rate: l.Rate, Amount: wire(l.Amount), ListingID: l.ListingID})
 	}
 	if len(o.Sealed) > 0 {
 		opened, err := s.cfg.Orders.Open(o)

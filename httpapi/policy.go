@@ -94,7 +94,7 @@ func (s *Server) decide(l *catalog.Listing, now time.Time) *importView {
 
 // tradeListing is what the policy judges of a catalog listing.
 func tradeListing(l *catalog.Listing) policy.Listing {
-	return policy.Listing{Origin: l.Origin, HSCode: l.HSCode, UnitPrice: l.Price}
+	return policy.Listing{ID: l.ID, Origin: l.Origin, HSCode: l.HSCode, UnitPrice: l.Price}
 }
 
 type QuoteView struct {

@@ -95,9 +95,13 @@ type QuoteLine struct {
 	Name   string       `json:"name"`
 	Rate   string       `json:"rate"`
 	Amount money.Amount `json:"amount"`
+	// ListingID names the item the line is for; empty for a line of the
+	// whole consignment (the duty at or below de minimis).
+	ListingID string `json:"listing_id,omitempty"`
 }
 
-// Quote is the landed cost attached to an order, in the buyer's currency.
+// Quote is the landed cost attached to an order, in the buyer's currency:
+// one quote for the order's consignment (policy.MakeOrderQuote).
 type Quote struct {
 	ItemTotal     money.Amount `json:"item_total"`
 	DutiesTotal   money.Amount `json:"duties_total"`

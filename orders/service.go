@@ -19,7 +19,6 @@ import (
 	"github.com/imtgt/imtgt-node/catalog"
 	"github.com/imtgt/imtgt-node/federation/pb"
 	"github.com/imtgt/imtgt-node/keys"
-	"github.com/imtgt/imtgt-node/money"
 	"github.com/imtgt/imtgt-node/policy"
 	"github.com/imtgt/imtgt-node/refdata"
 	"github.com/imtgt/imtgt-node/validation"
@@ -287,28 +286,20 @@ func (s *Service) handoffInput(o *Order, b Buyer) *policy.OrderHandoff {
 	return h
 }
 
-// quote sums the per-item quotes of an order (each item is quoted as its
-// own consignment: docs/POLICY.md).
+// quote is the order's landed cost: one quote for the whole consignment
+// (one order is one seller's goods, shipped together), so de minimis and
+// tax thresholds are decided on its total, as customs decide them
+// (docs/POLICY.md, 5.3).
 func (s *Service) quote(p *policy.Policy, ls []*catalog.Listing, items []Item, now time.Time) (Quote, error) {
-	zero := money.Amount{Currency: p.Currency}
-	q := Quote{ItemTotal: zero, DutiesTotal: zero, TaxesTotal: zero, LandedTotal: zero, RatesDate: p.Rates.Date, PolicyVersion: p.Version, Lines: []QuoteLine{}}
+	qi := make([]policy.QuoteItem, len(ls))
 	for i, l := range ls {
-		pq, err := policy.MakeQuote(p, policy.Listing{Origin: l.Origin, HSCode: l.HSCode, UnitPrice: l.Price}, items[i].Quantity, "", now)
-		if err != nil {
-			return q, err
-		}
-		q.ItemTotal.Minor += pq.ItemTotal.Minor
-		q.LandedTotal.Minor += pq.LandedTotal.Minor
-		for _, d := range pq.Duties {
-			q.DutiesTotal.Minor += d.Amount.Minor
-			q.Lines = append(q.Lines, QuoteLine{Kind: "duty", Rule: d.Rule, Name: d.Name, Rate: d.Rate, Amount: d.Amount})
-		}
-		for _, t := range pq.Taxes {
-			q.TaxesTotal.Minor += t.Amount.Minor
-			q.Lines = append(q.Lines, QuoteLine{Kind: "tax", Rule: t.Rule, Name: t.Name, Rate: t.Rate, Amount: t.Amount})
-		}
+		qi[i] = policy.QuoteItem{Listing: policy.Listing{ID: l.ID, Origin: l.Origin, HSCode: l.HSCode, UnitPrice: l.Price}, Quantity: items[i].Quantity}
 	}
-	return q, nil
+	pq, err := policy.MakeOrderQuote(p, qi, "", now)
+	if err != nil {
+		return Quote{}, err
+	}
+	return quoteOf(pq), nil
 }
 
 func (s *Service) seal(o *Order, p *Personal) error {

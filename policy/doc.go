@@ -7,8 +7,10 @@
 //     to a peer, keeping only the fields a transfer rule allows for that
 //     destination and purpose, and returns the evidence of what crossed;
 //   - Evaluate, the import decision for this country's buyers (bans,
-//     permits, minimum unit price), and MakeQuote, the landed cost (duty,
-//     taxes) in exact decimal arithmetic;
+//     permits, minimum unit price), and MakeOrderQuote, the landed cost
+//     (duty, taxes) of a consignment in exact decimal arithmetic, de
+//     minimis and tax thresholds decided on its total (MakeQuote is the
+//     one-item case);
 //   - ExportDecision, whether a seller's listing may be published abroad.
 //
 // Every decision cites the rule's ID and source. policy does no I/O and

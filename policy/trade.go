@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"math/big"
 	"slices"
@@ -12,6 +13,7 @@ import (
 
 // Listing is what the trade rules need to know of a listing.
 type Listing struct {
+	ID        string // the listing's ID, named by the quote's lines
 	Origin    string // the seller's country
 	HSCode    string
 	UnitPrice money.Amount
@@ -193,23 +195,44 @@ func (p *Policy) rat(a money.Amount) *big.Rat {
 	return v
 }
 
-// Line is one duty or tax of a quote.
+// Line is one duty or tax of a quote. ListingID names the item the line
+// is for; a line for the whole consignment (the duty at or below de
+// minimis) names none.
 type Line struct {
-	Rule   string       `json:"rule"`
-	Name   string       `json:"name"`
-	Rate   string       `json:"rate"`
-	Base   money.Amount `json:"base"`
-	Amount money.Amount `json:"amount"`
+	Rule      string       `json:"rule"`
+	Name      string       `json:"name"`
+	Rate      string       `json:"rate"`
+	Base      money.Amount `json:"base"`
+	Amount    money.Amount `json:"amount"`
+	ListingID string       `json:"listing_id,omitempty"`
 }
 
-// Quote is the landed cost of an order line for this country's buyers, in
-// the policy's currency.
+// QuoteItem is one item of a consignment: a listing and how many units.
+type QuoteItem struct {
+	Listing  Listing
+	Quantity int64
+}
+
+// ItemQuote is what a quote says of one of its items.
+type ItemQuote struct {
+	ListingID string
+	Quantity  int64
+	UnitPrice money.Amount
+	ItemTotal money.Amount
+}
+
+// Quote is the landed cost of a consignment (one or several items from one
+// country) for this country's buyers, in the policy's currency.
 type Quote struct {
-	Orderable     bool     `json:"orderable"`
-	Reasons       []Reason `json:"reasons"`
-	Permits       []Permit `json:"permits"`
-	UnitPrice     money.Amount
+	Orderable bool     `json:"orderable"`
+	Reasons   []Reason `json:"reasons"`
+	Permits   []Permit `json:"permits"`
+	// UnitPrice is the unit price of a one-item quote; zero when the quote
+	// has several items (each has its own in Items).
+	UnitPrice money.Amount
+	// ItemTotal is the consignment's value: the sum of the items' totals.
 	ItemTotal     money.Amount
+	Items         []ItemQuote
 	Duties        []Line
 	Taxes         []Line
 	LandedTotal   money.Amount
@@ -219,85 +242,148 @@ type Quote struct {
 	PolicyVersion uint64
 }
 
-// ErrQuantity is returned for a quantity below 1.
-var ErrQuantity = fmt.Errorf("quantity must be 1 or more")
+var (
+	// ErrQuantity is returned for a quantity below 1.
+	ErrQuantity = fmt.Errorf("quantity must be 1 or more")
+	// ErrNoItems is returned for a consignment without items.
+	ErrNoItems = errors.New("a quote needs at least one item")
+	// ErrMixedOrigins is returned for items from several countries: each
+	// country's goods are a consignment of their own.
+	ErrMixedOrigins = errors.New("the items of one quote must come from one country")
+)
 
 // MakeQuote computes the landed cost of quantity units of a listing
-// delivered to region: item total converted at the policy's exchange rates,
-// duty (de minimis, special HS rates, general rate), taxes, and the total.
-// The goods' value is the item total: shipping and insurance are not in the
-// catalog, so CIF and FOB coincide here (docs/POLICY.md).
+// delivered to region: the quote of a consignment of that one item
+// (MakeOrderQuote).
 func MakeQuote(p *Policy, l Listing, quantity int64, region string, now time.Time) (*Quote, error) {
-	if quantity < 1 {
-		return nil, ErrQuantity
+	return MakeOrderQuote(p, []QuoteItem{{Listing: l, Quantity: quantity}}, region, now)
+}
+
+// MakeOrderQuote computes the landed cost of one consignment, the items
+// of one order, delivered to region: each item's total converted at the
+// policy's exchange rates; the consignment's value, their sum, decides de
+// minimis and every tax's thresholds, as customs decide them for the
+// parcel, not for each item; above de minimis each item pays the duty of
+// its own HS code on its own value, and each tax inside its thresholds is
+// computed per item on that item's base. The goods' value is the item
+// total: shipping and insurance are not in the catalog, so CIF and FOB
+// coincide here (docs/POLICY.md).
+func MakeOrderQuote(p *Policy, items []QuoteItem, region string, now time.Time) (*Quote, error) {
+	if len(items) == 0 {
+		return nil, ErrNoItems
+	}
+	for i, it := range items {
+		if it.Quantity < 1 {
+			if len(items) == 1 {
+				return nil, ErrQuantity
+			}
+			return nil, fmt.Errorf("item %d (listing %s): %w", i, it.Listing.ID, ErrQuantity)
+		}
+		if it.Listing.Origin != items[0].Listing.Origin {
+			return nil, fmt.Errorf("%w: item %d (listing %s) is from %s, item 0 from %s", ErrMixedOrigins, i, it.Listing.ID, it.Listing.Origin, items[0].Listing.Origin)
+		}
 	}
 	if region != "" {
 		if err := refdata.ValidRegion(p.Country, region); err != nil {
 			return nil, err
 		}
 	}
-	d := Evaluate(p, l, now)
-	q := &Quote{Orderable: d.Orderable, Reasons: d.Reasons, Permits: d.Permits, Duties: []Line{}, Taxes: []Line{}, Notes: []Reason{},
+	zero := money.Amount{Currency: p.Currency}
+	q := &Quote{Orderable: true, Reasons: noReasons, Permits: noPermits, UnitPrice: zero, ItemTotal: zero,
+		Items: make([]ItemQuote, 0, len(items)), Duties: []Line{}, Taxes: []Line{}, Notes: []Reason{},
 		RatesDate: p.Rates.Date, RatesSource: p.Rates.Source, PolicyVersion: p.Version}
-	unit, err := p.convert(l.UnitPrice)
-	if err != nil {
-		return nil, err
+	// value[i] is item i's rounded total, exact; consignment their sum.
+	value := make([]*big.Rat, len(items))
+	consignment := new(big.Rat)
+	for i, it := range items {
+		d := Evaluate(p, it.Listing, now)
+		q.Orderable = q.Orderable && d.Orderable
+		q.Reasons = append(q.Reasons, d.Reasons...)
+		q.Permits = append(q.Permits, d.Permits...)
+		unit, err := p.convert(it.Listing.UnitPrice)
+		if err != nil {
+			return nil, err
+		}
+		iq := ItemQuote{ListingID: it.Listing.ID, Quantity: it.Quantity, UnitPrice: p.round(unit),
+			ItemTotal: p.round(new(big.Rat).Mul(unit, new(big.Rat).SetInt64(it.Quantity)))}
+		q.Items = append(q.Items, iq)
+		q.ItemTotal.Minor += iq.ItemTotal.Minor
+		value[i] = p.rat(iq.ItemTotal)
+		consignment.Add(consignment, value[i])
 	}
-	q.UnitPrice = p.round(unit)
-	q.ItemTotal = p.round(new(big.Rat).Mul(unit, new(big.Rat).SetInt64(quantity)))
-	value := p.rat(q.ItemTotal)
-	total := new(big.Rat).Set(value)
-	if l.Origin == p.Country {
+	if len(items) == 1 {
+		q.UnitPrice = q.Items[0].UnitPrice
+	}
+	total := new(big.Rat).Set(consignment)
+	if items[0].Listing.Origin == p.Country {
 		q.LandedTotal = q.ItemTotal
 		return q, nil
 	}
 	c := p.compiled
-	duty := new(big.Rat)
+	duty := make([]*big.Rat, len(items))
+	for i := range duty {
+		duty[i] = new(big.Rat)
+	}
 	if dd := p.Imports.Duty; dd.ID != "" {
 		switch {
-		case c.deMinimis != nil && value.Cmp(p.rat(*c.deMinimis)) <= 0:
+		case c.deMinimis != nil && consignment.Cmp(p.rat(*c.deMinimis)) <= 0:
+			// One line for the consignment: it is the consignment that is
+			// at or below de minimis.
 			q.Duties = append(q.Duties, Line{Rule: dd.ID, Name: "import duty (at or below de minimis " + dd.DeMinimis.String() + ")",
-				Rate: "0", Base: q.ItemTotal, Amount: money.Amount{Currency: p.Currency}})
+				Rate: "0", Base: q.ItemTotal, Amount: zero})
 		default:
-			rule, rate, name := dd.ID, c.dutyRate, "import duty"
-			rateText := dd.Rate
-			for _, r := range hsMatches(c.hs, l.HSCode) {
-				if r.Action == ActionDutyRate {
-					rule, rate, rateText, name = r.ID, r.rate, r.Rate, "import duty ("+r.Message+")"
-					break
+			for i, it := range items {
+				rule, rate, name := dd.ID, c.dutyRate, "import duty"
+				rateText := dd.Rate
+				for _, r := range hsMatches(c.hs, it.Listing.HSCode) {
+					if r.Action == ActionDutyRate {
+						rule, rate, rateText, name = r.ID, r.rate, r.Rate, "import duty ("+r.Message+")"
+						break
+					}
 				}
+				if rate == nil {
+					q.addNote(reason(dd.Sourced, "the general customs tariff applies above the de minimis value; it is not included in this quote"))
+					continue
+				}
+				amt := p.round(new(big.Rat).Mul(value[i], rate))
+				duty[i] = p.rat(amt)
+				total.Add(total, duty[i])
+				q.Duties = append(q.Duties, Line{Rule: rule, Name: name, Rate: rateText, Base: q.Items[i].ItemTotal, Amount: amt, ListingID: it.Listing.ID})
 			}
-			if rate == nil {
-				q.Notes = append(q.Notes, reason(dd.Sourced, "the general customs tariff applies above the de minimis value; it is not included in this quote"))
-				break
-			}
-			amt := p.round(new(big.Rat).Mul(value, rate))
-			duty = p.rat(amt)
-			q.Duties = append(q.Duties, Line{Rule: rule, Name: name, Rate: rateText, Base: q.ItemTotal, Amount: amt})
 		}
 	}
-	total.Add(total, duty)
 	for _, t := range c.taxes {
-		if hasPrefix(l.HSCode, t.ExcludeHS) {
-			if t.Note != "" {
-				q.Notes = append(q.Notes, reason(t.Sourced, t.Note))
+		inside := (t.min == nil || consignment.Cmp(p.rat(*t.min)) >= 0) && (t.max == nil || consignment.Cmp(p.rat(*t.max)) <= 0)
+		for i, it := range items {
+			// An excluded item earns the note whatever the thresholds say:
+			// the tax is not for goods of its kind.
+			if hasPrefix(it.Listing.HSCode, t.ExcludeHS) {
+				if t.Note != "" {
+					q.addNote(reason(t.Sourced, t.Note))
+				}
+				continue
 			}
-			continue
+			if !inside {
+				continue
+			}
+			base := new(big.Rat).Set(value[i])
+			if t.Base == BaseValuePlusDuty {
+				base.Add(base, duty[i])
+			}
+			amt := p.round(new(big.Rat).Mul(base, t.rate))
+			q.Taxes = append(q.Taxes, Line{Rule: t.ID, Name: t.Name, Rate: t.Rate, Base: p.round(base), Amount: amt, ListingID: it.Listing.ID})
+			total.Add(total, p.rat(amt))
 		}
-		if t.min != nil && value.Cmp(p.rat(*t.min)) < 0 || t.max != nil && value.Cmp(p.rat(*t.max)) > 0 {
-			continue
-		}
-		base := new(big.Rat).Set(value)
-		if t.Base == BaseValuePlusDuty {
-			base.Add(base, duty)
-		}
-		baseAmt := p.round(base)
-		amt := p.round(new(big.Rat).Mul(base, t.rate))
-		q.Taxes = append(q.Taxes, Line{Rule: t.ID, Name: t.Name, Rate: t.Rate, Base: baseAmt, Amount: amt})
-		total.Add(total, p.rat(amt))
 	}
 	q.LandedTotal = p.round(total)
 	return q, nil
+}
+
+// addNote adds a note once: several items may earn the same one.
+func (q *Quote) addNote(n Reason) {
+	if !slices.Contains(q.Notes, n) {
+		q.Notes = append(q.Notes, n)
+	}
 }
 
 // Retention returns the retention rule for a record kind, if any.
