@@ -322,7 +322,10 @@ func (s *Service) HandleStatus(ctx context.Context, from string, st *pb.OrderSta
 		return nil, fmt.Errorf("bad status %q", st.Status)
 	}
 	now := s.cfg.Now().UTC()
-	o, receipt, err := s.cfg.Store.ApplyReceived(ctx, key, hash, st.OrderId, func(o *Order) (Applied, error) {
+	var back *StockBack
+	var gone []string
+	fn := func(o *Order) (Applied, error) {
+		back, gone = nil, nil
 		if o.peer() != from {
 			return Applied{}, fmt.Errorf("%w: order %s is not shared with %s", ErrNotFound, o.ID, from)
 		}
@@ -344,8 +347,16 @@ func (s *Service) HandleStatus(ctx context.Context, from string, st *pb.OrderSta
 		case to != Cancelled:
 			result, reason = ResultRefused, "a buyer's node may only cancel"
 		default:
+			was := o.Status
 			if err := o.transition(Cancelled, now, "marketplace", st.Reason, ""); err != nil {
 				result, reason = ResultRefused, fmt.Sprintf("cannot cancel an order that is %s", o.Status)
+				break
+			}
+			if back, gone = s.stockBack(o, was, now); back != nil && s.cfg.Catalog.Reconciling() {
+				// Stock given back publishes catalog records: not before
+				// the node has taken back its own log. The buyer's node
+				// retries.
+				return Applied{}, catalog.ErrReconciling
 			}
 		}
 		receipt, err := s.cfg.Sign(&pb.Receipt{OrderId: o.ID, Kind: KindStatus, Seq: st.Seq, PayloadHash: hash, Receiver: s.cfg.Country,
@@ -353,8 +364,34 @@ func (s *Service) HandleStatus(ctx context.Context, from string, st *pb.OrderSta
 		if err != nil {
 			return Applied{}, err
 		}
-		return Applied{Receipt: receipt, Audit: receivedEntries(KindStatus, from, o.ID, hash, receipt, result, statusFields(st), nil, "")}, nil
-	})
+		return Applied{Receipt: receipt, Audit: receivedEntries(KindStatus, from, o.ID, hash, receipt, result, statusFields(st), nil, ""), Stock: back}, nil
+	}
+	var o *Order
+	var receipt []byte
+	if to != Cancelled {
+		o, receipt, err = s.cfg.Store.ApplyReceived(ctx, key, hash, st.OrderId, fn)
+	} else {
+		// A cancellation on the seller's node gives the order's stock back
+		// in the same transaction as its inbox entry, decided under the
+		// catalog lock as a handoff takes it: a repeat finds the inbox key
+		// and gives nothing back twice.
+		err = s.cfg.Catalog.Exclusive(func() error {
+			for stale := 0; ; stale++ {
+				if o, receipt, err = s.cfg.Store.ApplyReceived(ctx, key, hash, st.OrderId, fn); err == nil {
+					// Index the stock before the next writer reads it.
+					s.indexStockBack(o, back, gone)
+				}
+				if !errors.Is(err, catalog.ErrStale) || stale == staleRetries {
+					return err
+				}
+				// Another replica changed a listing the order gives back
+				// to: read it again and decide again.
+				if err := s.cfg.Catalog.Refresh(ctx, listingIDs(back)...); err != nil {
+					return err
+				}
+			}
+		})
+	}
 	if errors.Is(err, ErrConflict) {
 		return s.repeat(ctx, key, hash, st.OrderId)
 	}

@@ -391,20 +391,51 @@ func (s *Service) move(ctx context.Context, id string, mine func(*Order) bool, t
 		// the other side holds until it is recovered.
 		return nil, catalog.ErrReconciling
 	}
-	o, err := s.cfg.Store.UpdateOrder(ctx, id, func(o *Order) ([]OutboxRow, error) {
-		if !mine(o) {
-			return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
-		}
-		now := s.cfg.Now().UTC()
-		if err := o.transition(to, now, by, reason, tracking); err != nil {
-			return nil, err
-		}
-		row, err := s.statusRow(o, now)
-		if err != nil {
-			return nil, err
-		}
-		return []OutboxRow{row}, nil
-	})
+	var back *StockBack
+	var gone []string
+	update := func() (*Order, error) {
+		return s.cfg.Store.UpdateOrderStock(ctx, id, func(o *Order) ([]OutboxRow, *StockBack, error) {
+			back, gone = nil, nil
+			if !mine(o) {
+				return nil, nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+			}
+			now := s.cfg.Now().UTC()
+			from := o.Status
+			if err := o.transition(to, now, by, reason, tracking); err != nil {
+				return nil, nil, err
+			}
+			back, gone = s.stockBack(o, from, now)
+			row, err := s.statusRow(o, now)
+			if err != nil {
+				return nil, nil, err
+			}
+			return []OutboxRow{row}, back, nil
+		})
+	}
+	var o *Order
+	var err error
+	if to != Cancelled && to != Rejected {
+		o, err = update()
+	} else {
+		// An order that took stock gives it back in its own transaction,
+		// decided under the catalog lock as a handoff takes it.
+		err = s.cfg.Catalog.Exclusive(func() error {
+			for stale := 0; ; stale++ {
+				if o, err = update(); err == nil {
+					// Index the stock before the next writer reads it.
+					s.indexStockBack(o, back, gone)
+				}
+				if !errors.Is(err, catalog.ErrStale) || stale == staleRetries {
+					return err
+				}
+				// Another replica changed a listing the order gives back
+				// to: read it again and decide again.
+				if err := s.cfg.Catalog.Refresh(ctx, listingIDs(back)...); err != nil {
+					return err
+				}
+			}
+		})
+	}
 	if err == nil {
 		s.Wake()
 	}

@@ -57,6 +57,19 @@ type Applied struct {
 	Rows    []OutboxRow
 	Receipt []byte
 	Audit   []*audit.Entry
+	// Stock, when not nil, is the stock a cancelled order gives back.
+	Stock *StockBack
+}
+
+// StockBack is what an order that took stock gives back when it is
+// cancelled: its listings' new versions, stored with their records of the
+// Origin's catalog log (sealed by Seal) in the order's own transaction, as
+// a handoff takes stock. A listing changed meanwhile by another writer
+// makes the transaction fail with catalog.ErrStale, storing nothing.
+type StockBack struct {
+	Listings []*catalog.Listing
+	Origin   string
+	Seal     catalog.SealFunc
 }
 
 // KeptReceipt is a peer's receipt for a message this node sent.
@@ -101,6 +114,9 @@ type Store interface {
 	// UpdateOrder applies fn to an order and appends the outbox rows it
 	// returns, in one transaction.
 	UpdateOrder(ctx context.Context, id string, fn func(*Order) ([]OutboxRow, error)) (*Order, error)
+	// UpdateOrderStock is UpdateOrder that also stores the stock fn gives
+	// back (nil: none), in the same transaction.
+	UpdateOrderStock(ctx context.Context, id string, fn func(*Order) ([]OutboxRow, *StockBack, error)) (*Order, error)
 	// Outbox lists pending rows, oldest first per destination, without
 	// their payloads.
 	Outbox(ctx context.Context) ([]OutboxRow, error)
@@ -132,7 +148,7 @@ type Store interface {
 	// *ConflictError naming the first such handoff.
 	ReceiveHandoffs(ctx context.Context, hs []ReceivedHandoff, stock []*catalog.Listing, origin string, seal catalog.SealFunc) error
 	// ApplyReceived applies fn to an order, appends the outbox rows it
-	// returns and stores the inbox entry with the receipt it returns, in
-	// one transaction; ErrConflict if the inbox key exists.
+	// returns and stores the inbox entry with the receipt and the stock it
+	// returns, in one transaction; ErrConflict if the inbox key exists.
 	ApplyReceived(ctx context.Context, key string, hash []byte, orderID string, fn func(*Order) (Applied, error)) (*Order, []byte, error)
 }

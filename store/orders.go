@@ -208,6 +208,39 @@ func (db *DB) UpdateOrder(ctx context.Context, id string, fn func(*orders.Order)
 	return o, err
 }
 
+// UpdateOrderStock implements orders.Store.
+func (db *DB) UpdateOrderStock(ctx context.Context, id string, fn func(*orders.Order) ([]orders.OutboxRow, *orders.StockBack, error)) (*orders.Order, error) {
+	var o *orders.Order
+	err := db.batch(func(tx kvTx) error {
+		var back *orders.StockBack
+		var err error
+		o, err = updateOrder(tx, id, func(o *orders.Order) ([]orders.OutboxRow, error) {
+			var rows []orders.OutboxRow
+			rows, back, err = fn(o)
+			return rows, err
+		})
+		if err != nil {
+			return err
+		}
+		return putStockBack(tx, back)
+	})
+	return o, err
+}
+
+// putStockBack stores the listings an order gives stock back to, with
+// their catalog log records, refusing a version changed meanwhile
+// (catalog.ErrStale) as a handoff's stock decrement does.
+func putStockBack(tx kvTx, back *orders.StockBack) error {
+	if back == nil || len(back.Listings) == 0 {
+		return nil
+	}
+	changes := make([]catalog.Change, len(back.Listings))
+	for i, l := range back.Listings {
+		changes[i] = catalog.Change{Listing: l}
+	}
+	return applyLocal(tx, back.Origin, changes, back.Seal)
+}
+
 // Outbox implements orders.Store.
 func (db *DB) Outbox(ctx context.Context) ([]orders.OutboxRow, error) {
 	return db.OutboxAfter(ctx, nil)
@@ -325,13 +358,17 @@ func (db *DB) ApplyReceived(ctx context.Context, key string, hash []byte, orderI
 			return orders.ErrConflict
 		}
 		var entries []*audit.Entry
+		var back *orders.StockBack
 		var err error
 		o, err = updateOrder(tx, orderID, func(o *orders.Order) ([]orders.OutboxRow, error) {
 			a, err := fn(o)
-			receipt, entries = a.Receipt, a.Audit
+			receipt, entries, back = a.Receipt, a.Audit, a.Stock
 			return a.Rows, err
 		})
 		if err != nil {
+			return err
+		}
+		if err := putStockBack(tx, back); err != nil {
 			return err
 		}
 		if err := putJSON(tx.Bucket(bucketInbox), []byte(key), orders.InboxEntry{Hash: hash, Receipt: receipt}); err != nil {
