@@ -16,6 +16,8 @@ import (
 // t0 is the clock every test starts from; deadlines are measured from it.
 var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 
+var myr10 = money.Wire{Amount: "10", Currency: "MYR"}
+
 var deadlines = aftersale.Deadlines{RespondWithin: 48, ResolveWithin: 14}
 
 const sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -138,7 +140,7 @@ func TestOpenRefuses(t *testing.T) {
 }
 
 func TestOpenEligibility(t *testing.T) {
-	late := t0.Add(-time.Hour)   // the expected delivery passed an hour ago
+	late := t0.Add(-time.Hour)  // the expected delivery passed an hour ago
 	coming := t0.Add(time.Hour) // it is still to come
 	for _, tc := range []struct {
 		status   string
