@@ -416,6 +416,11 @@ func (p *Policy) validate(v *validator) {
 			c.exports[h] = append(c.exports[h], ch)
 		}
 	}
+	if p.ConsumerSection != nil {
+		v.consumer(p.ConsumerSection, ids, p.Country)
+	} else if v.hasKey([]any{"consumer"}) {
+		v.fail([]any{"consumer"}, "the consumer section is empty: give respond_within_hours, resolve_within_days, escalation and source, or remove the key")
+	}
 	if p.Signature != nil && (p.Signature.Country != p.Country || p.Signature.PublicKey == "" || p.Signature.Value == "") {
 		v.fail([]any{"signature"}, "signature needs the policy's country, public_key and value")
 	}

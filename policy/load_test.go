@@ -121,6 +121,8 @@ func FuzzParse(f *testing.F) {
 	f.Add(string(raw))
 	f.Add("format: imtgt-policy/1\ncountry: TH\n")
 	f.Add("imports: {rules: [{hs: [\"0\"]}]}")
+	f.Add("consumer:\n")
+	f.Add("consumer: {escalation: , respond_within_hours: 1}\n")
 	f.Fuzz(func(t *testing.T, data string) {
 		p, err := policy.Parse("fuzz.yaml", []byte(data))
 		if err != nil {

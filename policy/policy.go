@@ -36,6 +36,10 @@ type Policy struct {
 	Rates        ExchangeRates               `yaml:"exchange_rates"`
 	Signature    *Signature                  `yaml:"signature,omitempty"`
 
+	// ConsumerSection is the optional consumer section; read it through
+	// Consumer, which gives the defaults when it is absent.
+	ConsumerSection *ConsumerRules `yaml:"consumer,omitempty"`
+
 	compiled *compiled // built by Parse
 }
 
