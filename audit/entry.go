@@ -26,6 +26,10 @@ const (
 	ReceiptEgress  Kind = "receipt.egress"  // a receipt this node signed and returned
 	ReceiptIngress Kind = "receipt.ingress" // a peer's receipt this node verified and kept
 	Rejection      Kind = "rejection"       // a message, peer or record refused
+	// PeerPolicy: a member's signed policy file received and stored
+	// (federation/policy.go). An ingress, not an admin act: the file
+	// crossed from that member; no operator of this node installed it.
+	PeerPolicy Kind = "policy.ingress"
 
 	AdminSeller   Kind = "admin.seller"   // seller registered, approved, suspended
 	AdminToken    Kind = "admin.token"    // a token created (marketplace, auditor, seller)

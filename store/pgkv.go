@@ -413,8 +413,8 @@ func (t *pgTx) queue(op pgOp) {
 
 // feedBucket says whether a write of key in the bucket at path goes to
 // the change feed (what other replicas cache: the listings, the top-level
-// keys of policy and federation, the reconcile mark, the outbox queues)
-// and under which name (the path joined with "/"). The rest of meta is
+// keys of policy and federation, the reconcile mark, the outbox queues,
+// each member's policy files as peer_policies/<country>) and under which name (the path joined with "/"). The rest of meta is
 // left out: the audit head changes with every audited write, and no
 // replica caches it.
 func feedBucket(path, key []byte) (string, bool) {
@@ -423,6 +423,9 @@ func feedBucket(path, key []byte) (string, bool) {
 		return string(path), true
 	case "meta":
 		return "meta", string(key) == "reconcile"
+	}
+	if rest, ok := strings.CutPrefix(string(path), "peer_policies\x00"); ok && rest != "" && !strings.Contains(rest, "\x00") {
+		return "peer_policies/" + rest, true
 	}
 	if rest, ok := strings.CutPrefix(string(path), "outbox\x00"); ok && rest != "" {
 		return "outbox/" + strings.ReplaceAll(rest, "\x00", "/"), true

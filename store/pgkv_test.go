@@ -694,6 +694,8 @@ func TestFeedBucket(t *testing.T) {
 		{"meta", "audit_head", "meta", false},
 		{"outbox\x00TH", "\x00\x01", "outbox/TH", true},
 		{"outbox", "TH", "", false},
+		{"peer_policies\x00MY", "\x00\x00\x00\x00\x00\x00\x00\x02", "peer_policies/MY", true},
+		{"peer_policies\x00MY\x00x", "y", "", false},
 		{"policy\x00versions", "x", "", false},
 		{"log\x00TH", "x", "", false},
 		{"sellers", "sel_1", "", false},

@@ -43,6 +43,10 @@ package store
 //	  current                   the installed signed policy file, exact bytes
 //	  versions/
 //	    <version, 8-byte BE>    every policy ever installed (what was in force when)
+//	peer_policies/              (created on the first save)
+//	  <country>/
+//	    <version, 8-byte BE>    each member's signed policy file, exact bytes;
+//	                            the highest version is current
 //	log/
 //	  <origin country>/         one append-only catalog log per origin
 //	    <seq, 8-byte big-endian> the origin-signed record envelope, as received

@@ -72,7 +72,7 @@ func (x ListingRecord_Op) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ListingRecord_Op.Descriptor instead.
 func (ListingRecord_Op) EnumDescriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{16, 0}
+	return file_federation_proto_rawDescGZIP(), []int{18, 0}
 }
 
 // Message is the payload of every application message. It travels inside a
@@ -109,6 +109,8 @@ type Message struct {
 	//	*Message_AuditWitness
 	//	*Message_RecoverRequest
 	//	*Message_RecoverReply
+	//	*Message_PolicyOffer
+	//	*Message_PolicyReply
 	Body          isMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -330,6 +332,24 @@ func (x *Message) GetRecoverReply() *RecoverReply {
 	return nil
 }
 
+func (x *Message) GetPolicyOffer() *PolicyOffer {
+	if x != nil {
+		if x, ok := x.Body.(*Message_PolicyOffer); ok {
+			return x.PolicyOffer
+		}
+	}
+	return nil
+}
+
+func (x *Message) GetPolicyReply() *PolicyReply {
+	if x != nil {
+		if x, ok := x.Body.(*Message_PolicyReply); ok {
+			return x.PolicyReply
+		}
+	}
+	return nil
+}
+
 type isMessage_Body interface {
 	isMessage_Body()
 }
@@ -407,6 +427,16 @@ type Message_RecoverReply struct {
 	RecoverReply *RecoverReply `protobuf:"bytes,25,opt,name=recover_reply,json=recoverReply,proto3,oneof"`
 }
 
+type Message_PolicyOffer struct {
+	// A member's signed policy file (docs/PROTOCOL.md 6.8): offered on
+	// connecting and after each install, answered with a PolicyReply.
+	PolicyOffer *PolicyOffer `protobuf:"bytes,26,opt,name=policy_offer,json=policyOffer,proto3,oneof"`
+}
+
+type Message_PolicyReply struct {
+	PolicyReply *PolicyReply `protobuf:"bytes,27,opt,name=policy_reply,json=policyReply,proto3,oneof"`
+}
+
 func (*Message_HeadsRequest) isMessage_Body() {}
 
 func (*Message_Heads) isMessage_Body() {}
@@ -439,6 +469,111 @@ func (*Message_RecoverRequest) isMessage_Body() {}
 
 func (*Message_RecoverReply) isMessage_Body() {}
 
+func (*Message_PolicyOffer) isMessage_Body() {}
+
+func (*Message_PolicyReply) isMessage_Body() {}
+
+// PolicyOffer carries the sender's installed signed policy file, its exact
+// bytes (the signature covers them, policy.Verify).
+type PolicyOffer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        []byte                 `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyOffer) Reset() {
+	*x = PolicyOffer{}
+	mi := &file_federation_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyOffer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyOffer) ProtoMessage() {}
+
+func (x *PolicyOffer) ProtoReflect() protoreflect.Message {
+	mi := &file_federation_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyOffer.ProtoReflect.Descriptor instead.
+func (*PolicyOffer) Descriptor() ([]byte, []int) {
+	return file_federation_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PolicyOffer) GetPolicy() []byte {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+// PolicyReply answers a PolicyOffer the receiver accepted: it stored the
+// file, or already held that version (stored is then false). A refused
+// offer is answered with an Error instead.
+type PolicyReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stored        bool                   `protobuf:"varint,1,opt,name=stored,proto3" json:"stored,omitempty"`
+	Version       uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyReply) Reset() {
+	*x = PolicyReply{}
+	mi := &file_federation_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyReply) ProtoMessage() {}
+
+func (x *PolicyReply) ProtoReflect() protoreflect.Message {
+	mi := &file_federation_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyReply.ProtoReflect.Descriptor instead.
+func (*PolicyReply) Descriptor() ([]byte, []int) {
+	return file_federation_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *PolicyReply) GetStored() bool {
+	if x != nil {
+		return x.Stored
+	}
+	return false
+}
+
+func (x *PolicyReply) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
 type AuditCheckpoint struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Checkpoint    []byte                 `protobuf:"bytes,1,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
@@ -448,7 +583,7 @@ type AuditCheckpoint struct {
 
 func (x *AuditCheckpoint) Reset() {
 	*x = AuditCheckpoint{}
-	mi := &file_federation_proto_msgTypes[1]
+	mi := &file_federation_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -460,7 +595,7 @@ func (x *AuditCheckpoint) String() string {
 func (*AuditCheckpoint) ProtoMessage() {}
 
 func (x *AuditCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[1]
+	mi := &file_federation_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -473,7 +608,7 @@ func (x *AuditCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditCheckpoint.ProtoReflect.Descriptor instead.
 func (*AuditCheckpoint) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{1}
+	return file_federation_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *AuditCheckpoint) GetCheckpoint() []byte {
@@ -492,7 +627,7 @@ type AuditWitness struct {
 
 func (x *AuditWitness) Reset() {
 	*x = AuditWitness{}
-	mi := &file_federation_proto_msgTypes[2]
+	mi := &file_federation_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -504,7 +639,7 @@ func (x *AuditWitness) String() string {
 func (*AuditWitness) ProtoMessage() {}
 
 func (x *AuditWitness) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[2]
+	mi := &file_federation_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -517,7 +652,7 @@ func (x *AuditWitness) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditWitness.ProtoReflect.Descriptor instead.
 func (*AuditWitness) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{2}
+	return file_federation_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *AuditWitness) GetWitness() []byte {
@@ -539,7 +674,7 @@ type OrderBatch struct {
 
 func (x *OrderBatch) Reset() {
 	*x = OrderBatch{}
-	mi := &file_federation_proto_msgTypes[3]
+	mi := &file_federation_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -551,7 +686,7 @@ func (x *OrderBatch) String() string {
 func (*OrderBatch) ProtoMessage() {}
 
 func (x *OrderBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[3]
+	mi := &file_federation_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -564,7 +699,7 @@ func (x *OrderBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderBatch.ProtoReflect.Descriptor instead.
 func (*OrderBatch) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{3}
+	return file_federation_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *OrderBatch) GetHandoffs() []*OrderHandoff {
@@ -584,7 +719,7 @@ type ReceiptBatch struct {
 
 func (x *ReceiptBatch) Reset() {
 	*x = ReceiptBatch{}
-	mi := &file_federation_proto_msgTypes[4]
+	mi := &file_federation_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -596,7 +731,7 @@ func (x *ReceiptBatch) String() string {
 func (*ReceiptBatch) ProtoMessage() {}
 
 func (x *ReceiptBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[4]
+	mi := &file_federation_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -609,7 +744,7 @@ func (x *ReceiptBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiptBatch.ProtoReflect.Descriptor instead.
 func (*ReceiptBatch) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{4}
+	return file_federation_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ReceiptBatch) GetResults() []*BatchResult {
@@ -632,7 +767,7 @@ type BatchResult struct {
 
 func (x *BatchResult) Reset() {
 	*x = BatchResult{}
-	mi := &file_federation_proto_msgTypes[5]
+	mi := &file_federation_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -644,7 +779,7 @@ func (x *BatchResult) String() string {
 func (*BatchResult) ProtoMessage() {}
 
 func (x *BatchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[5]
+	mi := &file_federation_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -657,7 +792,7 @@ func (x *BatchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchResult.ProtoReflect.Descriptor instead.
 func (*BatchResult) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{5}
+	return file_federation_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *BatchResult) GetReceipt() []byte {
@@ -689,7 +824,7 @@ type RecoverRequest struct {
 
 func (x *RecoverRequest) Reset() {
 	*x = RecoverRequest{}
-	mi := &file_federation_proto_msgTypes[6]
+	mi := &file_federation_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -701,7 +836,7 @@ func (x *RecoverRequest) String() string {
 func (*RecoverRequest) ProtoMessage() {}
 
 func (x *RecoverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[6]
+	mi := &file_federation_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -714,7 +849,7 @@ func (x *RecoverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoverRequest.ProtoReflect.Descriptor instead.
 func (*RecoverRequest) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{6}
+	return file_federation_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RecoverRequest) GetSinceUnixMs() int64 {
@@ -750,7 +885,7 @@ type RecoverReply struct {
 
 func (x *RecoverReply) Reset() {
 	*x = RecoverReply{}
-	mi := &file_federation_proto_msgTypes[7]
+	mi := &file_federation_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -762,7 +897,7 @@ func (x *RecoverReply) String() string {
 func (*RecoverReply) ProtoMessage() {}
 
 func (x *RecoverReply) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[7]
+	mi := &file_federation_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -775,7 +910,7 @@ func (x *RecoverReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoverReply.ProtoReflect.Descriptor instead.
 func (*RecoverReply) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{7}
+	return file_federation_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RecoverReply) GetOrders() []*RecoveredOrder {
@@ -835,7 +970,7 @@ type RecoveredOrder struct {
 
 func (x *RecoveredOrder) Reset() {
 	*x = RecoveredOrder{}
-	mi := &file_federation_proto_msgTypes[8]
+	mi := &file_federation_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -847,7 +982,7 @@ func (x *RecoveredOrder) String() string {
 func (*RecoveredOrder) ProtoMessage() {}
 
 func (x *RecoveredOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[8]
+	mi := &file_federation_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -860,7 +995,7 @@ func (x *RecoveredOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoveredOrder.ProtoReflect.Descriptor instead.
 func (*RecoveredOrder) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{8}
+	return file_federation_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RecoveredOrder) GetOrderId() string {
@@ -957,7 +1092,7 @@ type HeadsRequest struct {
 
 func (x *HeadsRequest) Reset() {
 	*x = HeadsRequest{}
-	mi := &file_federation_proto_msgTypes[9]
+	mi := &file_federation_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -969,7 +1104,7 @@ func (x *HeadsRequest) String() string {
 func (*HeadsRequest) ProtoMessage() {}
 
 func (x *HeadsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[9]
+	mi := &file_federation_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -982,7 +1117,7 @@ func (x *HeadsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeadsRequest.ProtoReflect.Descriptor instead.
 func (*HeadsRequest) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{9}
+	return file_federation_proto_rawDescGZIP(), []int{11}
 }
 
 // Heads maps an origin country code (ISO 3166-1 alpha-2) to the highest
@@ -997,7 +1132,7 @@ type Heads struct {
 
 func (x *Heads) Reset() {
 	*x = Heads{}
-	mi := &file_federation_proto_msgTypes[10]
+	mi := &file_federation_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1009,7 +1144,7 @@ func (x *Heads) String() string {
 func (*Heads) ProtoMessage() {}
 
 func (x *Heads) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[10]
+	mi := &file_federation_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1022,7 +1157,7 @@ func (x *Heads) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heads.ProtoReflect.Descriptor instead.
 func (*Heads) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{10}
+	return file_federation_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Heads) GetHeads() map[string]uint64 {
@@ -1045,7 +1180,7 @@ type RangeRequest struct {
 
 func (x *RangeRequest) Reset() {
 	*x = RangeRequest{}
-	mi := &file_federation_proto_msgTypes[11]
+	mi := &file_federation_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1057,7 +1192,7 @@ func (x *RangeRequest) String() string {
 func (*RangeRequest) ProtoMessage() {}
 
 func (x *RangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[11]
+	mi := &file_federation_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1070,7 +1205,7 @@ func (x *RangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeRequest.ProtoReflect.Descriptor instead.
 func (*RangeRequest) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{11}
+	return file_federation_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RangeRequest) GetOrigin() string {
@@ -1111,7 +1246,7 @@ type RangeReply struct {
 
 func (x *RangeReply) Reset() {
 	*x = RangeReply{}
-	mi := &file_federation_proto_msgTypes[12]
+	mi := &file_federation_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1123,7 +1258,7 @@ func (x *RangeReply) String() string {
 func (*RangeReply) ProtoMessage() {}
 
 func (x *RangeReply) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[12]
+	mi := &file_federation_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1136,7 +1271,7 @@ func (x *RangeReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeReply.ProtoReflect.Descriptor instead.
 func (*RangeReply) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{12}
+	return file_federation_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RangeReply) GetOrigin() string {
@@ -1171,7 +1306,7 @@ type ManifestOffer struct {
 
 func (x *ManifestOffer) Reset() {
 	*x = ManifestOffer{}
-	mi := &file_federation_proto_msgTypes[13]
+	mi := &file_federation_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1183,7 +1318,7 @@ func (x *ManifestOffer) String() string {
 func (*ManifestOffer) ProtoMessage() {}
 
 func (x *ManifestOffer) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[13]
+	mi := &file_federation_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1196,7 +1331,7 @@ func (x *ManifestOffer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestOffer.ProtoReflect.Descriptor instead.
 func (*ManifestOffer) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{13}
+	return file_federation_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ManifestOffer) GetVersion() uint64 {
@@ -1228,7 +1363,7 @@ type ManifestReply struct {
 
 func (x *ManifestReply) Reset() {
 	*x = ManifestReply{}
-	mi := &file_federation_proto_msgTypes[14]
+	mi := &file_federation_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1240,7 +1375,7 @@ func (x *ManifestReply) String() string {
 func (*ManifestReply) ProtoMessage() {}
 
 func (x *ManifestReply) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[14]
+	mi := &file_federation_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1253,7 +1388,7 @@ func (x *ManifestReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestReply.ProtoReflect.Descriptor instead.
 func (*ManifestReply) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{14}
+	return file_federation_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ManifestReply) GetAccepted() bool {
@@ -1286,7 +1421,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_federation_proto_msgTypes[15]
+	mi := &file_federation_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1298,7 +1433,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[15]
+	mi := &file_federation_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1311,7 +1446,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{15}
+	return file_federation_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Error) GetCode() string {
@@ -1353,7 +1488,7 @@ type ListingRecord struct {
 
 func (x *ListingRecord) Reset() {
 	*x = ListingRecord{}
-	mi := &file_federation_proto_msgTypes[16]
+	mi := &file_federation_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1365,7 +1500,7 @@ func (x *ListingRecord) String() string {
 func (*ListingRecord) ProtoMessage() {}
 
 func (x *ListingRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[16]
+	mi := &file_federation_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1378,7 +1513,7 @@ func (x *ListingRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListingRecord.ProtoReflect.Descriptor instead.
 func (*ListingRecord) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{16}
+	return file_federation_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListingRecord) GetOrigin() string {
@@ -1453,7 +1588,7 @@ type Listing struct {
 
 func (x *Listing) Reset() {
 	*x = Listing{}
-	mi := &file_federation_proto_msgTypes[17]
+	mi := &file_federation_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1465,7 +1600,7 @@ func (x *Listing) String() string {
 func (*Listing) ProtoMessage() {}
 
 func (x *Listing) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[17]
+	mi := &file_federation_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1478,7 +1613,7 @@ func (x *Listing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Listing.ProtoReflect.Descriptor instead.
 func (*Listing) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{17}
+	return file_federation_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Listing) GetId() string {
@@ -1585,7 +1720,7 @@ type SellerProfile struct {
 
 func (x *SellerProfile) Reset() {
 	*x = SellerProfile{}
-	mi := &file_federation_proto_msgTypes[18]
+	mi := &file_federation_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1597,7 +1732,7 @@ func (x *SellerProfile) String() string {
 func (*SellerProfile) ProtoMessage() {}
 
 func (x *SellerProfile) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[18]
+	mi := &file_federation_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1610,7 +1745,7 @@ func (x *SellerProfile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SellerProfile.ProtoReflect.Descriptor instead.
 func (*SellerProfile) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{18}
+	return file_federation_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SellerProfile) GetId() string {
@@ -1652,7 +1787,7 @@ type Money struct {
 
 func (x *Money) Reset() {
 	*x = Money{}
-	mi := &file_federation_proto_msgTypes[19]
+	mi := &file_federation_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1664,7 +1799,7 @@ func (x *Money) String() string {
 func (*Money) ProtoMessage() {}
 
 func (x *Money) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[19]
+	mi := &file_federation_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1677,7 +1812,7 @@ func (x *Money) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Money.ProtoReflect.Descriptor instead.
 func (*Money) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{19}
+	return file_federation_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Money) GetMinor() int64 {
@@ -1719,7 +1854,7 @@ type OrderHandoff struct {
 
 func (x *OrderHandoff) Reset() {
 	*x = OrderHandoff{}
-	mi := &file_federation_proto_msgTypes[20]
+	mi := &file_federation_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1731,7 +1866,7 @@ func (x *OrderHandoff) String() string {
 func (*OrderHandoff) ProtoMessage() {}
 
 func (x *OrderHandoff) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[20]
+	mi := &file_federation_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1744,7 +1879,7 @@ func (x *OrderHandoff) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderHandoff.ProtoReflect.Descriptor instead.
 func (*OrderHandoff) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{20}
+	return file_federation_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *OrderHandoff) GetOrderId() string {
@@ -1830,7 +1965,7 @@ type OrderItem struct {
 
 func (x *OrderItem) Reset() {
 	*x = OrderItem{}
-	mi := &file_federation_proto_msgTypes[21]
+	mi := &file_federation_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1842,7 +1977,7 @@ func (x *OrderItem) String() string {
 func (*OrderItem) ProtoMessage() {}
 
 func (x *OrderItem) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[21]
+	mi := &file_federation_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1855,7 +1990,7 @@ func (x *OrderItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderItem.ProtoReflect.Descriptor instead.
 func (*OrderItem) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{21}
+	return file_federation_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *OrderItem) GetListingId() string {
@@ -1907,7 +2042,7 @@ type OrderQuote struct {
 
 func (x *OrderQuote) Reset() {
 	*x = OrderQuote{}
-	mi := &file_federation_proto_msgTypes[22]
+	mi := &file_federation_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1919,7 +2054,7 @@ func (x *OrderQuote) String() string {
 func (*OrderQuote) ProtoMessage() {}
 
 func (x *OrderQuote) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[22]
+	mi := &file_federation_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1932,7 +2067,7 @@ func (x *OrderQuote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderQuote.ProtoReflect.Descriptor instead.
 func (*OrderQuote) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{22}
+	return file_federation_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *OrderQuote) GetItemTotal() *Money {
@@ -1992,7 +2127,7 @@ type Recipient struct {
 
 func (x *Recipient) Reset() {
 	*x = Recipient{}
-	mi := &file_federation_proto_msgTypes[23]
+	mi := &file_federation_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2004,7 +2139,7 @@ func (x *Recipient) String() string {
 func (*Recipient) ProtoMessage() {}
 
 func (x *Recipient) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[23]
+	mi := &file_federation_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2017,7 +2152,7 @@ func (x *Recipient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Recipient.ProtoReflect.Descriptor instead.
 func (*Recipient) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{23}
+	return file_federation_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Recipient) GetName() string {
@@ -2079,7 +2214,7 @@ type Consent struct {
 
 func (x *Consent) Reset() {
 	*x = Consent{}
-	mi := &file_federation_proto_msgTypes[24]
+	mi := &file_federation_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2091,7 +2226,7 @@ func (x *Consent) String() string {
 func (*Consent) ProtoMessage() {}
 
 func (x *Consent) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[24]
+	mi := &file_federation_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2104,7 +2239,7 @@ func (x *Consent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Consent.ProtoReflect.Descriptor instead.
 func (*Consent) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{24}
+	return file_federation_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Consent) GetCrossBorderTransfer() bool {
@@ -2139,7 +2274,7 @@ type OrderStatus struct {
 
 func (x *OrderStatus) Reset() {
 	*x = OrderStatus{}
-	mi := &file_federation_proto_msgTypes[25]
+	mi := &file_federation_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2151,7 +2286,7 @@ func (x *OrderStatus) String() string {
 func (*OrderStatus) ProtoMessage() {}
 
 func (x *OrderStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[25]
+	mi := &file_federation_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2164,7 +2299,7 @@ func (x *OrderStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderStatus.ProtoReflect.Descriptor instead.
 func (*OrderStatus) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{25}
+	return file_federation_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *OrderStatus) GetOrderId() string {
@@ -2236,7 +2371,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_federation_proto_msgTypes[26]
+	mi := &file_federation_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2248,7 +2383,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[26]
+	mi := &file_federation_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2261,7 +2396,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{26}
+	return file_federation_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Receipt) GetOrderId() string {
@@ -2331,8 +2466,7 @@ var File_federation_proto protoreflect.FileDescriptor
 
 const file_federation_proto_rawDesc = "" +
 	"\n" +
-	"\x10federation.proto\x12\x13imtgt.federation.v1\"\x88\n" +
-	"\n" +
+	"\x10federation.proto\x12\x13imtgt.federation.v1\"\x96\v\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12&\n" +
 	"\x0fcreated_unix_ms\x18\x02 \x01(\x03R\rcreatedUnixMs\x12&\n" +
@@ -2359,8 +2493,15 @@ const file_federation_proto_rawDesc = "" +
 	"\x10audit_checkpoint\x18\x16 \x01(\v2$.imtgt.federation.v1.AuditCheckpointH\x00R\x0fauditCheckpoint\x12H\n" +
 	"\raudit_witness\x18\x17 \x01(\v2!.imtgt.federation.v1.AuditWitnessH\x00R\fauditWitness\x12N\n" +
 	"\x0frecover_request\x18\x18 \x01(\v2#.imtgt.federation.v1.RecoverRequestH\x00R\x0erecoverRequest\x12H\n" +
-	"\rrecover_reply\x18\x19 \x01(\v2!.imtgt.federation.v1.RecoverReplyH\x00R\frecoverReplyB\x06\n" +
-	"\x04body\"1\n" +
+	"\rrecover_reply\x18\x19 \x01(\v2!.imtgt.federation.v1.RecoverReplyH\x00R\frecoverReply\x12E\n" +
+	"\fpolicy_offer\x18\x1a \x01(\v2 .imtgt.federation.v1.PolicyOfferH\x00R\vpolicyOffer\x12E\n" +
+	"\fpolicy_reply\x18\x1b \x01(\v2 .imtgt.federation.v1.PolicyReplyH\x00R\vpolicyReplyB\x06\n" +
+	"\x04body\"%\n" +
+	"\vPolicyOffer\x12\x16\n" +
+	"\x06policy\x18\x01 \x01(\fR\x06policy\"?\n" +
+	"\vPolicyReply\x12\x16\n" +
+	"\x06stored\x18\x01 \x01(\bR\x06stored\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\"1\n" +
 	"\x0fAuditCheckpoint\x12\x1e\n" +
 	"\n" +
 	"checkpoint\x18\x01 \x01(\fR\n" +
@@ -2539,79 +2680,83 @@ func file_federation_proto_rawDescGZIP() []byte {
 }
 
 var file_federation_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_federation_proto_goTypes = []any{
 	(ListingRecord_Op)(0),   // 0: imtgt.federation.v1.ListingRecord.Op
 	(*Message)(nil),         // 1: imtgt.federation.v1.Message
-	(*AuditCheckpoint)(nil), // 2: imtgt.federation.v1.AuditCheckpoint
-	(*AuditWitness)(nil),    // 3: imtgt.federation.v1.AuditWitness
-	(*OrderBatch)(nil),      // 4: imtgt.federation.v1.OrderBatch
-	(*ReceiptBatch)(nil),    // 5: imtgt.federation.v1.ReceiptBatch
-	(*BatchResult)(nil),     // 6: imtgt.federation.v1.BatchResult
-	(*RecoverRequest)(nil),  // 7: imtgt.federation.v1.RecoverRequest
-	(*RecoverReply)(nil),    // 8: imtgt.federation.v1.RecoverReply
-	(*RecoveredOrder)(nil),  // 9: imtgt.federation.v1.RecoveredOrder
-	(*HeadsRequest)(nil),    // 10: imtgt.federation.v1.HeadsRequest
-	(*Heads)(nil),           // 11: imtgt.federation.v1.Heads
-	(*RangeRequest)(nil),    // 12: imtgt.federation.v1.RangeRequest
-	(*RangeReply)(nil),      // 13: imtgt.federation.v1.RangeReply
-	(*ManifestOffer)(nil),   // 14: imtgt.federation.v1.ManifestOffer
-	(*ManifestReply)(nil),   // 15: imtgt.federation.v1.ManifestReply
-	(*Error)(nil),           // 16: imtgt.federation.v1.Error
-	(*ListingRecord)(nil),   // 17: imtgt.federation.v1.ListingRecord
-	(*Listing)(nil),         // 18: imtgt.federation.v1.Listing
-	(*SellerProfile)(nil),   // 19: imtgt.federation.v1.SellerProfile
-	(*Money)(nil),           // 20: imtgt.federation.v1.Money
-	(*OrderHandoff)(nil),    // 21: imtgt.federation.v1.OrderHandoff
-	(*OrderItem)(nil),       // 22: imtgt.federation.v1.OrderItem
-	(*OrderQuote)(nil),      // 23: imtgt.federation.v1.OrderQuote
-	(*Recipient)(nil),       // 24: imtgt.federation.v1.Recipient
-	(*Consent)(nil),         // 25: imtgt.federation.v1.Consent
-	(*OrderStatus)(nil),     // 26: imtgt.federation.v1.OrderStatus
-	(*Receipt)(nil),         // 27: imtgt.federation.v1.Receipt
-	nil,                     // 28: imtgt.federation.v1.Heads.HeadsEntry
-	nil,                     // 29: imtgt.federation.v1.Listing.AttributesEntry
+	(*PolicyOffer)(nil),     // 2: imtgt.federation.v1.PolicyOffer
+	(*PolicyReply)(nil),     // 3: imtgt.federation.v1.PolicyReply
+	(*AuditCheckpoint)(nil), // 4: imtgt.federation.v1.AuditCheckpoint
+	(*AuditWitness)(nil),    // 5: imtgt.federation.v1.AuditWitness
+	(*OrderBatch)(nil),      // 6: imtgt.federation.v1.OrderBatch
+	(*ReceiptBatch)(nil),    // 7: imtgt.federation.v1.ReceiptBatch
+	(*BatchResult)(nil),     // 8: imtgt.federation.v1.BatchResult
+	(*RecoverRequest)(nil),  // 9: imtgt.federation.v1.RecoverRequest
+	(*RecoverReply)(nil),    // 10: imtgt.federation.v1.RecoverReply
+	(*RecoveredOrder)(nil),  // 11: imtgt.federation.v1.RecoveredOrder
+	(*HeadsRequest)(nil),    // 12: imtgt.federation.v1.HeadsRequest
+	(*Heads)(nil),           // 13: imtgt.federation.v1.Heads
+	(*RangeRequest)(nil),    // 14: imtgt.federation.v1.RangeRequest
+	(*RangeReply)(nil),      // 15: imtgt.federation.v1.RangeReply
+	(*ManifestOffer)(nil),   // 16: imtgt.federation.v1.ManifestOffer
+	(*ManifestReply)(nil),   // 17: imtgt.federation.v1.ManifestReply
+	(*Error)(nil),           // 18: imtgt.federation.v1.Error
+	(*ListingRecord)(nil),   // 19: imtgt.federation.v1.ListingRecord
+	(*Listing)(nil),         // 20: imtgt.federation.v1.Listing
+	(*SellerProfile)(nil),   // 21: imtgt.federation.v1.SellerProfile
+	(*Money)(nil),           // 22: imtgt.federation.v1.Money
+	(*OrderHandoff)(nil),    // 23: imtgt.federation.v1.OrderHandoff
+	(*OrderItem)(nil),       // 24: imtgt.federation.v1.OrderItem
+	(*OrderQuote)(nil),      // 25: imtgt.federation.v1.OrderQuote
+	(*Recipient)(nil),       // 26: imtgt.federation.v1.Recipient
+	(*Consent)(nil),         // 27: imtgt.federation.v1.Consent
+	(*OrderStatus)(nil),     // 28: imtgt.federation.v1.OrderStatus
+	(*Receipt)(nil),         // 29: imtgt.federation.v1.Receipt
+	nil,                     // 30: imtgt.federation.v1.Heads.HeadsEntry
+	nil,                     // 31: imtgt.federation.v1.Listing.AttributesEntry
 }
 var file_federation_proto_depIdxs = []int32{
-	10, // 0: imtgt.federation.v1.Message.heads_request:type_name -> imtgt.federation.v1.HeadsRequest
-	11, // 1: imtgt.federation.v1.Message.heads:type_name -> imtgt.federation.v1.Heads
-	12, // 2: imtgt.federation.v1.Message.range_request:type_name -> imtgt.federation.v1.RangeRequest
-	13, // 3: imtgt.federation.v1.Message.range_reply:type_name -> imtgt.federation.v1.RangeReply
-	14, // 4: imtgt.federation.v1.Message.manifest_offer:type_name -> imtgt.federation.v1.ManifestOffer
-	15, // 5: imtgt.federation.v1.Message.manifest_reply:type_name -> imtgt.federation.v1.ManifestReply
-	16, // 6: imtgt.federation.v1.Message.error:type_name -> imtgt.federation.v1.Error
-	21, // 7: imtgt.federation.v1.Message.order_handoff:type_name -> imtgt.federation.v1.OrderHandoff
-	26, // 8: imtgt.federation.v1.Message.order_status:type_name -> imtgt.federation.v1.OrderStatus
-	4,  // 9: imtgt.federation.v1.Message.order_batch:type_name -> imtgt.federation.v1.OrderBatch
-	5,  // 10: imtgt.federation.v1.Message.receipt_batch:type_name -> imtgt.federation.v1.ReceiptBatch
-	2,  // 11: imtgt.federation.v1.Message.audit_checkpoint:type_name -> imtgt.federation.v1.AuditCheckpoint
-	3,  // 12: imtgt.federation.v1.Message.audit_witness:type_name -> imtgt.federation.v1.AuditWitness
-	7,  // 13: imtgt.federation.v1.Message.recover_request:type_name -> imtgt.federation.v1.RecoverRequest
-	8,  // 14: imtgt.federation.v1.Message.recover_reply:type_name -> imtgt.federation.v1.RecoverReply
-	21, // 15: imtgt.federation.v1.OrderBatch.handoffs:type_name -> imtgt.federation.v1.OrderHandoff
-	6,  // 16: imtgt.federation.v1.ReceiptBatch.results:type_name -> imtgt.federation.v1.BatchResult
-	9,  // 17: imtgt.federation.v1.RecoverReply.orders:type_name -> imtgt.federation.v1.RecoveredOrder
-	21, // 18: imtgt.federation.v1.RecoveredOrder.handoff:type_name -> imtgt.federation.v1.OrderHandoff
-	28, // 19: imtgt.federation.v1.Heads.heads:type_name -> imtgt.federation.v1.Heads.HeadsEntry
-	0,  // 20: imtgt.federation.v1.ListingRecord.op:type_name -> imtgt.federation.v1.ListingRecord.Op
-	18, // 21: imtgt.federation.v1.ListingRecord.listing:type_name -> imtgt.federation.v1.Listing
-	19, // 22: imtgt.federation.v1.Listing.seller:type_name -> imtgt.federation.v1.SellerProfile
-	20, // 23: imtgt.federation.v1.Listing.price:type_name -> imtgt.federation.v1.Money
-	29, // 24: imtgt.federation.v1.Listing.attributes:type_name -> imtgt.federation.v1.Listing.AttributesEntry
-	22, // 25: imtgt.federation.v1.OrderHandoff.items:type_name -> imtgt.federation.v1.OrderItem
-	23, // 26: imtgt.federation.v1.OrderHandoff.quote:type_name -> imtgt.federation.v1.OrderQuote
-	24, // 27: imtgt.federation.v1.OrderHandoff.recipient:type_name -> imtgt.federation.v1.Recipient
-	25, // 28: imtgt.federation.v1.OrderHandoff.consent:type_name -> imtgt.federation.v1.Consent
-	20, // 29: imtgt.federation.v1.OrderItem.unit_price:type_name -> imtgt.federation.v1.Money
-	20, // 30: imtgt.federation.v1.OrderQuote.item_total:type_name -> imtgt.federation.v1.Money
-	20, // 31: imtgt.federation.v1.OrderQuote.duties_total:type_name -> imtgt.federation.v1.Money
-	20, // 32: imtgt.federation.v1.OrderQuote.taxes_total:type_name -> imtgt.federation.v1.Money
-	20, // 33: imtgt.federation.v1.OrderQuote.landed_total:type_name -> imtgt.federation.v1.Money
-	34, // [34:34] is the sub-list for method output_type
-	34, // [34:34] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	12, // 0: imtgt.federation.v1.Message.heads_request:type_name -> imtgt.federation.v1.HeadsRequest
+	13, // 1: imtgt.federation.v1.Message.heads:type_name -> imtgt.federation.v1.Heads
+	14, // 2: imtgt.federation.v1.Message.range_request:type_name -> imtgt.federation.v1.RangeRequest
+	15, // 3: imtgt.federation.v1.Message.range_reply:type_name -> imtgt.federation.v1.RangeReply
+	16, // 4: imtgt.federation.v1.Message.manifest_offer:type_name -> imtgt.federation.v1.ManifestOffer
+	17, // 5: imtgt.federation.v1.Message.manifest_reply:type_name -> imtgt.federation.v1.ManifestReply
+	18, // 6: imtgt.federation.v1.Message.error:type_name -> imtgt.federation.v1.Error
+	23, // 7: imtgt.federation.v1.Message.order_handoff:type_name -> imtgt.federation.v1.OrderHandoff
+	28, // 8: imtgt.federation.v1.Message.order_status:type_name -> imtgt.federation.v1.OrderStatus
+	6,  // 9: imtgt.federation.v1.Message.order_batch:type_name -> imtgt.federation.v1.OrderBatch
+	7,  // 10: imtgt.federation.v1.Message.receipt_batch:type_name -> imtgt.federation.v1.ReceiptBatch
+	4,  // 11: imtgt.federation.v1.Message.audit_checkpoint:type_name -> imtgt.federation.v1.AuditCheckpoint
+	5,  // 12: imtgt.federation.v1.Message.audit_witness:type_name -> imtgt.federation.v1.AuditWitness
+	9,  // 13: imtgt.federation.v1.Message.recover_request:type_name -> imtgt.federation.v1.RecoverRequest
+	10, // 14: imtgt.federation.v1.Message.recover_reply:type_name -> imtgt.federation.v1.RecoverReply
+	2,  // 15: imtgt.federation.v1.Message.policy_offer:type_name -> imtgt.federation.v1.PolicyOffer
+	3,  // 16: imtgt.federation.v1.Message.policy_reply:type_name -> imtgt.federation.v1.PolicyReply
+	23, // 17: imtgt.federation.v1.OrderBatch.handoffs:type_name -> imtgt.federation.v1.OrderHandoff
+	8,  // 18: imtgt.federation.v1.ReceiptBatch.results:type_name -> imtgt.federation.v1.BatchResult
+	11, // 19: imtgt.federation.v1.RecoverReply.orders:type_name -> imtgt.federation.v1.RecoveredOrder
+	23, // 20: imtgt.federation.v1.RecoveredOrder.handoff:type_name -> imtgt.federation.v1.OrderHandoff
+	30, // 21: imtgt.federation.v1.Heads.heads:type_name -> imtgt.federation.v1.Heads.HeadsEntry
+	0,  // 22: imtgt.federation.v1.ListingRecord.op:type_name -> imtgt.federation.v1.ListingRecord.Op
+	20, // 23: imtgt.federation.v1.ListingRecord.listing:type_name -> imtgt.federation.v1.Listing
+	21, // 24: imtgt.federation.v1.Listing.seller:type_name -> imtgt.federation.v1.SellerProfile
+	22, // 25: imtgt.federation.v1.Listing.price:type_name -> imtgt.federation.v1.Money
+	31, // 26: imtgt.federation.v1.Listing.attributes:type_name -> imtgt.federation.v1.Listing.AttributesEntry
+	24, // 27: imtgt.federation.v1.OrderHandoff.items:type_name -> imtgt.federation.v1.OrderItem
+	25, // 28: imtgt.federation.v1.OrderHandoff.quote:type_name -> imtgt.federation.v1.OrderQuote
+	26, // 29: imtgt.federation.v1.OrderHandoff.recipient:type_name -> imtgt.federation.v1.Recipient
+	27, // 30: imtgt.federation.v1.OrderHandoff.consent:type_name -> imtgt.federation.v1.Consent
+	22, // 31: imtgt.federation.v1.OrderItem.unit_price:type_name -> imtgt.federation.v1.Money
+	22, // 32: imtgt.federation.v1.OrderQuote.item_total:type_name -> imtgt.federation.v1.Money
+	22, // 33: imtgt.federation.v1.OrderQuote.duties_total:type_name -> imtgt.federation.v1.Money
+	22, // 34: imtgt.federation.v1.OrderQuote.taxes_total:type_name -> imtgt.federation.v1.Money
+	22, // 35: imtgt.federation.v1.OrderQuote.landed_total:type_name -> imtgt.federation.v1.Money
+	36, // [36:36] is the sub-list for method output_type
+	36, // [36:36] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_federation_proto_init() }
@@ -2636,6 +2781,8 @@ func file_federation_proto_init() {
 		(*Message_AuditWitness)(nil),
 		(*Message_RecoverRequest)(nil),
 		(*Message_RecoverReply)(nil),
+		(*Message_PolicyOffer)(nil),
+		(*Message_PolicyReply)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2643,7 +2790,7 @@ func file_federation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_federation_proto_rawDesc), len(file_federation_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   29,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
