@@ -58,7 +58,7 @@ var (
 // Reason returns the metric label of a rejection error.
 func Reason(err error) string {
 	for _, e := range []error{ErrMalformed, ErrBadSignature, ErrUnknownPeer, ErrWrongSigner, ErrExpired,
-		ErrFuture, ErrReplay, ErrTooLarge, ErrWrongFed, ErrBadRecord} {
+		ErrFuture, ErrReplay, ErrTooLarge, ErrWrongFed, ErrBadRecord, ErrBadPolicy} {
 		if errors.Is(err, e) {
 			return e.Error()
 		}

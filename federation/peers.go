@@ -16,6 +16,10 @@ type peerInfo struct {
 	lastSync        time.Time
 	lastError       string
 	manifestVersion uint64
+	// policySent is the hash of the policy file last offered to the peer
+	// (accepted or refused) under manifest version policyManifest.
+	policySent     [32]byte
+	policyManifest uint64
 }
 
 func (s *Service) withPeer(p peer.ID, fn func(*peerInfo)) {

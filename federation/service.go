@@ -119,6 +119,16 @@ type Config struct {
 	// RefusalInterval is how often the repeated refusals of one peer are
 	// summarised in the log and the audit log: DefaultRefusalInterval.
 	RefusalInterval time.Duration
+
+	// OwnPolicy returns this node's installed signed policy file, its
+	// exact bytes (nil: none to offer), offered to each member
+	// (policy.go); PolicyChanged says it changed.
+	OwnPolicy func() []byte
+	// SavePeerPolicy stores a member's policy file the service verified
+	// (signed by country's governance key, country's own), with the audit
+	// entry of its arrival, unless it is older than the one held (an
+	// error) or already held (false). Nil: offers are refused.
+	SavePeerPolicy func(ctx context.Context, country string, from peer.ID, p *policy.Policy, raw []byte) (bool, error)
 }
 
 // memberState is the installed manifest with look-ups built once.
@@ -432,7 +442,7 @@ func (s *Service) advertised(bound []ma.Multiaddr) []ma.Multiaddr {
 func (s *Service) startHost() error {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
-	for _, p := range []protocol.ID{ProtoHeads, ProtoAnnounce, ProtoSync, ProtoManifest, ProtoOrders, ProtoAudit, ProtoRecover} {
+	for _, p := range []protocol.ID{ProtoHeads, ProtoAnnounce, ProtoSync, ProtoManifest, ProtoOrders, ProtoAudit, ProtoRecover, ProtoPolicy} {
 		limits.AddProtocolLimit(p, rcmgr.BaseLimit{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512, Memory: 64 << 20}, rcmgr.BaseLimitIncrease{})
 		limits.AddProtocolPeerLimit(p, rcmgr.BaseLimit{StreamsInbound: 64, StreamsOutbound: 64, Streams: 128, Memory: 16 << 20}, rcmgr.BaseLimitIncrease{})
 	}
@@ -473,6 +483,7 @@ func (s *Service) startHost() error {
 	h.SetStreamHandler(ProtoOrders, s.handle(ProtoOrders, s.serveOrders))
 	h.SetStreamHandler(ProtoAudit, s.handle(ProtoAudit, s.serveAudit))
 	h.SetStreamHandler(ProtoRecover, s.handle(ProtoRecover, s.serveRecover))
+	h.SetStreamHandler(ProtoPolicy, s.handle(ProtoPolicy, s.servePolicy))
 	h.Network().Notify(&network.NotifyBundle{
 		ConnectedF: func(_ network.Network, c network.Conn) { s.connected(c.RemotePeer()) },
 	})

@@ -258,6 +258,9 @@ func (s *Service) acceptManifest(raw []byte) error {
 
 // --- requesting ---
 
+// errPeerRefused is wrapped by a request the peer answered with an Error.
+var errPeerRefused = errors.New("peer refused")
+
 // request opens a stream, sends one signed message and, unless oneWay,
 // reads and verifies one signed reply.
 func (s *Service) request(ctx context.Context, p peer.ID, proto protocol.ID, msg *pb.Message, oneWay bool) (*pb.Message, error) {
@@ -300,7 +303,7 @@ func (s *Service) request(ctx context.Context, p peer.ID, proto protocol.ID, msg
 		return nil, err
 	}
 	if e := reply.GetError(); e != nil {
-		return nil, fmt.Errorf("peer refused: %s: %s", e.Code, e.Message)
+		return nil, fmt.Errorf("%w: %s: %s", errPeerRefused, e.Code, e.Message)
 	}
 	s.notePeerManifest(p, reply.ManifestVersion)
 	return reply, nil
@@ -360,6 +363,7 @@ func (s *Service) syncWith(ctx context.Context, p peer.ID) error {
 		s.Published() // relay: tell the others we have more
 	}
 	s.maybeOfferManifest(ctx, p)
+	s.maybeOfferPolicy(ctx, p)
 	return nil
 }
 

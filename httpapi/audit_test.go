@@ -33,6 +33,9 @@ var auditReads = map[string]bool{
 	"GET /v1/audit/residency": true,
 	"GET /v1/audit/export":    true,
 	"GET /v1/audit/witnessed": true,
+	// The members' policies: evidence of what the seller side of an order
+	// priced with (issue 13).
+	"GET /v1/federation/policies": true,
 }
 
 var atWildcard = regexp.MustCompile(`\{[^}]+\}`)

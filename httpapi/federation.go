@@ -18,6 +18,29 @@ type Federation interface {
 	InstallManifest(ctx context.Context, raw, psk []byte) (*membership.Manifest, error)
 	// Manifest returns the installed manifest and its exact bytes.
 	Manifest() (*membership.Manifest, []byte)
+	// PeerPolicies lists the policy of every member this node holds, its
+	// own included, by country.
+	PeerPolicies() []PeerPolicyView
+}
+
+// PeerPolicyView is one member's policy as GET /v1/federation/policies
+// shows it: what the seller side of an order prices that country's
+// buyers with.
+type PeerPolicyView struct {
+	Country   string `json:"country"`
+	Version   uint64 `json:"version"`
+	Effective string `json:"effective"`
+	Expires   string `json:"expires,omitempty"`
+	// SHA256 is the hex SHA-256 of the signed file's exact bytes: compare
+	// it with the member's own (imtgt-node policy show | sha256sum).
+	SHA256 string `json:"sha256"`
+	// Own marks this node's own policy.
+	Own bool `json:"own"`
+}
+
+func (s *Server) peerPolicies(w http.ResponseWriter, _ *http.Request, _ *access.Principal) error {
+	writeJSON(w, http.StatusOK, map[string]any{"items": s.cfg.Federation.PeerPolicies()})
+	return nil
 }
 
 type installRequest struct {

@@ -185,6 +185,7 @@ func (s *Server) routes() []route {
 		{Method: "GET", Pattern: "/v1/peers", Roles: op, handler: s.peers},
 		{Method: "GET", Pattern: "/v1/federation/manifest", Roles: op, handler: s.getManifest},
 		{Method: "POST", Pattern: "/v1/federation/manifest", Roles: op, handler: s.installManifest},
+		{Method: "GET", Pattern: "/v1/federation/policies", Roles: auditorOrOp, handler: s.peerPolicies},
 
 		{Method: "GET", Pattern: "/v1/catalog/search", Roles: trading, handler: s.search},
 		{Method: "GET", Pattern: "/v1/catalog/listings/{id}", Roles: trading, handler: s.catalogListing},

@@ -307,6 +307,11 @@ type Node struct {
 	// fedStore is the store the federation term writes through: fenced
 	// by the lease's epoch on a shared store (startTerm), else Store.
 	fedStore atomic.Pointer[store.DB]
+
+	// peerPolicies are the members' policies (peerpolicy.go), by country;
+	// peerPolicyMu serialises their saves.
+	peerPolicies atomic.Pointer[map[string]*peerPolicyState]
+	peerPolicyMu sync.Mutex
 }
 
 // Open loads the node in dir: configuration, keys, store and catalog index.
@@ -376,6 +381,10 @@ func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 		return nil, err
 	}
 	if err := n.openPolicy(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := n.loadPeerPolicies(); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -472,6 +481,7 @@ func (n *Node) openFederation(opts Options, pending *store.Reconcile) error {
 				o.RetryNow(country)
 			}
 		},
+		OwnPolicy: n.ownPolicyRaw, SavePeerPolicy: n.savePeerPolicy,
 	})
 	return err
 }

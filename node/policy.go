@@ -98,6 +98,7 @@ func (n *Node) InstallPolicy(ctx context.Context, raw []byte) (*policy.Policy, e
 		return nil, err
 	}
 	n.policy.Store(&policyState{p: p, raw: raw})
+	n.Fed.PolicyChanged() // the members are offered it
 	if n.Catalog.Reconciling() {
 		// Publishing waits for the reconciliation after a restore, which
 		// applies the export rules in force when it ends (finishReconcile).

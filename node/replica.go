@@ -509,7 +509,7 @@ func (n *Node) resync(ctx context.Context, why string, applied, seen uint64) err
 	for _, r := range []struct {
 		kind string
 		err  error
-	}{{"manifest", n.reloadManifest()}, {"policy", n.reloadPolicy(ctx)}, {"listings", n.Catalog.Load(ctx)}} {
+	}{{"manifest", n.reloadManifest()}, {"policy", n.reloadPolicy(ctx)}, {"peer_policies", n.loadPeerPolicies()}, {"listings", n.Catalog.Load(ctx)}} {
 		if err := n.applied(ctx, r.kind, r.err); err != nil {
 			retry = append(retry, err)
 		}
@@ -569,7 +569,7 @@ func (n *Node) failedKinds() []string {
 func (n *Node) applyChanges(ctx context.Context, cs []store.Changed) error {
 	var ids []string
 	seen := map[string]bool{}
-	var policyChanged, manifestChanged, reconcileChanged bool
+	var policyChanged, manifestChanged, reconcileChanged, peerPoliciesChanged bool
 	dests := map[string]bool{}
 	for _, c := range cs {
 		switch {
@@ -580,6 +580,8 @@ func (n *Node) applyChanges(ctx context.Context, cs []store.Changed) error {
 			}
 		case c.Bucket == "policy" && string(c.Key) == "current":
 			policyChanged = true
+		case strings.HasPrefix(c.Bucket, "peer_policies/"):
+			peerPoliciesChanged = true
 		case c.Bucket == "federation" && (string(c.Key) == "manifest" || string(c.Key) == "federation_key_sealed"):
 			manifestChanged = true
 		case c.Bucket == "meta" && string(c.Key) == "reconcile":
@@ -599,6 +601,9 @@ func (n *Node) applyChanges(ctx context.Context, cs []store.Changed) error {
 	}
 	if policyChanged {
 		applied("policy", n.reloadPolicy(ctx))
+	}
+	if peerPoliciesChanged {
+		applied("peer_policies", n.loadPeerPolicies())
 	}
 	if reconcileChanged {
 		pending, err := n.Store.PendingReconcile()
@@ -647,6 +652,7 @@ func (n *Node) reloadPolicy(ctx context.Context) error {
 	}
 	if p, _ := n.Policy(); p != nil && (old == nil || p.Version != old.Version) {
 		n.log.Info("policy installed by another replica", "version", p.Version)
+		n.Fed.PolicyChanged()
 		if changed, err := n.Catalog.Reexport(ctx); err != nil {
 			return fmt.Errorf("apply export rules: %w", err)
 		} else if changed > 0 {
