@@ -16,7 +16,7 @@ import (
 // ProtoPolicy carries a member's signed policy file to the others: the
 // seller's node prices a cross-border order with the buyer's country's
 // installed policy, so every node holds every member's (docs/PROTOCOL.md
-// 6.8).
+// 6.9).
 const ProtoPolicy = protocol.ID("/imtgt/policy/1.0.0")
 
 // MaxPolicyBytes bounds an offered policy file (a few kilobytes in

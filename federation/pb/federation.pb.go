@@ -428,7 +428,7 @@ type Message_RecoverReply struct {
 }
 
 type Message_PolicyOffer struct {
-	// A member's signed policy file (docs/PROTOCOL.md 6.8): offered on
+	// A member's signed policy file (docs/PROTOCOL.md 6.9): offered on
 	// connecting and after each install, answered with a PolicyReply.
 	PolicyOffer *PolicyOffer `protobuf:"bytes,26,opt,name=policy_offer,json=policyOffer,proto3,oneof"`
 }
