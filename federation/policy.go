@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/imtgt/imtgt-node/federation/pb"
+	"github.com/imtgt/imtgt-node/membership"
 	"github.com/imtgt/imtgt-node/policy"
 )
 
@@ -127,15 +128,21 @@ func (s *Service) servePolicy(ctx context.Context, from peer.ID, msg *pb.Message
 }
 
 // checkPeerPolicy verifies raw as country's policy file under the
-// service's installed manifest: it parses, is country's, and is signed by
-// country's governance key.
+// service's installed manifest.
 func (s *Service) checkPeerPolicy(country string, raw []byte) (*policy.Policy, error) {
-	if len(raw) > MaxPolicyBytes {
-		return nil, fmt.Errorf("%w: a policy file of %d bytes (at most %d)", ErrBadPolicy, len(raw), MaxPolicyBytes)
-	}
 	st, err := s.current()
 	if err != nil {
 		return nil, err
+	}
+	return checkPeerPolicy(st.m, country, raw)
+}
+
+// checkPeerPolicy verifies raw, offered by country's node, under manifest
+// m: it parses, is country's, and is signed by country's governance key
+// in m. Every refusal wraps ErrBadPolicy.
+func checkPeerPolicy(m *membership.Manifest, country string, raw []byte) (*policy.Policy, error) {
+	if len(raw) > MaxPolicyBytes {
+		return nil, fmt.Errorf("%w: a policy file of %d bytes (at most %d)", ErrBadPolicy, len(raw), MaxPolicyBytes)
 	}
 	p, err := policy.Parse(country+"'s policy", raw)
 	if err != nil {
@@ -144,9 +151,9 @@ func (s *Service) checkPeerPolicy(country string, raw []byte) (*policy.Policy, e
 	if p.Country != country {
 		return nil, fmt.Errorf("%w: a policy of %s offered by %s's node", ErrBadPolicy, p.Country, country)
 	}
-	key, ok := st.m.GovernancePublicKey(country)
+	key, ok := m.GovernancePublicKey(country)
 	if !ok {
-		return nil, fmt.Errorf("%w: manifest version %d has no governance key for %s", ErrBadPolicy, st.m.Version, country)
+		return nil, fmt.Errorf("%w: manifest version %d has no governance key for %s", ErrBadPolicy, m.Version, country)
 	}
 	if err := policy.Verify(raw, p, key); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadPolicy, err)
