@@ -14,6 +14,7 @@ import (
 
 	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/federation"
+	"github.com/imtgt/imtgt-node/internal/pgtest"
 	"github.com/imtgt/imtgt-node/internal/testnet"
 	"github.com/imtgt/imtgt-node/policy"
 )
@@ -153,4 +154,24 @@ func TestPeerPoliciesSpread(t *testing.T) {
 	// What TH holds survives a restart.
 	th.Restart()
 	require.EqualValues(t, 2, peerPolicyVersion(th, "MY"))
+}
+
+// TestPeerPoliciesReachEveryReplica: TH runs as two replicas on one
+// PostgreSQL store (skipped without IMTGT_TEST_POSTGRES). Only the leader
+// receives MY's policy; the other replica learns of it from the change
+// feed, the first version and the next.
+func TestPeerPoliciesReachEveryReplica(t *testing.T) {
+	fed := testnet.FederateWith(t, testnet.FedOptions{
+		StoreURLs: map[string]string{"TH": pgtest.URL(t)},
+		Replicas:  map[string]int{"TH": 2},
+	}, "TH", "MY")
+	my := fed.Nodes["MY"]
+	for _, r := range fed.Replicas["TH"] {
+		testnet.Eventually(t, 20*time.Second, func() bool { return peerPolicyVersion(r, "MY") == 1 }, "a TH replica lacks MY's policy")
+	}
+	_, err := my.InstallPolicy(context.Background(), bumpPolicy(t, my, 2, "MY", governanceKey(t, my)))
+	require.NoError(t, err)
+	for _, r := range fed.Replicas["TH"] {
+		testnet.Eventually(t, 20*time.Second, func() bool { return peerPolicyVersion(r, "MY") == 2 }, "a TH replica did not reload MY's version 2")
+	}
 }
