@@ -60,9 +60,9 @@ type ReconcileProgress struct {
 
 // reconciler tracks a reconciliation per member.
 type reconciler struct {
-	cfg  *Reconcile
-	mu   sync.Mutex
-	by   map[string]*ReconcileProgress // country → progress
+	cfg *Reconcile
+	mu  sync.Mutex
+	by  map[string]*ReconcileProgress // country → progress
 	// finishing is set while Done runs, done once it returned: until
 	// then the node still reconciles (readyz, the catalog's gate), so
 	// nobody sees it ready while Done still clears the store's mark.

@@ -643,7 +643,6 @@ func (n *Node) feedCheck() error {
 	return errors.Join(errs...)
 }
 
-
 // reloadPolicy takes the policy another replica installed.
 func (n *Node) reloadPolicy(ctx context.Context) error {
 	old, _ := n.Policy()
