@@ -85,8 +85,6 @@ type Store interface {
 	// ReclaimOwn is ApplyRemote for this node's own origin, after a
 	// restore (Catalog.Reclaim).
 	ReclaimOwn(ctx context.Context, origin string, recs []RemoteRecord, ev *audit.Entry) ([]RemoteRecord, error)
-	// Listing returns one stored listing (false if none).
-	Listing(ctx context.Context, id string) (*Listing, bool, error)
 	// ListingsByID returns the stored listings among ids (absent: not
 	// stored).
 	ListingsByID(ctx context.Context, ids []string) (map[string]*Listing, error)

@@ -12,7 +12,7 @@ import (
 
 // TestResyncWithAPermanentErrorAdvances : applyChanges passes a
 // change that cannot be applied here (finding 5), but resync does not: a
-// resync whose reloadAll meets a permanent error (here an installed
+// resync whose reload meets a permanent error (here an installed
 // policy this replica refuses) never stores feedSeq, so every
 // catch-up (each second, each notice) reloads everything again, for good.
 func TestResyncWithAPermanentErrorAdvances(t *testing.T) {

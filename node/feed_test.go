@@ -55,28 +55,36 @@ func (f *pruningFeed) Changes(_ context.Context, after uint64, limit int) ([]sto
 	return out, nil
 }
 
-// TestCatchUpNoticesRowsPrunedDuringIt: catchUp
-// compares the floor with what it applied, then reads the changes; a prune
-// between the two leaves a gap it never notices, and the listing another
-// replica wrote in that gap stays missing from this replica's search index
-// for good (nothing refreshes it again).
-func TestCatchUpNoticesRowsPrunedDuringIt(t *testing.T) {
+// nodeWithUnindexedListing opens a bbolt TH node and stores a listing as
+// another replica would: in the store, not in this node's index.
+func nodeWithUnindexedListing(t *testing.T, id, title string) (*Node, *catalog.Listing) {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "th")
 	_, err := Init(InitOptions{Dir: dir, Country: "TH", HTTPAddr: "127.0.0.1:0"})
 	require.NoError(t, err)
 	ctx := context.Background()
 	n, err := Open(ctx, dir, Options{})
 	require.NoError(t, err)
-	defer n.Close(ctx)
-
-	// "Another replica" stores a listing: in the store, not in this
-	// replica's index; its change is seq 5.
+	t.Cleanup(func() { n.Close(ctx) })
 	now := time.Now().UTC()
 	price, err := money.Parse("100.00", "THB")
 	require.NoError(t, err)
-	l := &catalog.Listing{ID: "lst_01J00000000000000000000000", Origin: "TH", SellerID: "sel_1", Title: "pruned gap",
+	l := &catalog.Listing{ID: id, Origin: "TH", SellerID: "sel_1", Title: title,
 		HSCode: "6109", Price: price, Quantity: 1, ShipFrom: "TH-10", CreatedAt: now, UpdatedAt: now, Version: 1}
 	require.NoError(t, n.Store.ApplyLocal(ctx, "TH", []catalog.Change{{Listing: l}}, n.Catalog.Seal()))
+	return n, l
+}
+
+// TestCatchUpNoticesRowsPrunedDuringIt: catchUp
+// compares the floor with what it applied, then reads the changes; a prune
+// between the two leaves a gap it never notices, and the listing another
+// replica wrote in that gap stays missing from this replica's search index
+// for good (nothing refreshes it again).
+func TestCatchUpNoticesRowsPrunedDuringIt(t *testing.T) {
+	ctx := context.Background()
+	// "Another replica" stores a listing: in the store, not in this
+	// replica's index; its change is seq 5.
+	n, l := nodeWithUnindexedListing(t, "lst_01J00000000000000000000000", "pruned gap")
 	_, ok := n.Catalog.Get(l.ID)
 	require.False(t, ok)
 
@@ -126,20 +134,8 @@ func (f *rewoundFeed) Changes(_ context.Context, after uint64, limit int) ([]sto
 // has a seq the replica thinks it has seen: catchUp skips them all and the
 // replica's index stays stale until it restarts.
 func TestCatchUpAfterTheFeedWentBack(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "th")
-	_, err := Init(InitOptions{Dir: dir, Country: "TH", HTTPAddr: "127.0.0.1:0"})
-	require.NoError(t, err)
 	ctx := context.Background()
-	n, err := Open(ctx, dir, Options{})
-	require.NoError(t, err)
-	defer n.Close(ctx)
-
-	now := time.Now().UTC()
-	price, err := money.Parse("100.00", "THB")
-	require.NoError(t, err)
-	l := &catalog.Listing{ID: "lst_01J00000000000000000000001", Origin: "TH", SellerID: "sel_1", Title: "after failover",
-		HSCode: "6109", Price: price, Quantity: 1, ShipFrom: "TH-10", CreatedAt: now, UpdatedAt: now, Version: 1}
-	require.NoError(t, n.Store.ApplyLocal(ctx, "TH", []catalog.Change{{Listing: l}}, n.Catalog.Seal()))
+	n, l := nodeWithUnindexedListing(t, "lst_01J00000000000000000000001", "after failover")
 
 	n.shared = &rewoundFeed{fakeShared: fakeShared{db: n.Store}, rows: []store.Changed{
 		{Seq: 7, Bucket: "meta", Key: []byte("other")},

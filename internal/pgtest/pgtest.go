@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/imtgt/imtgt-node/internal/freeport"
 	"math/rand/v2"
 	"net"
 	"net/url"
@@ -396,27 +397,11 @@ func binDir(t testing.TB) string {
 }
 
 // freePort returns a loopback TCP port free right now, chosen at random in
-// 15000-19999: below the kernel's ephemeral range (see testnet.FreePort,
-// which this package cannot import: testnet imports the store, whose tests
-// use pgtest), and apart from the 20000-31999 testnet hands out, so the two
-// never choose the same port in one test binary.
+// 15000-19999: below the kernel's ephemeral range and apart from the
+// 20000-31999 testnet hands out (testnet cannot be imported here: it
+// imports the store, whose tests use pgtest); both keep one record of the
+// ports given out (internal/freeport).
 func freePort(t testing.TB) int {
 	t.Helper()
-	for range 100 {
-		port := 15000 + rand.IntN(5000)
-		if _, taken := handedOut.LoadOrStore(port, true); taken {
-			continue
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err == nil {
-			ln.Close()
-			return port
-		}
-	}
-	t.Fatal("pgtest: no free port found")
-	return 0
+	return freeport.Pick(t, 15000, 5000)
 }
-
-// handedOut holds the ports freePort gave out: ports belong to the whole
-// process, so this one piece of state is package-wide.
-var handedOut sync.Map

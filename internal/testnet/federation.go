@@ -2,13 +2,11 @@ package testnet
 
 import (
 	"context"
-	"math/rand/v2"
-	"net"
+	"github.com/imtgt/imtgt-node/internal/freeport"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -43,24 +41,8 @@ type Net struct {
 // collide now and then, the birthday problem over 12,000 ports.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	for range 100 {
-		port := 20000 + rand.IntN(12000)
-		if _, taken := handedOut.LoadOrStore(port, true); taken {
-			continue
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err == nil {
-			ln.Close()
-			return port
-		}
-	}
-	tb.Fatal("no free port found")
-	return 0
+	return freeport.Pick(tb, 20000, 12000)
 }
-
-// handedOut holds the ports FreePort gave out: ports are a resource of the
-// whole process (and machine), so this one piece of state is package-wide.
-var handedOut sync.Map
 
 // FreeP2PAddr returns a loopback TCP multiaddr with a port free right now.
 func FreeP2PAddr(tb testing.TB) string {
