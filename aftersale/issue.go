@@ -249,6 +249,7 @@ var (
 	ErrTooEarly          = errors.New("deadline not passed")
 	ErrRefundCap         = errors.New("refunds would exceed what was paid")
 	ErrBadDeadlines      = errors.New("bad deadlines")
+	ErrBadIssue          = errors.New("malformed issue")
 )
 
 // TransitionError is an illegal transition, with the current state and

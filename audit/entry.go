@@ -30,6 +30,15 @@ const (
 	// (federation/policy.go). An ingress, not an admin act: the file
 	// crossed from that member; no operator of this node installed it.
 	PeerPolicy Kind = "policy.ingress"
+	// An after-sale issue's change crossing to or from the other side's
+	// node (purpose "issue"), and a step of an issue taken on this node
+	// (opened, a response, an escalation, a decision, a refund). A step's
+	// Records are the issue and order IDs and its Reason is key=value pairs
+	// (event, category, status, remedy, outcome, refund, respond, resolve:
+	// met or missed), never what the buyer or seller wrote.
+	IssueEgress  Kind = "issue.egress"
+	IssueIngress Kind = "issue.ingress"
+	IssueStep    Kind = "issue.step"
 
 	AdminSeller   Kind = "admin.seller"   // seller registered, approved, suspended
 	AdminToken    Kind = "admin.token"    // a token created (marketplace, auditor, seller)

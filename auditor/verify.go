@@ -508,7 +508,7 @@ func (v *verifier) entries() error {
 		if e.Kind.Egress() {
 			v.residency(i, version)
 		}
-		if (e.Kind == audit.HandoffEgress || e.Kind == audit.StatusEgress) && e.ReceiptHash != "" {
+		if (e.Kind == audit.HandoffEgress || e.Kind == audit.StatusEgress || e.Kind == audit.IssueEgress) && e.ReceiptHash != "" {
 			if _, dup := v.receiptOf[e.ReceiptHash]; !dup {
 				v.receiptOf[e.ReceiptHash] = i
 			}
@@ -647,6 +647,8 @@ func receiptKind(kind string) (audit.Kind, bool) {
 		return audit.HandoffEgress, true
 	case "status":
 		return audit.StatusEgress, true
+	case "issue":
+		return audit.IssueEgress, true
 	}
 	return "", false
 }

@@ -12,8 +12,8 @@ import (
 	"github.com/imtgt/imtgt-node/federation/pb"
 )
 
-// ProtoOrders carries order handoffs and status changes; the reply is a
-// signed receipt.
+// ProtoOrders carries order handoffs, status changes and after-sale issue
+// changes; the reply is a signed receipt.
 const ProtoOrders = protocol.ID("/imtgt/orders/1.0.0")
 
 // ReceiptDomain is the signing domain of receipts.
@@ -25,6 +25,8 @@ var receiptCodec = []byte("/imtgt/receipt/1")
 type OrderHandler interface {
 	HandleHandoff(ctx context.Context, from string, h *pb.OrderHandoff) ([]byte, error)
 	HandleStatus(ctx context.Context, from string, st *pb.OrderStatus) ([]byte, error)
+	// HandleIssue takes one change of an after-sale issue of an order.
+	HandleIssue(ctx context.Context, from string, m *pb.IssueMessage) ([]byte, error)
 	// HandleHandoffs handles a batch of handoffs as one group: one
 	// receipt or error per handoff, in order.
 	HandleHandoffs(ctx context.Context, from string, hs []*pb.OrderHandoff) ([][]byte, []error)
@@ -165,6 +167,8 @@ func (s *Service) serveOrders(ctx context.Context, from peer.ID, msg *pb.Message
 		receipt, err = h().HandleHandoff(ctx, country, b.OrderHandoff)
 	case *pb.Message_OrderStatus:
 		receipt, err = h().HandleStatus(ctx, country, b.OrderStatus)
+	case *pb.Message_IssueMessage:
+		receipt, err = h().HandleIssue(ctx, country, b.IssueMessage)
 	case *pb.Message_OrderBatch:
 		hs := b.OrderBatch.GetHandoffs()
 		if len(hs) == 0 || len(hs) > MaxBatch {
@@ -180,7 +184,7 @@ func (s *Service) serveOrders(ctx context.Context, from peer.ID, msg *pb.Message
 		}
 		return &pb.Message{Body: &pb.Message_ReceiptBatch{ReceiptBatch: out}}, nil
 	default:
-		return nil, fmt.Errorf("%w: expected order_handoff, order_status or order_batch", ErrMalformed)
+		return nil, fmt.Errorf("%w: expected order_handoff, order_status, order_batch or issue_message", ErrMalformed)
 	}
 	if err != nil {
 		return nil, err

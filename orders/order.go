@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/imtgt/imtgt-node/aftersale"
 	"github.com/imtgt/imtgt-node/money"
 )
 
@@ -163,6 +164,19 @@ type Order struct {
 	Delivered []byte `json:"delivered,omitempty"`
 	// ErasedAt is set when retention ended and the personal data was erased.
 	ErasedAt *time.Time `json:"erased_at,omitempty"`
+
+	// Issues are the after-sale issues opened on the order, the same on
+	// both nodes (the buyer's node is their authority, see issues.go).
+	Issues []*aftersale.Issue `json:"issues,omitempty"`
+	// Refunds are the refunds of all its issues, as the marketplace
+	// reported them: shown on both sides, never more than was paid.
+	Refunds []aftersale.Refund `json:"refunds,omitempty"`
+	// IssueKeys (buyer side) are the Idempotency-Keys issues were opened
+	// with, so a retry gets the issue it made.
+	IssueKeys map[string]IssueKey `json:"issue_keys,omitempty"`
+	// Restocked (seller side) lists the issues whose returned goods were
+	// put back into stock, so that happens once per issue.
+	Restocked []string `json:"restocked,omitempty"`
 
 	Personal *Personal `json:"-"`
 }

@@ -238,6 +238,12 @@ func (s *Service) message(ctx context.Context, r OutboxRow) (*pb.Message, proto.
 			return nil, nil, err
 		}
 		return &pb.Message{Body: &pb.Message_OrderStatus{OrderStatus: &st}}, &st, nil
+	case KindIssue:
+		var im pb.IssueMessage
+		if err := proto.Unmarshal(payload, &im); err != nil {
+			return nil, nil, err
+		}
+		return &pb.Message{Body: &pb.Message_IssueMessage{IssueMessage: &im}}, &im, nil
 	}
 	return nil, nil, fmt.Errorf("outbox row of unknown kind %q", r.Kind)
 }
@@ -335,6 +341,14 @@ func (s *Service) complete(ctx context.Context, t Transport, r OutboxRow, body p
 			}
 			if o.Status == Submitted {
 				_ = o.transition(to, now, "peer", rc.Reason, "")
+			}
+		case r.Kind == KindIssue:
+			if rc.Result == ResultRefused {
+				// The buyer's node sends its issue back after refusing
+				// (sync), which this node adopts; the seller's node
+				// refusing is a fault of this node's message: record it.
+				s.log.Warn("issue message refused by the other side", "order", o.ID, "seq", r.MsgSeq, "reason", rc.Reason)
+				o.History = append(o.History, Event{Status: o.Status, At: now, By: "peer", Reason: "issue message refused: " + rc.Reason})
 			}
 		case rc.Result == ResultRefused && Status(rc.Status) != o.Status:
 			// The seller's node could not apply our change: show its state.

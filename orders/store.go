@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/imtgt/imtgt-node/aftersale"
 	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/catalog"
 	"github.com/imtgt/imtgt-node/policy"
@@ -114,6 +115,15 @@ type Store interface {
 	// UpdateOrder applies fn to an order and appends the outbox rows it
 	// returns, in one transaction.
 	UpdateOrder(ctx context.Context, id string, fn func(*Order) ([]OutboxRow, error)) (*Order, error)
+	// ChangeOrder applies fn to an order and stores what it returns with
+	// it (outbox rows, audit entries, stock given back; not a receipt), in
+	// one transaction.
+	ChangeOrder(ctx context.Context, id string, fn func(*Order) (Applied, error)) (*Order, error)
+	// IssueOrder returns the ID of the order an issue is about
+	// (ErrIssueNotFound if none).
+	IssueOrder(ctx context.Context, issueID string) (string, error)
+	// Issues lists issues by ID after the given one that keep passes.
+	Issues(ctx context.Context, keep func(*Order, *aftersale.Issue) bool, after string, limit int) ([]IssueRef, error)
 	// UpdateOrderStock is UpdateOrder that also stores the stock fn gives
 	// back (nil: none), in the same transaction.
 	UpdateOrderStock(ctx context.Context, id string, fn func(*Order) ([]OutboxRow, *StockBack, error)) (*Order, error)

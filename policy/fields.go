@@ -43,6 +43,13 @@ var knownFields = map[string][]string{
 		"id", "marketplace_id", "items", "quote", "status", "reason", "tracking", "created_at", "updated_at",
 		"consent",
 	},
+	// An after-sale issue (aftersale.Issue): "parties" are the countries
+	// and the seller ID, "deadlines" respond_by and resolve_by,
+	// "created_at" also the time of the last change.
+	KindIssue: {
+		"id", "order_id", "marketplace_id", "parties", "category", "description", "items", "remedy_requested",
+		"attachments", "status", "deadlines", "remedy", "responses", "refunds", "decision", "history", "created_at",
+	},
 }
 
 // KnownFields returns the field paths of a record kind.

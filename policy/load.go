@@ -226,6 +226,9 @@ func (p *Policy) validate(v *validator) {
 	// Field classes: every known field of every kind, nothing else.
 	for kind := range knownFields {
 		classes, ok := p.FieldClasses[kind]
+		if !ok && optionalKinds[kind] {
+			continue
+		}
 		if !ok {
 			v.fail([]any{"field_classes"}, "field classes for %q are missing", kind)
 			continue
@@ -255,11 +258,15 @@ func (p *Policy) validate(v *validator) {
 		r := &p.Transfers[i]
 		path := []any{"transfers", i}
 		v.sourced(path, r.Sourced, ids, p.Country)
-		if r.Purpose != PurposeCatalog && r.Purpose != PurposeOrderHandoff && r.Purpose != PurposeOrderStatus {
-			v.fail(append(path, "purpose"), "purpose %q must be catalog, order_handoff or order_status", r.Purpose)
+		if r.Purpose != PurposeCatalog && r.Purpose != PurposeOrderHandoff && r.Purpose != PurposeOrderStatus && r.Purpose != PurposeIssue {
+			v.fail(append(path, "purpose"), "purpose %q must be catalog, order_handoff, order_status or issue", r.Purpose)
 		}
 		if _, ok := knownFields[r.Record]; !ok {
-			v.fail(append(path, "record"), "record %q must be seller, listing, buyer or order", r.Record)
+			v.fail(append(path, "record"), "record %q must be seller, listing, buyer, order or issue", r.Record)
+			continue
+		}
+		if _, ok := p.FieldClasses[r.Record]; !ok && optionalKinds[r.Record] {
+			v.fail(append(path, "record"), "record %q has no field_classes: classify its fields before a rule lets them cross", r.Record)
 			continue
 		}
 		if !legalBases[r.LegalBasis] {
@@ -307,7 +314,7 @@ func (p *Policy) validate(v *validator) {
 		path := []any{"retention", i}
 		v.sourced(path, r.Sourced, ids, p.Country)
 		if _, ok := knownFields[r.Record]; !ok {
-			v.fail(append(path, "record"), "record %q must be seller, listing, buyer or order", r.Record)
+			v.fail(append(path, "record"), "record %q must be seller, listing, buyer, order or issue", r.Record)
 		}
 		if r.Days < 1 || r.Days > 36500 {
 			v.fail(append(path, "days"), "days must be between 1 and 36500")

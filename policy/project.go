@@ -97,6 +97,11 @@ func (p *Policy) Project(record any, destination string, purpose Purpose) (proto
 			break
 		}
 		return p.projectStatus(r, destination)
+	case *IssueEvent:
+		if purpose != PurposeIssue {
+			break
+		}
+		return p.projectIssue(r, destination)
 	}
 	return nil, nil, fmt.Errorf("%w: %T to %s for %s", ErrNoRule, record, destination, purpose)
 }

@@ -96,7 +96,7 @@ func (db *DB) PlaceOrders(ctx context.Context, marketplaceID, key string, hash [
 		}
 		ids := make([]string, 0, len(os))
 		for _, o := range os {
-			if err := putJSON(tx.Bucket(bucketOrders), []byte(o.ID), o); err != nil {
+			if err := putOrder(tx, o); err != nil {
 				return err
 			}
 			ids = append(ids, o.ID)
@@ -191,7 +191,7 @@ func updateOrder(tx kvTx, id string, fn func(*orders.Order) ([]orders.OutboxRow,
 	if err != nil {
 		return nil, err
 	}
-	if err := putJSON(tx.Bucket(bucketOrders), []byte(o.ID), o); err != nil {
+	if err := putOrder(tx, o); err != nil {
 		return nil, err
 	}
 	return o, putOutbox(tx, rows)
@@ -331,7 +331,7 @@ func (db *DB) ReceiveHandoffs(ctx context.Context, hs []orders.ReceivedHandoff, 
 			if err := putJSON(tx.Bucket(bucketInbox), []byte(h.Key), h.Entry); err != nil {
 				return err
 			}
-			if err := putJSON(tx.Bucket(bucketOrders), []byte(h.Order.ID), h.Order); err != nil {
+			if err := putOrder(tx, h.Order); err != nil {
 				return err
 			}
 			if err := db.appendAudit(tx, h.Audit...); err != nil {

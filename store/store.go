@@ -3,7 +3,7 @@ package store
 // The bucket tree. Keys and values are bytes; values are JSON unless noted.
 //
 //	meta/
-//	  schema_version            decimal string, currently "2"
+//	  schema_version            decimal string, currently "3"
 //	  node                      {"country", "node_public_key", "created_at"}
 //	  audit_head                the audit chain's last entry: seq, time (8-byte BE each), hex hash
 //	  data_key_fingerprint      hex HMAC-SHA256(data key, "imtgt data key fingerprint v1")
@@ -29,6 +29,8 @@ package store
 //	  <auditor id>              store.Auditor (its token is in tokens/, role auditor)
 //	orders/
 //	  <order id>                orders.Order (personal fields sealed)
+//	issues/
+//	  <issue id>                the ID of the order holding the issue (orders.Order.Issues)
 //	order_keys/
 //	  <marketplace id> NUL <Idempotency-Key>   {"hash", "orders": [ids]}
 //	outbox/
@@ -96,7 +98,7 @@ import (
 )
 
 // SchemaVersion is the version of the bucket tree this code writes.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 var (
 	bucketMeta         = []byte("meta")
@@ -119,7 +121,7 @@ var (
 	keyNode          = []byte("node")
 
 	allBuckets = [][]byte{bucketMeta, bucketTokens, bucketSellers, bucketSellersByBID, bucketListings, bucketLog, bucketFederation, bucketPolicy, bucketOrders, bucketOrderKeys, bucketOutbox, bucketInbox, bucketMarketplaces,
-		bucketAudit, bucketAuditCheckpoints, bucketAuditPeers, bucketReceipts, bucketAuditors}
+		bucketAudit, bucketAuditCheckpoints, bucketAuditPeers, bucketReceipts, bucketAuditors, bucketIssues}
 )
 
 // Errors.
@@ -256,7 +258,9 @@ func (db *DB) upgrade() error {
 		}
 		// version 0 -> 1: the buckets above; 1 -> 2: the audit buckets
 		// (a version 1 binary would write changes without their audit
-		// entries, so it must refuse a version 2 store).
+		// entries, so it must refuse a version 2 store); 2 -> 3: orders
+		// hold after-sale issues, indexed in issues/ (a version 2 binary
+		// would rewrite an order without its issues).
 		return tx.Bucket(bucketMeta).Put(keySchemaVersion, []byte(strconv.Itoa(SchemaVersion)))
 	})
 }

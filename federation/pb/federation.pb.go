@@ -111,6 +111,7 @@ type Message struct {
 	//	*Message_RecoverReply
 	//	*Message_PolicyOffer
 	//	*Message_PolicyReply
+	//	*Message_IssueMessage
 	Body          isMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -350,6 +351,15 @@ func (x *Message) GetPolicyReply() *PolicyReply {
 	return nil
 }
 
+func (x *Message) GetIssueMessage() *IssueMessage {
+	if x != nil {
+		if x, ok := x.Body.(*Message_IssueMessage); ok {
+			return x.IssueMessage
+		}
+	}
+	return nil
+}
+
 type isMessage_Body interface {
 	isMessage_Body()
 }
@@ -437,6 +447,13 @@ type Message_PolicyReply struct {
 	PolicyReply *PolicyReply `protobuf:"bytes,27,opt,name=policy_reply,json=policyReply,proto3,oneof"`
 }
 
+type Message_IssueMessage struct {
+	// An after-sale issue's change (docs/PROTOCOL.md 6.10), on
+	// /imtgt/orders/1.0.0 in the order's message sequence; the reply is a
+	// receipt of kind "issue".
+	IssueMessage *IssueMessage `protobuf:"bytes,28,opt,name=issue_message,json=issueMessage,proto3,oneof"`
+}
+
 func (*Message_HeadsRequest) isMessage_Body() {}
 
 func (*Message_Heads) isMessage_Body() {}
@@ -472,6 +489,8 @@ func (*Message_RecoverReply) isMessage_Body() {}
 func (*Message_PolicyOffer) isMessage_Body() {}
 
 func (*Message_PolicyReply) isMessage_Body() {}
+
+func (*Message_IssueMessage) isMessage_Body() {}
 
 // PolicyOffer carries the sender's installed signed policy file, its exact
 // bytes (the signature covers them, policy.Verify).
@@ -2344,12 +2363,138 @@ func (x *OrderStatus) GetUpdatedUnixMs() int64 {
 	return 0
 }
 
+// IssueMessage is one change of an after-sale issue about an order, sent
+// by either side to the other. It shares the order's message sequence
+// with order_status (seq numbers the sender's messages of this order, of
+// both kinds, from 1 without gaps), so an issue's changes apply in order
+// with the order's. The buyer's node is the authority on an issue: its
+// messages carry the issue as it holds it after the change, which the
+// seller's node adopts; the seller's node sends its event and the version
+// it acted on, which the buyer's node applies with the same rules.
+type IssueMessage struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	Seq     uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	IssueId string                 `protobuf:"bytes,3,opt,name=issue_id,json=issueId,proto3" json:"issue_id,omitempty"`
+	// open, respond, escalate, decide, refund (buyer's node), respond
+	// (seller's node), or sync (the buyer's node's state after a conflict).
+	Event string `protobuf:"bytes,4,opt,name=event,proto3" json:"event,omitempty"`
+	// Who acted: marketplace, seller, operator or system.
+	Actor    string `protobuf:"bytes,5,opt,name=actor,proto3" json:"actor,omitempty"`
+	AtUnixMs int64  `protobuf:"varint,6,opt,name=at_unix_ms,json=atUnixMs,proto3" json:"at_unix_ms,omitempty"`
+	// The issue's version on the sender before this change (0 for open):
+	// the number of its history events plus its refunds.
+	BasedOn uint64 `protobuf:"varint,7,opt,name=based_on,json=basedOn,proto3" json:"based_on,omitempty"`
+	// JSON (aftersale.Issue) of the issue after the change, as the buyer
+	// country's policy lets it cross for the purpose "issue": buyer's node
+	// only.
+	Issue []byte `protobuf:"bytes,8,opt,name=issue,proto3" json:"issue,omitempty"`
+	// JSON of the event's input (a response: aftersale.ResponseInput):
+	// seller's node only.
+	Input         []byte `protobuf:"bytes,9,opt,name=input,proto3" json:"input,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueMessage) Reset() {
+	*x = IssueMessage{}
+	mi := &file_federation_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueMessage) ProtoMessage() {}
+
+func (x *IssueMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_federation_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueMessage.ProtoReflect.Descriptor instead.
+func (*IssueMessage) Descriptor() ([]byte, []int) {
+	return file_federation_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *IssueMessage) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *IssueMessage) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *IssueMessage) GetIssueId() string {
+	if x != nil {
+		return x.IssueId
+	}
+	return ""
+}
+
+func (x *IssueMessage) GetEvent() string {
+	if x != nil {
+		return x.Event
+	}
+	return ""
+}
+
+func (x *IssueMessage) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *IssueMessage) GetAtUnixMs() int64 {
+	if x != nil {
+		return x.AtUnixMs
+	}
+	return 0
+}
+
+func (x *IssueMessage) GetBasedOn() uint64 {
+	if x != nil {
+		return x.BasedOn
+	}
+	return 0
+}
+
+func (x *IssueMessage) GetIssue() []byte {
+	if x != nil {
+		return x.Issue
+	}
+	return nil
+}
+
+func (x *IssueMessage) GetInput() []byte {
+	if x != nil {
+		return x.Input
+	}
+	return nil
+}
+
 // Receipt acknowledges a handoff or status message. It is signed by the
 // receiving node's key; the sender keeps it as evidence of delivery.
 type Receipt struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	// "handoff" or "status".
+	// "handoff", "status" or "issue".
 	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
 	Seq  uint64 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
 	// SHA-256 of the deterministic protobuf encoding of the acknowledged
@@ -2371,7 +2516,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_federation_proto_msgTypes[28]
+	mi := &file_federation_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2383,7 +2528,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[28]
+	mi := &file_federation_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2396,7 +2541,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{28}
+	return file_federation_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Receipt) GetOrderId() string {
@@ -2466,7 +2611,7 @@ var File_federation_proto protoreflect.FileDescriptor
 
 const file_federation_proto_rawDesc = "" +
 	"\n" +
-	"\x10federation.proto\x12\x13imtgt.federation.v1\"\x96\v\n" +
+	"\x10federation.proto\x12\x13imtgt.federation.v1\"\xe0\v\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12&\n" +
 	"\x0fcreated_unix_ms\x18\x02 \x01(\x03R\rcreatedUnixMs\x12&\n" +
@@ -2495,7 +2640,8 @@ const file_federation_proto_rawDesc = "" +
 	"\x0frecover_request\x18\x18 \x01(\v2#.imtgt.federation.v1.RecoverRequestH\x00R\x0erecoverRequest\x12H\n" +
 	"\rrecover_reply\x18\x19 \x01(\v2!.imtgt.federation.v1.RecoverReplyH\x00R\frecoverReply\x12E\n" +
 	"\fpolicy_offer\x18\x1a \x01(\v2 .imtgt.federation.v1.PolicyOfferH\x00R\vpolicyOffer\x12E\n" +
-	"\fpolicy_reply\x18\x1b \x01(\v2 .imtgt.federation.v1.PolicyReplyH\x00R\vpolicyReplyB\x06\n" +
+	"\fpolicy_reply\x18\x1b \x01(\v2 .imtgt.federation.v1.PolicyReplyH\x00R\vpolicyReply\x12H\n" +
+	"\rissue_message\x18\x1c \x01(\v2!.imtgt.federation.v1.IssueMessageH\x00R\fissueMessageB\x06\n" +
 	"\x04body\"%\n" +
 	"\vPolicyOffer\x12\x16\n" +
 	"\x06policy\x18\x01 \x01(\fR\x06policy\"?\n" +
@@ -2655,7 +2801,18 @@ const file_federation_proto_rawDesc = "" +
 	"\x06status\x18\x03 \x01(\tR\x06status\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x1a\n" +
 	"\btracking\x18\x05 \x01(\tR\btracking\x12&\n" +
-	"\x0fupdated_unix_ms\x18\x06 \x01(\x03R\rupdatedUnixMs\"\xfb\x01\n" +
+	"\x0fupdated_unix_ms\x18\x06 \x01(\x03R\rupdatedUnixMs\"\xe7\x01\n" +
+	"\fIssueMessage\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x19\n" +
+	"\bissue_id\x18\x03 \x01(\tR\aissueId\x12\x14\n" +
+	"\x05event\x18\x04 \x01(\tR\x05event\x12\x14\n" +
+	"\x05actor\x18\x05 \x01(\tR\x05actor\x12\x1c\n" +
+	"\n" +
+	"at_unix_ms\x18\x06 \x01(\x03R\batUnixMs\x12\x19\n" +
+	"\bbased_on\x18\a \x01(\x04R\abasedOn\x12\x14\n" +
+	"\x05issue\x18\b \x01(\fR\x05issue\x12\x14\n" +
+	"\x05input\x18\t \x01(\fR\x05input\"\xfb\x01\n" +
 	"\aReceipt\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x10\n" +
@@ -2680,7 +2837,7 @@ func file_federation_proto_rawDescGZIP() []byte {
 }
 
 var file_federation_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_federation_proto_goTypes = []any{
 	(ListingRecord_Op)(0),   // 0: imtgt.federation.v1.ListingRecord.Op
 	(*Message)(nil),         // 1: imtgt.federation.v1.Message
@@ -2711,9 +2868,10 @@ var file_federation_proto_goTypes = []any{
 	(*Recipient)(nil),       // 26: imtgt.federation.v1.Recipient
 	(*Consent)(nil),         // 27: imtgt.federation.v1.Consent
 	(*OrderStatus)(nil),     // 28: imtgt.federation.v1.OrderStatus
-	(*Receipt)(nil),         // 29: imtgt.federation.v1.Receipt
-	nil,                     // 30: imtgt.federation.v1.Heads.HeadsEntry
-	nil,                     // 31: imtgt.federation.v1.Listing.AttributesEntry
+	(*IssueMessage)(nil),    // 29: imtgt.federation.v1.IssueMessage
+	(*Receipt)(nil),         // 30: imtgt.federation.v1.Receipt
+	nil,                     // 31: imtgt.federation.v1.Heads.HeadsEntry
+	nil,                     // 32: imtgt.federation.v1.Listing.AttributesEntry
 }
 var file_federation_proto_depIdxs = []int32{
 	12, // 0: imtgt.federation.v1.Message.heads_request:type_name -> imtgt.federation.v1.HeadsRequest
@@ -2733,30 +2891,31 @@ var file_federation_proto_depIdxs = []int32{
 	10, // 14: imtgt.federation.v1.Message.recover_reply:type_name -> imtgt.federation.v1.RecoverReply
 	2,  // 15: imtgt.federation.v1.Message.policy_offer:type_name -> imtgt.federation.v1.PolicyOffer
 	3,  // 16: imtgt.federation.v1.Message.policy_reply:type_name -> imtgt.federation.v1.PolicyReply
-	23, // 17: imtgt.federation.v1.OrderBatch.handoffs:type_name -> imtgt.federation.v1.OrderHandoff
-	8,  // 18: imtgt.federation.v1.ReceiptBatch.results:type_name -> imtgt.federation.v1.BatchResult
-	11, // 19: imtgt.federation.v1.RecoverReply.orders:type_name -> imtgt.federation.v1.RecoveredOrder
-	23, // 20: imtgt.federation.v1.RecoveredOrder.handoff:type_name -> imtgt.federation.v1.OrderHandoff
-	30, // 21: imtgt.federation.v1.Heads.heads:type_name -> imtgt.federation.v1.Heads.HeadsEntry
-	0,  // 22: imtgt.federation.v1.ListingRecord.op:type_name -> imtgt.federation.v1.ListingRecord.Op
-	20, // 23: imtgt.federation.v1.ListingRecord.listing:type_name -> imtgt.federation.v1.Listing
-	21, // 24: imtgt.federation.v1.Listing.seller:type_name -> imtgt.federation.v1.SellerProfile
-	22, // 25: imtgt.federation.v1.Listing.price:type_name -> imtgt.federation.v1.Money
-	31, // 26: imtgt.federation.v1.Listing.attributes:type_name -> imtgt.federation.v1.Listing.AttributesEntry
-	24, // 27: imtgt.federation.v1.OrderHandoff.items:type_name -> imtgt.federation.v1.OrderItem
-	25, // 28: imtgt.federation.v1.OrderHandoff.quote:type_name -> imtgt.federation.v1.OrderQuote
-	26, // 29: imtgt.federation.v1.OrderHandoff.recipient:type_name -> imtgt.federation.v1.Recipient
-	27, // 30: imtgt.federation.v1.OrderHandoff.consent:type_name -> imtgt.federation.v1.Consent
-	22, // 31: imtgt.federation.v1.OrderItem.unit_price:type_name -> imtgt.federation.v1.Money
-	22, // 32: imtgt.federation.v1.OrderQuote.item_total:type_name -> imtgt.federation.v1.Money
-	22, // 33: imtgt.federation.v1.OrderQuote.duties_total:type_name -> imtgt.federation.v1.Money
-	22, // 34: imtgt.federation.v1.OrderQuote.taxes_total:type_name -> imtgt.federation.v1.Money
-	22, // 35: imtgt.federation.v1.OrderQuote.landed_total:type_name -> imtgt.federation.v1.Money
-	36, // [36:36] is the sub-list for method output_type
-	36, // [36:36] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	29, // 17: imtgt.federation.v1.Message.issue_message:type_name -> imtgt.federation.v1.IssueMessage
+	23, // 18: imtgt.federation.v1.OrderBatch.handoffs:type_name -> imtgt.federation.v1.OrderHandoff
+	8,  // 19: imtgt.federation.v1.ReceiptBatch.results:type_name -> imtgt.federation.v1.BatchResult
+	11, // 20: imtgt.federation.v1.RecoverReply.orders:type_name -> imtgt.federation.v1.RecoveredOrder
+	23, // 21: imtgt.federation.v1.RecoveredOrder.handoff:type_name -> imtgt.federation.v1.OrderHandoff
+	31, // 22: imtgt.federation.v1.Heads.heads:type_name -> imtgt.federation.v1.Heads.HeadsEntry
+	0,  // 23: imtgt.federation.v1.ListingRecord.op:type_name -> imtgt.federation.v1.ListingRecord.Op
+	20, // 24: imtgt.federation.v1.ListingRecord.listing:type_name -> imtgt.federation.v1.Listing
+	21, // 25: imtgt.federation.v1.Listing.seller:type_name -> imtgt.federation.v1.SellerProfile
+	22, // 26: imtgt.federation.v1.Listing.price:type_name -> imtgt.federation.v1.Money
+	32, // 27: imtgt.federation.v1.Listing.attributes:type_name -> imtgt.federation.v1.Listing.AttributesEntry
+	24, // 28: imtgt.federation.v1.OrderHandoff.items:type_name -> imtgt.federation.v1.OrderItem
+	25, // 29: imtgt.federation.v1.OrderHandoff.quote:type_name -> imtgt.federation.v1.OrderQuote
+	26, // 30: imtgt.federation.v1.OrderHandoff.recipient:type_name -> imtgt.federation.v1.Recipient
+	27, // 31: imtgt.federation.v1.OrderHandoff.consent:type_name -> imtgt.federation.v1.Consent
+	22, // 32: imtgt.federation.v1.OrderItem.unit_price:type_name -> imtgt.federation.v1.Money
+	22, // 33: imtgt.federation.v1.OrderQuote.item_total:type_name -> imtgt.federation.v1.Money
+	22, // 34: imtgt.federation.v1.OrderQuote.duties_total:type_name -> imtgt.federation.v1.Money
+	22, // 35: imtgt.federation.v1.OrderQuote.taxes_total:type_name -> imtgt.federation.v1.Money
+	22, // 36: imtgt.federation.v1.OrderQuote.landed_total:type_name -> imtgt.federation.v1.Money
+	37, // [37:37] is the sub-list for method output_type
+	37, // [37:37] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_federation_proto_init() }
@@ -2783,6 +2942,7 @@ func file_federation_proto_init() {
 		(*Message_RecoverReply)(nil),
 		(*Message_PolicyOffer)(nil),
 		(*Message_PolicyReply)(nil),
+		(*Message_IssueMessage)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2790,7 +2950,7 @@ func file_federation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_federation_proto_rawDesc), len(file_federation_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   31,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
