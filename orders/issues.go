@@ -443,8 +443,8 @@ func (s *Service) restock(o *Order, items []aftersale.ItemQty, now time.Time) (*
 	for _, it := range items {
 		c.Items = append(c.Items, Item{ListingID: it.ListingID, Quantity: it.Quantity})
 	}
-	c.Status = Cancelled                          // stockBack's condition: what the order held comes back
-	c.History = []Event{{Status: Cancelled}}      // a note on a listing deleted meanwhile lands here
+	c.Status = Cancelled                         // stockBack's condition: what the order held comes back
+	c.History = []Event{{Status: Cancelled}}     // a note on a listing deleted meanwhile lands here
 	back, gone := s.stockBack(&c, Received, now) // (from a state that held stock)
 	if len(gone) > 0 {
 		o.History = append(o.History, Event{Status: o.Status, At: now, By: "system", Reason: c.History[0].Reason})
