@@ -390,7 +390,7 @@ func (s *Service) respond(o *Order, is *aftersale.Issue, a Actor, in aftersale.R
 	if o.Side == SideBuyer {
 		return s.buyerStep(o, before, is, EventRespond, a, now)
 	}
-	row, err := s.issueRow(o, &policy.IssueEvent{Event: EventRespond, Actor: string(a.Role), At: now, BasedOn: before.Version(), Input: &in})
+	row, err := s.issueRow(o, &policy.IssueEvent{IssueID: is.ID, Event: EventRespond, Actor: string(a.Role), At: now, BasedOn: before.Version(), Input: &in})
 	if err != nil {
 		return Applied{}, err
 	}

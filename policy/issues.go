@@ -30,6 +30,7 @@ var optionalKinds = map[string]bool{KindIssue: true}
 // (Input).
 type IssueEvent struct {
 	OrderID string
+	IssueID string // the issue's ID (taken from Issue when that is set)
 	Seq     uint64
 	Event   string
 	Actor   string
@@ -55,7 +56,7 @@ func (p *Policy) projectIssue(e *IssueEvent, destination string) (*pb.IssueMessa
 		return nil, nil, fmt.Errorf("%w (rule %s of the %s policy)", ErrNoConsent, ct.rules[0].ID, p.Country)
 	}
 	f := ct.fields
-	out := &pb.IssueMessage{OrderId: e.OrderID, Seq: e.Seq, Event: e.Event, Actor: e.Actor, AtUnixMs: e.At.UnixMilli(), BasedOn: e.BasedOn}
+	out := &pb.IssueMessage{OrderId: e.OrderID, IssueId: e.IssueID, Seq: e.Seq, Event: e.Event, Actor: e.Actor, AtUnixMs: e.At.UnixMilli(), BasedOn: e.BasedOn}
 	sent := map[string]bool{}
 	if e.Issue != nil {
 		out.IssueId = e.Issue.ID
