@@ -26,6 +26,7 @@ const (
 	MaxContentType    = 100
 	MaxTracking       = 100
 	MaxReference      = 200 // a payment reference
+	MaxRefunds        = 10  // refunds of one issue (partial refunds add up to the remedy)
 )
 
 // OpenInput is an issue as a marketplace opens it: the body of

@@ -86,3 +86,7 @@ func FuzzDecodeIssue(f *testing.F) {
 		require.NoError(t, aftersale.CheckIssue(order(), got))
 	})
 }
+
+// orders bounds an order's messages by the number of states (a path of
+// the state machine visits each once); keep it in step.
+func TestStatusCount(t *testing.T) { require.Len(t, aftersale.Statuses, 13) }

@@ -65,6 +65,9 @@ func (is *Issue) AddRefund(order OrderView, by Actor, in RefundInput, now time.T
 		return &TransitionError{From: is.Status, To: StatusRefunded}
 	}
 	w := money.Wire{Amount: in.Amount, Currency: in.Currency}
+	if len(is.Refunds) >= MaxRefunds {
+		return validation.Field("amount", "too_many_refunds", "issue %s has %d refunds, the most one issue may have: report the rest as one", is.ID, len(is.Refunds))
+	}
 	if in.Amount == "" {
 		return validation.Field("amount", "required", "amount is required")
 	}

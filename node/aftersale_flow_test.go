@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/imtgt/imtgt-node/aftersale"
 	"github.com/imtgt/imtgt-node/audit"
@@ -234,4 +235,81 @@ func TestIssueConflictConverges(t *testing.T) {
 	}, "MY's sync messages were not delivered")
 	mine := o.Issues[0]
 	require.Equal(t, mine.Version(), got.Version())
+}
+
+// After a restore the node that lost an issue's changes gets them back from
+// the other side (RecoveredOrder.issues) and the order's message sequence
+// continues where the other side expects: TH (the seller's node) loses the
+// issue and its own acceptance, recovers both, and its next response
+// reaches MY; then MY loses the issue and takes TH's copy back.
+func TestIssueRecoveryAfterRestore(t *testing.T) {
+	on := newOrderNet(t, 20)
+	ctx := context.Background()
+	oid, mkt := on.shipped(t, "issue-restore", 1)
+	shop := orders.Actor{Role: aftersale.ByMarketplace, ID: mkt}
+	seller := orders.Actor{Role: aftersale.BySeller, ID: on.sellerID}
+	before, err := on.th.Orders.Get(ctx, oid)
+	require.NoError(t, err)
+	is, _, err := on.my.Orders.OpenIssue(ctx, mkt, oid, "", aftersale.OpenInput{Category: aftersale.MissingParts,
+		Description: "The grinder came without its lid.", Items: []aftersale.ItemQty{{ListingID: on.listing, Quantity: 1}},
+		RemedyRequested: aftersale.RemedyReplacement})
+	require.NoError(t, err)
+	issueOn(t, on.th, seller, is.ID, aftersale.StatusOpen)
+	_, err = on.th.Orders.RespondIssue(ctx, seller, is.ID, aftersale.ResponseInput{Action: aftersale.ActionAccept, Remedy: &aftersale.Remedy{Kind: aftersale.RemedyReplacement}})
+	require.NoError(t, err)
+	issueOn(t, on.my, shop, is.ID, aftersale.StatusAccepted)
+
+	// TH's copy rewound to before the issue, as a restore would leave it.
+	_, err = on.th.Store.UpdateOrder(ctx, oid, func(o *orders.Order) ([]orders.OutboxRow, error) {
+		o.Issues, o.InSeq, o.OutSeq = nil, before.InSeq, before.OutSeq
+		return nil, nil
+	})
+	require.NoError(t, err)
+	_, _, err = on.th.Orders.Issue(ctx, seller, is.ID)
+	require.ErrorIs(t, err, orders.ErrIssueNotFound)
+	recs, entries, _, err := on.my.Orders.Recoverable(ctx, "TH", time.Time{}, "", 10)
+	require.NoError(t, err)
+	require.Len(t, recs, 1)
+	require.Len(t, recs[0].Issues, 1, "MY sends its issue again")
+	require.True(t, containsKind(entries, audit.IssueEgress), "sending it again is a recorded crossing")
+	res, err := on.th.Orders.Recover(ctx, "MY", recs)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.FastForwards)
+	got := issueOn(t, on.th, seller, is.ID, aftersale.StatusAccepted)
+	require.Len(t, got.Responses, 1, "TH has its lost acceptance back")
+	// TH's next message continues the sequence: MY applies it.
+	_, err = on.th.Orders.RespondIssue(ctx, seller, is.ID, aftersale.ResponseInput{Action: aftersale.ActionReplacementShipped, Tracking: "TH-EMS-123"})
+	require.NoError(t, err)
+	issueOn(t, on.my, shop, is.ID, aftersale.StatusResolved)
+	issueOn(t, on.th, seller, is.ID, aftersale.StatusResolved)
+
+	// Now MY loses the issue: TH's copy comes back to it.
+	_, err = on.my.Store.UpdateOrder(ctx, oid, func(o *orders.Order) ([]orders.OutboxRow, error) {
+		o.Issues = nil
+		return nil, nil
+	})
+	require.NoError(t, err)
+	back, _, _, err := on.th.Orders.Recoverable(ctx, "MY", time.Time{}, "", 10)
+	require.NoError(t, err)
+	require.Len(t, back, 1)
+	require.True(t, back[0].PlacedByYou)
+	_, err = on.my.Orders.Recover(ctx, "TH", back)
+	require.NoError(t, err)
+	mine := issueOn(t, on.my, shop, is.ID, aftersale.StatusResolved)
+	require.Equal(t, got.ID, mine.ID)
+
+	// A forged issue in a recovery is refused naming what is wrong.
+	bad := proto.Clone(back[0]).(*pb.RecoveredOrder)
+	bad.Issues = [][]byte{[]byte(`{"id":"iss_nope"}`)}
+	_, err = on.my.Orders.Recover(ctx, "TH", []*pb.RecoveredOrder{bad})
+	require.ErrorIs(t, err, orders.ErrBadRecovery)
+}
+
+func containsKind(es []*audit.Entry, k audit.Kind) bool {
+	for _, e := range es {
+		if e.Kind == k {
+			return true
+		}
+	}
+	return false
 }

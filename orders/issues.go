@@ -675,3 +675,67 @@ func (s *Service) applyResponse(o *Order, m *pb.IssueMessage, now time.Time) (re
 	}
 	return result, reason, status, ap
 }
+
+// recoverableIssues are o's issues as this node sends them to a restored
+// peer (RecoveredOrder.issues): projected by this node's policy for the
+// purpose "issue", each a recorded crossing; an issue the policy no longer
+// lets go is left out, and that refusal recorded.
+func (s *Service) recoverableIssues(pol *policy.Policy, peer string, o *Order) ([][]byte, []*audit.Entry) {
+	var out [][]byte
+	var entries []*audit.Entry
+	for _, is := range o.Issues {
+		if pol == nil {
+			break
+		}
+		msg, t, err := pol.Project(&policy.IssueEvent{OrderID: o.ID, Event: EventSync, Actor: string(aftersale.BySystem), Issue: is, Consent: o.Consent}, peer, policy.PurposeIssue)
+		if err != nil {
+			entries = append(entries, &audit.Entry{Kind: audit.Rejection, Peer: peer, Purpose: string(policy.PurposeIssue), Records: []string{is.ID, o.ID},
+				Count: 1, Reason: "recovery: the issue is not sent again: " + err.Error()})
+			continue
+		}
+		raw := msg.(*pb.IssueMessage).Issue
+		out = append(out, raw)
+		entries = append(entries, &audit.Entry{Kind: audit.IssueEgress, Peer: peer, Purpose: string(policy.PurposeIssue), Records: []string{is.ID, o.ID},
+			Count: 1, Fields: t.Fields, PolicyVersion: t.Version, Rules: t.Rules, LegalBasis: t.LegalBasis, PayloadHash: audit.HashHex(raw),
+			Reason: "recovery: sent again after " + peer + "'s restore"})
+	}
+	return out, entries
+}
+
+// adoptRecovered takes a peer's copies of o's issues after this node's
+// restore: an issue it lost, or, from the issue's authority (the buyer's
+// node), one it holds at another version; from the seller's node only one
+// it holds at an older version. It reports whether o changed, with the
+// audit entries of what it took.
+func adoptRecovered(o *Order, from string, raws [][]byte) (bool, []*audit.Entry, error) {
+	if len(raws) > MaxIssues {
+		return false, nil, fmt.Errorf("%w: order %s: %d issues (at most %d)", ErrBadRecovery, o.ID, len(raws), MaxIssues)
+	}
+	changed := false
+	var entries []*audit.Entry
+	for _, raw := range raws {
+		is, err := aftersale.DecodeIssue(raw, o.IssueView())
+		if err != nil {
+			return false, nil, fmt.Errorf("%w: order %s: %v", ErrBadRecovery, o.ID, err)
+		}
+		held := o.issue(is.ID)
+		switch {
+		case held == nil && len(o.Issues) >= MaxIssues:
+			continue
+		case held == nil:
+			o.Issues = append(o.Issues, is)
+		case o.Side == SideSeller && held.Version() != is.Version(), o.Side == SideBuyer && is.Version() > held.Version():
+			o.Issues[slices.Index(o.Issues, held)] = is
+		default:
+			continue
+		}
+		changed = true
+		entries = append(entries, &audit.Entry{Kind: audit.IssueIngress, Peer: from, Purpose: string(policy.PurposeIssue), Records: []string{is.ID, o.ID},
+			Count: 1, Fields: issueFields(&pb.IssueMessage{Issue: raw}), PayloadHash: audit.HashHex(raw),
+			Reason: "recovery: re-delivered by " + from + " after this node's restore"})
+	}
+	if changed {
+		o.collectRefunds()
+	}
+	return changed, entries, nil
+}

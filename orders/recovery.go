@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/imtgt/imtgt-node/aftersale"
 	"github.com/imtgt/imtgt-node/audit"
 	"github.com/imtgt/imtgt-node/federation/pb"
 	"github.com/imtgt/imtgt-node/policy"
@@ -82,6 +83,9 @@ func (s *Service) Recoverable(ctx context.Context, seller string, since time.Tim
 			if r.SellerReceipts, _, err = statusEnvelopes(s.cfg.Store.InboxReceipts(ctx, seller, o.ID)); err != nil {
 				return nil, nil, false, err
 			}
+			var es []*audit.Entry
+			r.Issues, es = s.recoverableIssues(pol, seller, o)
+			entries = append(entries, es...)
 			out = append(out, r)
 			continue
 		}
@@ -112,6 +116,9 @@ func (s *Service) Recoverable(ctx context.Context, seller string, since time.Tim
 				entries = append(entries, e)
 			}
 		}
+		var es []*audit.Entry
+		r.Issues, es = s.recoverableIssues(pol, seller, o)
+		entries = append(entries, es...)
 		out = append(out, r)
 	}
 	return out, entries, more, nil
@@ -199,7 +206,7 @@ func (s *Service) Recover(ctx context.Context, from string, recs []*pb.Recovered
 					now := s.cfg.Now().UTC()
 					if own.seq > o.InSeq {
 						o.InSeq, o.UpdatedAt = own.seq, now
-						if rc := own.last; Status(rc.Status) != o.Status && ValidStatus(Status(rc.Status)) {
+						if rc := own.last; rc != nil && Status(rc.Status) != o.Status && ValidStatus(Status(rc.Status)) {
 							o.Status = Status(rc.Status)
 							o.History = append(o.History, Event{Status: o.Status, At: now, By: "seller",
 								Reason: "restored after this node's restore, from its own receipt of " + from + "'s message"})
@@ -207,7 +214,7 @@ func (s *Service) Recover(ctx context.Context, from string, recs []*pb.Recovered
 					}
 					if theirs.seq > o.OutSeq {
 						o.OutSeq, o.UpdatedAt = theirs.seq, now
-						if rc := theirs.last; rc.Result == ResultApplied && Status(rc.Status) == Cancelled && o.Status != Cancelled {
+						if rc := theirs.last; rc != nil && rc.Result == ResultApplied && Status(rc.Status) == Cancelled && o.Status != Cancelled {
 							o.Status = Cancelled
 							o.History = append(o.History, Event{Status: o.Status, At: now, By: "peer",
 								Reason: "restored after this node's restore: cancelled, as " + from + "'s receipt says"})
@@ -221,6 +228,11 @@ func (s *Service) Recover(ctx context.Context, from string, recs []*pb.Recovered
 			default:
 				res.Unchanged++
 			}
+			if o != nil && err == nil && len(r.Issues) > 0 {
+				if err := s.recoverIssues(ctx, from, o.ID, r.Issues); err != nil {
+					return res, err
+				}
+			}
 			continue
 		}
 		switch {
@@ -233,6 +245,11 @@ func (s *Service) Recover(ctx context.Context, from string, recs []*pb.Recovered
 			if err != nil {
 				return res, err
 			}
+			_, es, err := adoptRecovered(h.Order, from, r.Issues)
+			if err != nil {
+				return res, err
+			}
+			h.Audit = append(h.Audit, es...)
 			lost = append(lost, h)
 		case err != nil:
 			return res, err
@@ -248,6 +265,11 @@ func (s *Service) Recover(ctx context.Context, from string, recs []*pb.Recovered
 			res.FastForwards++
 		default:
 			res.Unchanged++
+		}
+		if err == nil && len(r.Issues) > 0 {
+			if err := s.recoverIssues(ctx, from, o.ID, r.Issues); err != nil {
+				return res, err
+			}
 		}
 	}
 	if len(placed) > 0 && s.cfg.Audit != nil {
@@ -282,12 +304,20 @@ func (s *Service) Recover(ctx context.Context, from string, recs []*pb.Recovered
 	return res, nil
 }
 
-// maxStatusSeq bounds the status seqs a recovery accepts: the state
-// machine lets a side send only a handful of status messages per order.
-const maxStatusSeq = 16
+// maxStatusSeq bounds the message seqs of one order a recovery accepts:
+// the order state machine lets a side send only a handful of status
+// messages, and each of its issues (at most MaxIssues) a bounded number of
+// issue messages (maxIssueMessages: every step of the issue state machine,
+// its refunds, and a sync after each conflict).
+const maxStatusSeq = 16 + MaxIssues*maxIssueMessages
 
-// ownReceipts is what this node signed of the buyer node's status messages
-// for one order: the last seq, and the receipt of it.
+// maxIssueMessages bounds what one side sends of one issue.
+// (13 states: a path visits each at most once; syncs at most double it.)
+const maxIssueMessages = 2 * (13 + aftersale.MaxRefunds)
+
+// ownReceipts is what this node signed of the other node's messages of one
+// order: the last seq (status and issue messages share it), and the
+// receipt of the last status message (nil if none).
 type ownReceipts struct {
 	seq  uint64
 	last *pb.Receipt
@@ -299,7 +329,7 @@ func statusEnvelopes(kept []KeptReceipt, err error) ([][]byte, uint64, error) {
 	var out [][]byte
 	var last uint64
 	for _, k := range kept {
-		if k.Kind == KindStatus {
+		if k.Kind == KindStatus || k.Kind == KindIssue {
 			out = append(out, k.Envelope)
 			last = max(last, k.Seq)
 		}
@@ -339,11 +369,12 @@ func checkStatusReceipts(r *pb.RecoveredOrder, raws [][]byte, receiver, whose st
 		if err != nil {
 			return got, fmt.Errorf("%w: order %s: a status receipt is not %s: %v", ErrBadRecovery, r.OrderId, whose, err)
 		}
-		if rc.OrderId != r.OrderId || rc.Kind != KindStatus || rc.Receiver != receiver || rc.Seq == 0 || rc.Seq > maxStatusSeq {
+		if rc.OrderId != r.OrderId || (rc.Kind != KindStatus && rc.Kind != KindIssue) || rc.Receiver != receiver || rc.Seq == 0 || rc.Seq > maxStatusSeq {
 			return got, fmt.Errorf("%w: order %s: a status receipt acknowledges another message", ErrBadRecovery, r.OrderId)
 		}
-		if rc.Seq > got.seq {
-			got.seq, got.last = rc.Seq, rc
+		got.seq = max(got.seq, rc.Seq)
+		if rc.Kind == KindStatus && (got.last == nil || rc.Seq > got.last.Seq) {
+			got.last = rc
 		}
 	}
 	return got, nil
@@ -395,7 +426,7 @@ func forward(o *Order, from string, r *pb.RecoveredOrder, own ownReceipts, now t
 	}
 	if own.seq > o.InSeq {
 		o.InSeq = own.seq
-		if rc := own.last; rc.Result == ResultApplied && Status(rc.Status) == Cancelled && o.Status != Cancelled {
+		if rc := own.last; rc != nil && rc.Result == ResultApplied && Status(rc.Status) == Cancelled && o.Status != Cancelled {
 			set(Cancelled, "", "", "restored after this node's restore: cancelled by the buyer, as this node's receipt says")
 		}
 	}
@@ -448,4 +479,19 @@ func (s *Service) recovered(from string, r *pb.RecoveredOrder, own ownReceipts) 
 		e.Reason = "re-delivered by " + from + " after this node's restore (receipt of " + at.Format(time.RFC3339) + ")"
 	}
 	return ReceivedHandoff{Key: in.key, Entry: InboxEntry{Hash: in.hash, Receipt: r.Receipt}, Order: o, Audit: entries}, nil
+}
+
+// recoverIssues adopts a peer's copies of an order's issues that this node,
+// restored, lost or holds behind (adoptRecovered), with their audit
+// entries, in one transaction.
+func (s *Service) recoverIssues(ctx context.Context, from, orderID string, raws [][]byte) error {
+	_, err := s.cfg.Store.ChangeOrder(ctx, orderID, func(o *Order) (Applied, error) {
+		changed, entries, err := adoptRecovered(o, from, raws)
+		if err != nil || !changed {
+			return Applied{}, err
+		}
+		o.UpdatedAt = s.cfg.Now().UTC()
+		return Applied{Audit: entries}, nil
+	})
+	return err
 }

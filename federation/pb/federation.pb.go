@@ -970,8 +970,9 @@ type RecoveredOrder struct {
 	// The seller node's signed receipt of the handoff, as the buyer's node
 	// kept it: the restored node answers a repeated delivery with it.
 	Receipt []byte `protobuf:"bytes,9,opt,name=receipt,proto3" json:"receipt,omitempty"`
-	// The seller node's signed receipts of the status messages the buyer's
-	// node sent (cancellations) and had acknowledged: the restored node
+	// The seller node's signed receipts of the status and issue messages
+	// (both in the order's message sequence) the buyer's node sent and had
+	// acknowledged: the restored node
 	// takes its in-seq, and its state after an applied one, from its own
 	// receipts only (buyer_seq is informative).
 	StatusReceipts [][]byte `protobuf:"bytes,10,rep,name=status_receipts,json=statusReceipts,proto3" json:"status_receipts,omitempty"`
@@ -983,8 +984,12 @@ type RecoveredOrder struct {
 	// With placed_by_you: the replier's own signed receipts of the status
 	// messages the requester sent it (cancellations), from its inbox.
 	SellerReceipts [][]byte `protobuf:"bytes,12,rep,name=seller_receipts,json=sellerReceipts,proto3" json:"seller_receipts,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The replier's after-sale issues of the order (JSON, aftersale.Issue),
+	// as its policy lets them cross for the purpose "issue": the restored
+	// node adopts those it lost or holds at an older version.
+	Issues        [][]byte `protobuf:"bytes,13,rep,name=issues,proto3" json:"issues,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RecoveredOrder) Reset() {
@@ -1097,6 +1102,13 @@ func (x *RecoveredOrder) GetPlacedByYou() bool {
 func (x *RecoveredOrder) GetSellerReceipts() [][]byte {
 	if x != nil {
 		return x.SellerReceipts
+	}
+	return nil
+}
+
+func (x *RecoveredOrder) GetIssues() [][]byte {
+	if x != nil {
+		return x.Issues
 	}
 	return nil
 }
@@ -2668,7 +2680,7 @@ const file_federation_proto_rawDesc = "" +
 	"\tmax_count\x18\x03 \x01(\rR\bmaxCount\"_\n" +
 	"\fRecoverReply\x12;\n" +
 	"\x06orders\x18\x01 \x03(\v2#.imtgt.federation.v1.RecoveredOrderR\x06orders\x12\x12\n" +
-	"\x04more\x18\x02 \x01(\bR\x04more\"\xa8\x03\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"\xc0\x03\n" +
 	"\x0eRecoveredOrder\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12;\n" +
 	"\ahandoff\x18\x02 \x01(\v2!.imtgt.federation.v1.OrderHandoffR\ahandoff\x12\x16\n" +
@@ -2683,7 +2695,8 @@ const file_federation_proto_rawDesc = "" +
 	"\x0fstatus_receipts\x18\n" +
 	" \x03(\fR\x0estatusReceipts\x12\"\n" +
 	"\rplaced_by_you\x18\v \x01(\bR\vplacedByYou\x12'\n" +
-	"\x0fseller_receipts\x18\f \x03(\fR\x0esellerReceipts\"\x0e\n" +
+	"\x0fseller_receipts\x18\f \x03(\fR\x0esellerReceipts\x12\x16\n" +
+	"\x06issues\x18\r \x03(\fR\x06issues\"\x0e\n" +
 	"\fHeadsRequest\"~\n" +
 	"\x05Heads\x12;\n" +
 	"\x05heads\x18\x01 \x03(\v2%.imtgt.federation.v1.Heads.HeadsEntryR\x05heads\x1a8\n" +
