@@ -21,6 +21,7 @@ import (
 	"github.com/imtgt/imtgt-node/federation"
 	"github.com/imtgt/imtgt-node/keys"
 	"github.com/imtgt/imtgt-node/membership"
+	"github.com/imtgt/imtgt-node/money"
 )
 
 // DemoOptions configure the demo.
@@ -315,10 +316,97 @@ func (d *Demo) orders(ctx context.Context, out io.Writer) error {
 		var o struct{ Status, Tracking string }
 		if err := c.do(ctx, "GET", "/v1/orders/"+first, mkt.Token, nil, http.StatusOK, &o); err == nil && o.Status == "shipped" {
 			fmt.Fprintf(out, "  TH seller accepted, packed and shipped order %s; the MY node shows it %s (tracking %s)\n", first, o.Status, o.Tracking)
-			return nil
+			return d.issue(ctx, out, c, thc, mkt.Token, first)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("order %s did not reach shipped on the MY node", first)
+		}
+		if err := pause(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// issue is the after-sale step of the demo: the MY marketplace says the
+// shipped order arrived damaged, the TH seller accepts a refund of half of
+// what was paid, the marketplace reports paying it and resolves the issue;
+// every step crosses between the two nodes.
+func (d *Demo) issue(ctx context.Context, out io.Writer, my, th *apiClient, mktToken, orderID string) error {
+	var o struct {
+		SellerID string `json:"seller_id"`
+		Quote    struct {
+			LandedTotal struct{ Amount, Currency string } `json:"landed_total"`
+		} `json:"quote"`
+	}
+	if err := my.do(ctx, "GET", "/v1/orders/"+orderID, mktToken, nil, http.StatusOK, &o); err != nil {
+		return err
+	}
+	paid, err := money.Parse(o.Quote.LandedTotal.Amount, o.Quote.LandedTotal.Currency)
+	if err != nil {
+		return fmt.Errorf("order %s: landed total: %w", orderID, err)
+	}
+	half := money.Amount{Minor: paid.Minor / 2, Currency: paid.Currency}
+	var is struct {
+		ID        string `json:"id"`
+		Status    string `json:"status"`
+		RespondBy string `json:"respond_by"`
+	}
+	body := map[string]any{"category": "damaged", "description": "The parcel arrived crushed; half of the goods are unusable.",
+		"items": []map[string]any{}, "remedy_requested": "refund"}
+	var full struct {
+		Items []struct {
+			ListingID string `json:"listing_id"`
+			Quantity  int64  `json:"quantity"`
+		} `json:"items"`
+	}
+	if err := my.do(ctx, "GET", "/v1/orders/"+orderID, mktToken, nil, http.StatusOK, &full); err != nil {
+		return err
+	}
+	if len(full.Items) == 0 {
+		return fmt.Errorf("order %s has no items", orderID)
+	}
+	body["items"] = []map[string]any{{"listing_id": full.Items[0].ListingID, "quantity": 1}}
+	if err := my.doHeader(ctx, "POST", "/v1/orders/"+orderID+"/issues", mktToken, map[string]string{"Idempotency-Key": "demo-issue-" + orderID}, body, http.StatusCreated, &is); err != nil {
+		return fmt.Errorf("open an issue: %w", err)
+	}
+	fmt.Fprintf(out, "  MY marketplace opened issue %s (damaged, refund requested) on order %s: the seller must respond by %s\n", is.ID, orderID, is.RespondBy)
+	seller := d.Nodes[0].sellerTokenByID[o.SellerID]
+	// The seller's node holds the issue once it crossed.
+	if err := waitIssue(ctx, th, seller, is.ID, "open"); err != nil {
+		return err
+	}
+	accept := map[string]any{"action": "accept", "remedy": map[string]any{"kind": "refund", "amount": map[string]string{"amount": half.Decimal(), "currency": half.Currency}}}
+	if err := th.do(ctx, "POST", "/v1/issues/"+is.ID+"/responses", seller, accept, http.StatusOK, nil); err != nil {
+		return fmt.Errorf("the seller accepts: %w", err)
+	}
+	if err := waitIssue(ctx, my, mktToken, is.ID, "accepted"); err != nil {
+		return err
+	}
+	refund := map[string]string{"amount": half.Decimal(), "currency": half.Currency, "reason": "half of the goods were unusable", "payment_reference": "DUITNOW-DEMO-0001"}
+	if err := my.do(ctx, "POST", "/v1/issues/"+is.ID+"/refunds", mktToken, refund, http.StatusCreated, nil); err != nil {
+		return fmt.Errorf("report the refund: %w", err)
+	}
+	if err := my.do(ctx, "POST", "/v1/issues/"+is.ID+"/responses", mktToken, map[string]string{"action": "resolve"}, http.StatusOK, nil); err != nil {
+		return fmt.Errorf("resolve: %w", err)
+	}
+	if err := waitIssue(ctx, th, seller, is.ID, "resolved"); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  TH seller accepted a refund of %s; MY reported paying it (DUITNOW-DEMO-0001) and resolved the issue; both nodes show it resolved\n", half)
+	return nil
+}
+
+// waitIssue polls a node until it shows issue id in status.
+func waitIssue(ctx context.Context, c *apiClient, token, id, status string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var is struct{ Status string }
+		err := c.do(ctx, "GET", "/v1/issues/"+id, token, nil, http.StatusOK, &is)
+		if err == nil && is.Status == status {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("issue %s never showed %s at %s (last: %q, %v)", id, status, c.base, is.Status, err)
 		}
 		if err := pause(ctx); err != nil {
 			return err
@@ -423,6 +511,7 @@ func (d *Demo) PrintSummary(w io.Writer) {
 		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/v1/catalog/search?origin=MY'\n", dn.OperatorToken, dn.URL)
 		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/v1/peers'\n", dn.OperatorToken, dn.URL)
 		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/v1/orders'      # the TH side of the demo orders\n", dn.OperatorToken, dn.URL)
+		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/v1/issues'      # the demo's after-sale issue, resolved with a refund\n", dn.OperatorToken, dn.URL)
 		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' '%s/v1/catalog/search?q=vape'      # not orderable in TH: rule TH-IMP-ECIG\n", dn.OperatorToken, dn.URL)
 		if len(d.Nodes) > 2 {
 			id := d.Nodes[2]
