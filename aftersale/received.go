@@ -109,3 +109,26 @@ func CheckIssue(order OrderView, is *Issue) error {
 // count the same, so a node acting on version v tells the other which
 // state it acted on.
 func (is *Issue) Version() uint64 { return uint64(len(is.History) + len(is.Refunds)) }
+
+// Erase removes what people wrote in an issue (the buyer's description,
+// the reasons and tracking of responses, refunds, the decision and the
+// history), for the end of the buyer data's retention. What an auditor or
+// an accountant needs stays: the category, items, remedies, amounts,
+// payment references, states and times.
+func (is *Issue) Erase() {
+	is.Description = ""
+	for i := range is.Responses {
+		is.Responses[i].Reason, is.Responses[i].Tracking = "", ""
+	}
+	for i := range is.Refunds {
+		is.Refunds[i].Reason = ""
+	}
+	if is.Decision != nil {
+		d := *is.Decision
+		d.Reason = ""
+		is.Decision = &d
+	}
+	for i := range is.History {
+		is.History[i].Reason = ""
+	}
+}

@@ -90,3 +90,20 @@ func FuzzDecodeIssue(f *testing.F) {
 // orders bounds an order's messages by the number of states (a path of
 // the state machine visits each once); keep it in step.
 func TestStatusCount(t *testing.T) { require.Len(t, aftersale.Statuses, 13) }
+
+func TestErase(t *testing.T) {
+	is := opened(t)
+	is.Responses = append(is.Responses, aftersale.Response{ResponseInput: aftersale.ResponseInput{Action: aftersale.ActionReject, Reason: "call me on 012-345"}})
+	is.Refunds = append(is.Refunds, aftersale.Refund{Amount: "1.00", Currency: "THB", Reason: "for Mr. X", PaymentReference: "REF-1"})
+	is.Decision = &aftersale.Decision{Outcome: aftersale.Upheld, Reason: "the buyer, Ms. Y, is right"}
+	is.History[0].Reason = "personal"
+	is.Erase()
+	require.Empty(t, is.Description)
+	require.Empty(t, is.Responses[0].Reason)
+	require.Empty(t, is.Refunds[0].Reason)
+	require.Equal(t, "REF-1", is.Refunds[0].PaymentReference, "the accounting reference stays")
+	require.Empty(t, is.Decision.Reason)
+	require.Equal(t, aftersale.Upheld, is.Decision.Outcome)
+	require.Empty(t, is.History[0].Reason)
+	require.Equal(t, aftersale.Damaged, is.Category)
+}

@@ -31,6 +31,12 @@ func (s *Service) EraseExpired(ctx context.Context, days int, now time.Time) (in
 				if due(o) {
 					t := now.UTC()
 					o.Sealed, o.Delivered, o.ErasedAt = nil, nil, &t
+					// What the buyer and seller wrote in its issues is
+					// personal data too.
+					for _, is := range o.Issues {
+						is.Erase()
+					}
+					o.collectRefunds()
 				}
 				return nil, nil
 			})
