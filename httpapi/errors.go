@@ -48,6 +48,9 @@ func classify(err error) *httpError {
 	if he := orderError(err); he != nil {
 		return he
 	}
+	if he := issueError(err); he != nil {
+		return he
+	}
 	if ve, ok := validation.As(err); ok {
 		return &httpError{status: http.StatusUnprocessableEntity, apiError: apiError{Code: ve.Code, Message: ve.Error(), Field: ve.Field}}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/imtgt/imtgt-node/access"
+	"github.com/imtgt/imtgt-node/aftersale"
 	"github.com/imtgt/imtgt-node/money"
 	"github.com/imtgt/imtgt-node/orders"
 	"github.com/imtgt/imtgt-node/store"
@@ -105,6 +106,14 @@ type orderQuoteView struct {
 	PolicyVersion uint64          `json:"policy_version"`
 }
 
+// orderIssueRef names one issue of an order (GET /v1/issues/{id} has it
+// whole).
+type orderIssueRef struct {
+	ID       string             `json:"id"`
+	Status   aftersale.Status   `json:"status"`
+	Category aftersale.Category `json:"category"`
+}
+
 type orderView struct {
 	ID             string          `json:"id"`
 	Status         orders.Status   `json:"status"`
@@ -125,8 +134,12 @@ type orderView struct {
 	Buyer          *orders.Buyer   `json:"buyer,omitempty"`     // buyer's node, to the marketplace and operator
 	Recipient      *orders.Buyer   `json:"recipient,omitempty"` // seller's node, to the seller and operator
 	PersonalErased *time.Time      `json:"personal_data_erased_at,omitempty"`
-	CreatedAt      time.Time       `json:"created_at"`
-	UpdatedAt      time.Time       `json:"updated_at"`
+	// Refunds are those the marketplace reported for the order's issues,
+	// the same on both nodes; Issues name the order's issues.
+	Refunds   []aftersale.Refund `json:"refunds"`
+	Issues    []orderIssueRef    `json:"issues"`
+	CreatedAt time.Time          `json:"created_at"`
+	UpdatedAt time.Time          `json:"updated_at"`
 }
 
 func wire(a money.Amount) money.Wire {
@@ -142,7 +155,11 @@ func (s *Server) viewOrder(o *orders.Order) (orderView, error) {
 	v := orderView{ID: o.ID, Status: o.Status, Side: o.Side, MarketplaceID: o.MarketplaceID, BuyerCountry: o.BuyerCountry,
 		SellerCountry: o.SellerCountry, SellerID: o.SellerID, Consent: o.Consent, LegalBasis: o.LegalBasis, TransferRules: o.TransferRules,
 		Reason: o.Reason, Tracking: o.Tracking, History: o.History, Delivered: len(o.Receipt) > 0, PersonalErased: o.ErasedAt,
-		CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt, Items: []orderItemView{}}
+		CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt, Items: []orderItemView{},
+		Refunds: append([]aftersale.Refund{}, o.Refunds...), Issues: []orderIssueRef{}}
+	for _, is := range o.Issues {
+		v.Issues = append(v.Issues, orderIssueRef{ID: is.ID, Status: is.Status, Category: is.Category})
+	}
 	for _, it := range o.Items {
 		v.Items = append(v.Items, orderItemView{ListingID: it.ListingID, Title: it.Title, HSCode: it.HSCode, Quantity: it.Quantity, UnitPrice: wire(it.UnitPrice)})
 	}

@@ -162,6 +162,8 @@ func (s *Server) routes() []route {
 	seller := []access.Role{access.Seller}
 	sellerOrOp := []access.Role{access.Seller, access.Operator}
 	auditorOrOp := []access.Role{access.Auditor, access.Operator}
+	mkt := []access.Role{access.Marketplace}
+	mktSellerOp := []access.Role{access.Marketplace, access.Seller, access.Operator}
 	return []route{
 		{Method: "GET", Pattern: "/healthz", handler: s.healthz},
 		{Method: "GET", Pattern: "/readyz", handler: s.readyz},
@@ -199,6 +201,14 @@ func (s *Server) routes() []route {
 		{Method: "POST", Pattern: "/v1/orders/{id}/cancel", Roles: []access.Role{access.Marketplace}, handler: s.cancelOrder},
 		{Method: "POST", Pattern: "/v1/orders/{id}/transitions", Roles: seller, handler: s.transitionOrder},
 		{Method: "GET", Pattern: "/v1/outbox", Roles: op, handler: s.outbox},
+
+		{Method: "POST", Pattern: "/v1/orders/{id}/issues", Roles: mkt, handler: s.openIssue},
+		{Method: "GET", Pattern: "/v1/issues", Roles: mktSellerOp, handler: s.listIssues},
+		{Method: "GET", Pattern: "/v1/issues/{id}", Roles: mktSellerOp, handler: s.getIssue},
+		{Method: "POST", Pattern: "/v1/issues/{id}/responses", Roles: []access.Role{access.Marketplace, access.Seller}, handler: s.respondIssue},
+		{Method: "POST", Pattern: "/v1/issues/{id}/escalate", Roles: mkt, handler: s.escalateIssue},
+		{Method: "POST", Pattern: "/v1/issues/{id}/decisions", Roles: op, handler: s.decideIssue},
+		{Method: "POST", Pattern: "/v1/issues/{id}/refunds", Roles: mkt, handler: s.refundIssue},
 
 		{Method: "GET", Pattern: "/v1/policy", Roles: trading, handler: s.getPolicy},
 		{Method: "POST", Pattern: "/v1/policy", Roles: op, handler: s.installPolicy},
