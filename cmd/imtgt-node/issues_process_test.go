@@ -195,9 +195,32 @@ func TestProcessIssueThroughKills(t *testing.T) {
 	require.Equal(t, http.StatusOK, status, es)
 	require.Len(t, es["items"].([]any), 1, "MY took TH's acceptance once")
 
+	// The CLI view, from the running node's API and from a stopped node's
+	// store, shows the same.
+	cliIssues := func(n *fedNode) {
+		t.Helper()
+		out, err := cliRun(t, "issues", "list", "--dir", n.dir)
+		require.NoError(t, err, out)
+		require.Contains(t, out, id, n.cc)
+		require.Contains(t, out, "resolved", n.cc)
+		out, err = cliRun(t, "issues", "list", "--dir", n.dir, "--status", "open")
+		require.NoError(t, err, out)
+		require.Contains(t, out, "No issues.", n.cc)
+		out, err = cliRun(t, "issues", "show", "--dir", n.dir, "--json", id)
+		require.NoError(t, err, out)
+		var shown map[string]any
+		require.NoError(t, json.Unmarshal([]byte(out), &shown), out)
+		require.Equal(t, "resolved", shown["status"], n.cc)
+		require.Len(t, shown["refunds"], 1, n.cc)
+		out, err = cliRun(t, "issues", "show", "--dir", n.dir, id)
+		require.NoError(t, err, out)
+		require.Contains(t, out, "PAYNET-2026-000123", n.cc)
+	}
+	cliIssues(my)
 	for _, n := range []*fedNode{th, my} {
 		require.NoError(t, n.p.cmd.Process.Signal(syscall.SIGTERM))
 		require.NoError(t, waitExit(t, n.p), "%s:\n%s", n.cc, n.p.stderr)
 		require.NotContains(t, n.p.stderr.String(), "panic", n.cc)
 	}
+	cliIssues(th)
 }

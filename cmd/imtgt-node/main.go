@@ -70,6 +70,7 @@ node, whose catalog is searchable, and their personal data stays at home.`,
 		newPolicyCmd(),
 		newAuditCmd(),
 		newStoreCmd(),
+		newIssuesCmd(),
 		newDemoCmd(),
 		newVersionCmd(),
 	)
