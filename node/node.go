@@ -407,7 +407,8 @@ func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 		Country: cfg.Node.Country, Store: db, Catalog: n.Catalog,
 		Policy: func() *policy.Policy { p, _ := n.Policy(); return p },
 		Key:    ks.Data, Seal: n.Catalog.Seal(), Sign: n.Fed.SignReceipt, OwnReceipt: n.ownReceipt, PeerReceipt: n.Fed.OpenReceipt,
-		Logger: log, Registry: n.Metrics, Audit: n.Audit,
+		PeerPolicy: n.peerPolicyVersion,
+		Logger:     log, Registry: n.Metrics, Audit: n.Audit,
 	})
 	n.fedOrders.Store(n.Orders)
 	start := time.Now()

@@ -20,11 +20,14 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/imtgt/imtgt-node/catalog"
 	"github.com/imtgt/imtgt-node/federation"
 	"github.com/imtgt/imtgt-node/federation/pb"
 	"github.com/imtgt/imtgt-node/internal/testnet"
+	"github.com/imtgt/imtgt-node/money"
 	"github.com/imtgt/imtgt-node/node"
 	"github.com/imtgt/imtgt-node/orders"
+	"github.com/imtgt/imtgt-node/policy"
 )
 
 // orderNet is a TH seller's node and an MY buyer's node, federated, with
@@ -104,10 +107,35 @@ func (on *orderNet) handoff(t *testing.T, qty int64) *pb.OrderHandoff {
 		OrderId: "ord_" + ulid.Make().String(), BuyerCountry: "MY", SellerId: on.sellerID,
 		Items: []*pb.OrderItem{{ListingId: l.ID, Quantity: qty, UnitPrice: &pb.Money{Minor: l.Price.Minor, Currency: l.Price.Currency},
 			Title: l.Title, HsCode: l.HSCode}},
-		Quote:     &pb.OrderQuote{ItemTotal: &pb.Money{Minor: 3000 * qty, Currency: "MYR"}, LandedTotal: &pb.Money{Minor: 3300 * qty, Currency: "MYR"}},
+		Quote:     on.quote(t, l, qty, now),
 		Recipient: &pb.Recipient{Name: "Nurul Aina", Phone: "+60 12 345 6789", Line1: "12 Jalan Burma", City: "George Town", Region: "MY-07", Postcode: "10050", Country: "MY"},
 		Consent:   &pb.Consent{}, CreatedUnixMs: now.UnixMilli(), LegalBasis: "contract_necessity",
 	}
+}
+
+// quote is the landed-cost quote MY's node makes for qty of l at now,
+// with its installed policy: what TH's node computes again.
+func (on *orderNet) quote(t *testing.T, l *catalog.Listing, qty int64, now time.Time) *pb.OrderQuote {
+	t.Helper()
+	p, _ := on.my.Policy()
+	return quoteOf(t, p, now, policy.QuoteItem{Listing: policy.Listing{ID: l.ID, Origin: l.Origin, HSCode: l.HSCode, UnitPrice: l.Price}, Quantity: qty})
+}
+
+// quoteOf is the consignment quote of items under p, as a handoff carries it.
+func quoteOf(t *testing.T, p *policy.Policy, now time.Time, items ...policy.QuoteItem) *pb.OrderQuote {
+	t.Helper()
+	pq, err := policy.MakeOrderQuote(p, items, "", now)
+	require.NoError(t, err)
+	duties, taxes := money.Amount{Currency: p.Currency}, money.Amount{Currency: p.Currency}
+	for _, d := range pq.Duties {
+		duties.Minor += d.Amount.Minor
+	}
+	for _, x := range pq.Taxes {
+		taxes.Minor += x.Amount.Minor
+	}
+	pbm := func(a money.Amount) *pb.Money { return &pb.Money{Minor: a.Minor, Currency: a.Currency} }
+	return &pb.OrderQuote{ItemTotal: pbm(pq.ItemTotal), DutiesTotal: pbm(duties), TaxesTotal: pbm(taxes), LandedTotal: pbm(pq.LandedTotal),
+		RatesDate: pq.RatesDate, PolicyVersion: pq.PolicyVersion}
 }
 
 func handoffMsg(h *pb.OrderHandoff) *pb.Message {

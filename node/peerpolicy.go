@@ -119,3 +119,32 @@ func (n *Node) PeerPolicies() []httpapi.PeerPolicyView {
 	sort.Slice(out, func(i, j int) bool { return out[i].Country < out[j].Country })
 	return out
 }
+
+// peerPolicyVersion is the orders service's PeerPolicy: version v of a
+// member's policy if this node holds it (the current one from the cache,
+// an older one parsed from the store), and the newest version held.
+func (n *Node) peerPolicyVersion(country string, v uint64) (*policy.Policy, uint64, error) {
+	cur := n.PeerPolicy(country)
+	if cur == nil {
+		return nil, 0, nil
+	}
+	switch {
+	case cur.Version == v:
+		return cur, cur.Version, nil
+	case v > cur.Version || v == 0 || country == n.Config.Node.Country:
+		return nil, cur.Version, nil
+	}
+	raws, err := n.Store.PeerPolicyVersions(country)
+	if err != nil {
+		return nil, cur.Version, fmt.Errorf("%s's policy version %d: %w", country, v, err)
+	}
+	raw, ok := raws[v]
+	if !ok {
+		return nil, cur.Version, nil
+	}
+	p, err := policy.Parse(fmt.Sprintf("%s's policy version %d", country, v), raw)
+	if err != nil {
+		return nil, cur.Version, err
+	}
+	return p, cur.Version, nil
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/imtgt/imtgt-node/catalog"
 	"github.com/imtgt/imtgt-node/federation/pb"
 	"github.com/imtgt/imtgt-node/money"
+	"github.com/imtgt/imtgt-node/policy"
 )
 
 // Receipt results.
@@ -50,6 +51,9 @@ type incoming struct {
 	key  string
 	hash []byte
 	o    *Order // as received: Submitted, before the stock check
+	// policy is the buyer country's policy the quote names (nil: no
+	// check), with which receive prices the order again.
+	policy *policy.Policy
 }
 
 // HandleHandoffs is the seller's node receiving orders from the buyer's
@@ -89,6 +93,17 @@ func (s *Service) HandleHandoffs(ctx context.Context, from string, hs []*pb.Orde
 		}
 		if _, ok := byKey[in.key]; ok {
 			dups = append(dups, in)
+			continue
+		}
+		if in.policy, err = s.buyerPolicy(from, h); err != nil {
+			if _, gerr := s.cfg.Store.Order(ctx, h.OrderId); gerr == nil {
+				// The ID is taken (receive would refuse it): that, not the
+				// policy, is what the sender must hear.
+				s.metrics.conflicts.Inc()
+				s.rejected(ctx, from, h.OrderId, in.hash, "conflict: the order ID is taken")
+				err = fmt.Errorf("%w: order %s exists", ErrConflict, h.OrderId)
+			}
+			errs[i] = err
 			continue
 		}
 		byKey[in.key] = in
@@ -228,6 +243,11 @@ func (s *Service) receive(ctx context.Context, from string, todo []*incoming, re
 				}
 				break
 			}
+			if result == ResultReceived && in.policy != nil {
+				if why := s.checkQuote(in.policy, in.h, current); why != "" {
+					result, reason = ResultRejected, why
+				}
+			}
 			if result == ResultRejected {
 				_ = o.transition(Rejected, now, "system", reason, "")
 			} else {
@@ -251,8 +271,14 @@ func (s *Service) receive(ctx context.Context, from string, todo []*incoming, re
 				return err
 			}
 			o.Receipt = receipt
-			writes[k] = ReceivedHandoff{Key: in.key, Entry: InboxEntry{Hash: in.hash, Receipt: receipt}, Order: &o,
-				Audit: receivedEntries(KindHandoff, from, o.ID, in.hash, receipt, result, handoffFields(in.h), in.h.Rules, in.h.LegalBasis)}
+			entries := receivedEntries(KindHandoff, from, o.ID, in.hash, receipt, result, handoffFields(in.h), in.h.Rules, in.h.LegalBasis)
+			if strings.HasPrefix(reason, "quote_mismatch") || strings.HasPrefix(reason, "policy_refused") {
+				// What the buyer's node claimed and this node refused is
+				// evidence too, with the order that records it.
+				entries = append(entries, &audit.Entry{Kind: audit.Rejection, Peer: from, Records: []string{o.ID}, PayloadHash: hexOf(in.hash), Reason: reason})
+				s.log.Warn("refused a handoff: its price is not what this node computes", "order", o.ID, "from", from, "reason", reason)
+			}
+			writes[k] = ReceivedHandoff{Key: in.key, Entry: InboxEntry{Hash: in.hash, Receipt: receipt}, Order: &o, Audit: entries}
 		}
 		if err := s.cfg.Store.ReceiveHandoffs(ctx, writes, changed, s.cfg.Country, s.cfg.Catalog.Seal()); err != nil {
 			return err

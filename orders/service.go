@@ -45,9 +45,14 @@ type Config struct {
 	// PeerReceipt opens a receipt envelope and checks the node of country
 	// signed it.
 	PeerReceipt func(raw []byte, country string) (*pb.Receipt, error)
-	Now         func() time.Time
-	Logger      *slog.Logger
-	Registry    prometheus.Registerer
+	// PeerPolicy returns version v of country's signed policy if this
+	// node holds it, and the newest version it holds (0: none): the
+	// seller's node prices each handoff again with the buyer country's
+	// policy (quotecheck.go). Nil: handoffs are not priced again.
+	PeerPolicy func(country string, v uint64) (*policy.Policy, uint64, error)
+	Now        func() time.Time
+	Logger     *slog.Logger
+	Registry   prometheus.Registerer
 	// Audit appends entries that record no stored change (refusals); nil
 	// records nothing.
 	Audit func(ctx context.Context, es ...*audit.Entry) error

@@ -170,7 +170,8 @@ func (fn *Net) replicas(country string) []*Node {
 	return nil
 }
 
-// WaitConnected polls until every started node sees every other as connected.
+// WaitConnected polls until every started node sees every other as
+// connected and holds its policy.
 func (fn *Net) WaitConnected() {
 	fn.t.Helper()
 	// Only a country's leader runs the federation: a node none of whose
@@ -192,10 +193,23 @@ func (fn *Net) WaitConnected() {
 				if !p.Self && running(p.Country) && !p.Connected {
 					return false
 				}
+				// A seller's node prices each order again with the buyer
+				// country's policy: connected means holding it too.
+				if !p.Self && running(p.Country) {
+					l := fn.Leader(p.Country)
+					if l == nil {
+						return false
+					}
+					if own, _ := l.Policy(); own != nil {
+						if held := n.PeerPolicy(p.Country); held == nil || held.Version < own.Version {
+							return false
+						}
+					}
+				}
 			}
 		}
 		return true
-	}, "nodes did not connect")
+	}, "nodes did not connect and exchange their policies")
 }
 
 // Countries lists the net's countries, sorted.
