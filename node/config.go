@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -23,12 +24,59 @@ var ErrConfig = errors.New("invalid configuration")
 
 // Config is a node's config.yaml.
 type Config struct {
-	Node  NodeConfig  `yaml:"node"`
-	HTTP  HTTPConfig  `yaml:"http"`
-	P2P   P2PConfig   `yaml:"p2p"`
-	Store StoreConfig `yaml:"store"`
-	Log   LogConfig   `yaml:"log"`
+	Node   NodeConfig   `yaml:"node"`
+	HTTP   HTTPConfig   `yaml:"http"`
+	P2P    P2PConfig    `yaml:"p2p"`
+	Store  StoreConfig  `yaml:"store"`
+	Log    LogConfig    `yaml:"log"`
+	Orders OrdersConfig `yaml:"orders"`
 }
+
+// OrdersConfig tunes the order and after-sale machinery.
+type OrdersConfig struct {
+	// IssueSweep is how often the federation leader escalates after-sale
+	// issues whose deadline passed (0: DefaultIssueSweep). A deadline is
+	// hours or days, so a sweep a minute late is no one's loss.
+	IssueSweep Duration `yaml:"issue_sweep"`
+}
+
+// DefaultIssueSweep is the issue sweep of a config that sets none.
+const DefaultIssueSweep = time.Minute
+
+// Bounds of orders.issue_sweep.
+const (
+	MinIssueSweep = time.Second
+	MaxIssueSweep = time.Hour
+)
+
+// Sweep is the issue sweep interval to use.
+func (c OrdersConfig) Sweep() time.Duration {
+	if c.IssueSweep == 0 {
+		return DefaultIssueSweep
+	}
+	return time.Duration(c.IssueSweep)
+}
+
+// Duration is a time.Duration written as Go writes one ("90s", "5m").
+type Duration time.Duration
+
+// UnmarshalYAML reads "1m30s"-style durations; a bare number is refused,
+// since its unit would be a guess.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: a duration such as \"1m\" or \"30s\" is required", n.Line)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration such as \"1m\" or \"30s\"", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// String is the duration as Go writes it.
+func (d Duration) String() string { return time.Duration(d).String() }
 
 // StoreConfig says where the node's store is.
 type StoreConfig struct {
@@ -89,10 +137,11 @@ func DefaultConfig(country string) Config {
 		name = c.Name + " national node"
 	}
 	return Config{
-		Node: NodeConfig{Name: name, Country: country},
-		HTTP: HTTPConfig{Addr: DefaultHTTPAddr, MaxBodyBytes: 1 << 20, MaxImportBytes: 32 << 20},
-		P2P:  P2PConfig{Addr: DefaultP2PAddr},
-		Log:  LogConfig{Level: "info", Format: "text"},
+		Node:   NodeConfig{Name: name, Country: country},
+		HTTP:   HTTPConfig{Addr: DefaultHTTPAddr, MaxBodyBytes: 1 << 20, MaxImportBytes: 32 << 20},
+		P2P:    P2PConfig{Addr: DefaultP2PAddr},
+		Log:    LogConfig{Level: "info", Format: "text"},
+		Orders: OrdersConfig{IssueSweep: Duration(DefaultIssueSweep)},
 	}
 }
 
@@ -154,6 +203,9 @@ func (c *Config) Validate() error {
 		if err := validateP2PAddr(a); err != nil {
 			return fmt.Errorf("p2p.advertise: %w", err)
 		}
+	}
+	if d := time.Duration(c.Orders.IssueSweep); d != 0 && (d < MinIssueSweep || d > MaxIssueSweep) {
+		return fmt.Errorf("orders.issue_sweep %s must be between %s and %s (or absent: %s)", d, MinIssueSweep, MaxIssueSweep, DefaultIssueSweep)
 	}
 	if c.Store.URL != "" {
 		if err := ValidateStoreURL(c.Store.URL); err != nil {
@@ -281,6 +333,12 @@ store:
   # (postgres://user@host:5432/db) lets several replicas of this node share
   # one database. Never put the password here: use PGPASSWORD or a passfile.
   url: {{printf "%q" .Store.URL}}
+
+orders:
+  # How often the node escalates after-sale issues whose deadline (the
+  # buyer country's policy: consumer.respond_within_hours and
+  # resolve_within_days) passed: 1s to 1h.
+  issue_sweep: {{printf "%q" .Orders.Sweep.String}}
 
 log:
   # debug, info, warn or error. Personal fields are never logged at any level.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -40,6 +41,11 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad log format", strings.Replace(string(good), "format: text", "format: xml", 1), "log.format"},
 		{"tiny body limit", strings.Replace(string(good), "max_body_bytes: 1048576", "max_body_bytes: 10", 1), "http.max_body_bytes"},
 		{"wrong type", strings.Replace(string(good), "max_body_bytes: 1048576", "max_body_bytes: lots", 1), "line"},
+		{"issue sweep not a duration", strings.Replace(string(good), `issue_sweep: "1m0s"`, `issue_sweep: "often"`, 1), `"often" is not a duration`},
+		{"issue sweep without a unit", strings.Replace(string(good), `issue_sweep: "1m0s"`, `issue_sweep: 60`, 1), `"60" is not a duration`},
+		{"issue sweep too short", strings.Replace(string(good), `issue_sweep: "1m0s"`, `issue_sweep: "10ms"`, 1), "orders.issue_sweep 10ms"},
+		{"issue sweep negative", strings.Replace(string(good), `issue_sweep: "1m0s"`, `issue_sweep: "-1m"`, 1), "orders.issue_sweep -1m0s"},
+		{"issue sweep too long", strings.Replace(string(good), `issue_sweep: "1m0s"`, `issue_sweep: "48h"`, 1), "orders.issue_sweep 48h0m0s"},
 		{"two documents", string(good) + "\n---\nnode: {}\n", "more than one"},
 		{"not a mapping", "- a\n- b\n", "line"},
 	}
@@ -51,6 +57,34 @@ func TestParseConfigErrors(t *testing.T) {
 			require.ErrorContains(t, err, "config.yaml", "the error names the file")
 		})
 	}
+}
+
+// A config written before the orders section (no orders: key) still
+// loads, with the default sweep; one that sets it gets it.
+func TestIssueSweepConfig(t *testing.T) {
+	good, err := node.DefaultConfig("TH").Render()
+	require.NoError(t, err)
+	require.Contains(t, string(good), `issue_sweep: "1m0s"`)
+	for _, tt := range []struct {
+		name, yaml string
+		want       time.Duration
+	}{
+		{"default", string(good), time.Minute},
+		{"set", strings.Replace(string(good), `issue_sweep: "1m0s"`, `issue_sweep: "15s"`, 1), 15 * time.Second},
+		{"older config", withoutSection(string(good), "orders:", "log:"), time.Minute},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := node.ParseConfig("config.yaml", []byte(tt.yaml))
+			require.NoError(t, err)
+			require.Equal(t, tt.want, c.Orders.Sweep())
+		})
+	}
+}
+
+// withoutSection cuts y from the line starting with from to the one
+// starting with to.
+func withoutSection(y, from, to string) string {
+	return y[:strings.Index(y, "\n"+from)+1] + y[strings.Index(y, "\n"+to)+1:]
 }
 
 func FuzzParseConfig(f *testing.F) {

@@ -251,6 +251,10 @@ type Options struct {
 	// NoAudit turns the audit log off: only benchmarks set it, to measure
 	// what auditing costs (see store.Options.NoAudit).
 	NoAudit bool
+	// Now is the clock of orders and their after-sale issues (nil:
+	// time.Now): tests move it past an issue's deadlines instead of
+	// waiting for them.
+	Now func() time.Time
 }
 
 // Node is a running national node.
@@ -407,8 +411,8 @@ func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 		Country: cfg.Node.Country, Store: db, Catalog: n.Catalog,
 		Policy: func() *policy.Policy { p, _ := n.Policy(); return p },
 		Key:    ks.Data, Seal: n.Catalog.Seal(), Sign: n.Fed.SignReceipt, OwnReceipt: n.ownReceipt, PeerReceipt: n.Fed.OpenReceipt,
-		PeerPolicy: n.peerPolicyVersion,
-		Logger:     log, Registry: n.Metrics, Audit: n.Audit,
+		PeerPolicy: n.peerPolicyVersion, Now: opts.Now,
+		Logger: log, Registry: n.Metrics, Audit: n.Audit,
 	})
 	n.fedOrders.Store(n.Orders)
 	start := time.Now()

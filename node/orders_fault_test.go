@@ -43,7 +43,14 @@ type orderNet struct {
 
 func newOrderNet(t testing.TB, stock int64) *orderNet {
 	t.Helper()
-	fed := testnet.Federate(t, "TH", "MY")
+	return newOrderNetWith(t, stock, testnet.FedOptions{})
+}
+
+// newOrderNetWith is newOrderNet with the nodes run as opts says (a
+// country's clock, its store).
+func newOrderNetWith(t testing.TB, stock int64, opts testnet.FedOptions) *orderNet {
+	t.Helper()
+	fed := testnet.FederateWith(t, opts, "TH", "MY")
 	on := &orderNet{fed: fed, th: fed.Nodes["TH"], my: fed.Nodes["MY"], stock: stock}
 	on.sellerID, on.seller = on.th.ActiveSeller(testnet.THSeller("Surat Thani Rice & Coffee Co., Ltd.", 3))
 	body := testnet.Listing("ข้าวหอมมะลิ 5 กก. jasmine rice", "100630", "265.00")

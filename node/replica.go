@@ -322,6 +322,11 @@ func (n *Node) startTerm(epoch uint64) (stop func(), err error) {
 		defer wg.Done()
 		n.checkpointLoop(ctx, n.checkpointEvery)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		n.issueSweepLoop(ctx, ord)
+	}()
 	if n.shared != nil {
 		wg.Add(1)
 		go func() {

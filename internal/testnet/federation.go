@@ -92,6 +92,9 @@ type FedOptions struct {
 	// Replicas runs a country's node as that many replicas sharing its
 	// store (0 or 1: one); more than one needs a StoreURL.
 	Replicas map[string]int
+	// Clocks gives a country's node (every replica) a clock for its orders
+	// and issues (node.Options.Now), which the test moves.
+	Clocks map[string]func() time.Time
 }
 
 // FederateWith is Federate with each node's store and replica count from
@@ -116,12 +119,12 @@ func FederateWith(tb testing.TB, opts FedOptions, countries ...string) *Net {
 		dir := filepath.Join(tb.TempDir(), c)
 		res, err := node.Init(node.InitOptions{Dir: dir, Country: c, HTTPAddr: "127.0.0.1:0", P2PAddrs: addrs, StoreURL: opts.StoreURLs[c]})
 		require.NoError(tb, err)
-		n := &Node{t: tb, Dir: dir, Country: c, OperatorToken: res.OperatorToken, logs: &syncBuffer{}, SyncInterval: time.Second, P2PAddr: addrs[0]}
+		n := &Node{t: tb, Dir: dir, Country: c, OperatorToken: res.OperatorToken, logs: &syncBuffer{}, SyncInterval: time.Second, P2PAddr: addrs[0], Now: opts.Clocks[c]}
 		tb.Cleanup(func() { n.Stop() })
 		fn.Nodes[c] = n
 		fn.Replicas[c] = []*Node{n}
 		for _, a := range addrs[1:] {
-			fn.Replicas[c] = append(fn.Replicas[c], &Node{t: tb, Country: c, OperatorToken: res.OperatorToken, logs: &syncBuffer{}, SyncInterval: time.Second, P2PAddr: a})
+			fn.Replicas[c] = append(fn.Replicas[c], &Node{t: tb, Country: c, OperatorToken: res.OperatorToken, logs: &syncBuffer{}, SyncInterval: time.Second, P2PAddr: a, Now: opts.Clocks[c]})
 		}
 		all = append(all, n)
 	}

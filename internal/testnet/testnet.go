@@ -33,7 +33,9 @@ type Node struct {
 	// P2PAddr, when set, overrides the config's federation address (run
 	// --p2p-addr): each replica of a node has its own.
 	P2PAddr string
-	logs    *syncBuffer
+	// Now, when set, is the node's clock for orders and issues.
+	Now  func() time.Time
+	logs *syncBuffer
 	*node.Node
 }
 
@@ -79,7 +81,7 @@ func initNode(tb testing.TB, country, p2pAddr string, syncInterval time.Duration
 
 func (tn *Node) start() {
 	tn.t.Helper()
-	n, err := node.Open(context.Background(), tn.Dir, node.Options{Logger: slog.New(slog.NewTextHandler(tn.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), SyncInterval: tn.SyncInterval, NoAudit: tn.NoAudit, P2PAddr: tn.P2PAddr})
+	n, err := node.Open(context.Background(), tn.Dir, node.Options{Logger: slog.New(slog.NewTextHandler(tn.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), SyncInterval: tn.SyncInterval, NoAudit: tn.NoAudit, P2PAddr: tn.P2PAddr, Now: tn.Now})
 	require.NoError(tn.t, err)
 	require.NoError(tn.t, n.Start(context.Background()))
 	tn.Node, tn.URL = n, n.HTTPURL()
