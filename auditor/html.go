@@ -52,6 +52,7 @@ type reportView struct {
 	ByReason      []countRow
 	ByPeer        []countRow
 	Violations    []violationRow
+	Issues        []issueRow
 	SummaryLimit  int // violations listed in the summary box
 	MoreViolation int // violations beyond SummaryLimit
 	Chart         *chartView
@@ -79,6 +80,20 @@ type countRow struct {
 	Label string
 	Place place
 	Count int
+}
+
+// issueRow is one IssueSummary as the after-sale table shows it.
+type issueRow struct {
+	Country                    place
+	Side                       string // in words
+	S                          IssueSummary
+	Categories, Statuses, Outs []countRow
+}
+
+// issueSides are the words for IssueSummary.Side.
+var issueSides = map[string]string{
+	"buyer":  "Buyers here complained about sellers there",
+	"seller": "Buyers there complained about sellers here",
 }
 
 type violationRow struct {
@@ -126,6 +141,12 @@ func newReportView(r *Report) *reportView {
 	for _, t := range r.Received {
 		v.RecordsIn += t.Count
 		v.Received = append(v.Received, newTransferRow(t))
+	}
+	for _, is := range r.Issues {
+		v.Issues = append(v.Issues, issueRow{
+			Country: placeOf(is.Country), Side: cmp.Or(issueSides[is.Side], is.Side), S: is,
+			Categories: countRows(is.ByCategory), Statuses: countRows(is.ByStatus), Outs: countRows(is.ByOutcome),
+		})
 	}
 	v.ByReason = countRows(r.Rejected.ByReason)
 	v.ByPeer = countRows(r.Rejected.ByPeer)
@@ -635,6 +656,30 @@ footer { margin-top: 40px; padding-top: 10px; border-top: 1px solid var(--line);
 </table>
 {{else}}
 <p class="none">Nothing was received from other members in this period.</p>
+{{end}}
+</section>
+
+<section>
+<h2 id="issues">After-sale issues</h2>
+<p class="note">Complaints about cross-border orders (goods not received, damaged, wrong), counted from this node's audit log: by the other country, what they were about, where they stood at the end of the period, the consumer body's decisions, and whether the deadlines of the buyer country's consumer rules were met. The buyer's side holds every deadline; the seller's side counts its sellers' answers.</p>
+{{if .Issues}}
+<table>
+<thead><tr><th>Other country</th><th>Side</th><th class="n">Issues</th><th>By category</th><th>Status at period end</th><th>Decisions</th><th class="n">Answered in time</th><th class="n">Resolved in time</th></tr></thead>
+<tbody>
+{{range .Issues}}<tr>
+<td>{{template "place" .Country}}</td>
+<td>{{.Side}}</td>
+<td class="n">{{num .S.Issues}}<span class="code">{{num .S.Opened}} opened</span></td>
+<td>{{range .Categories}}<span class="rule">{{.Label}} {{num .Count}}</span> {{end}}</td>
+<td>{{range .Statuses}}<span class="rule">{{.Label}} {{num .Count}}</span> {{end}}</td>
+<td>{{range .Outs}}<span class="rule">{{.Label}} {{num .Count}}</span> {{else}}<span class="none">—</span>{{end}}</td>
+<td class="n">{{num .S.Respond.Met}} met<span class="code">{{num .S.Respond.Missed}} missed</span></td>
+<td class="n">{{num .S.Resolve.Met}} met<span class="code">{{num .S.Resolve.Missed}} missed</span></td>
+</tr>
+{{end}}</tbody>
+</table>
+{{else}}
+<p class="none">No after-sale issues in this period.</p>
 {{end}}
 </section>
 

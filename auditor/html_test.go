@@ -284,7 +284,7 @@ func TestRenderHTMLNoViolations(t *testing.T) {
 	for _, want := range []string{
 		"Data residency report — MY", "No violations", "From the start of the log to the time of this report",
 		"No data left MY (Malaysia) in this period", "nothing to chart", "Nothing was received",
-		"Nothing was rejected", "not recorded",
+		"Nothing was rejected", "not recorded", "No after-sale issues in this period",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("page does not say %q", want)

@@ -50,21 +50,22 @@ type AtRest struct {
 // under which rule, what arrived, what is kept, what was refused, and
 // every crossing the policy in force did not allow.
 type Report struct {
-	Node          string      `json:"node"`
-	PeerID        string      `json:"peer_id"`
-	GeneratedAt   time.Time   `json:"generated_at"`
-	From          time.Time   `json:"from,omitzero"`
-	To            time.Time   `json:"to,omitzero"`
-	PolicyVersion uint64      `json:"policy_version"` // in force at the end of the period (0: none)
-	Transfers     []Transfer  `json:"transfers"`      // egress, grouped
-	Received      []Transfer  `json:"received"`       // ingress, grouped the same way
-	AtRest        AtRest      `json:"at_rest"`
-	Rejected      Rejected    `json:"rejected"`
-	Violations    []Violation `json:"violations"`
-	Daily         []DayCount  `json:"daily"`     // records of this country's data sent per UTC day and destination (not receipts or relays)
-	Entries       int         `json:"entries"`   // entries in the period
-	FirstSeq      uint64      `json:"first_seq"` // of the first entry in the period (0: none)
-	LastSeq       uint64      `json:"last_seq"`  // of the last entry in the period (0: none)
+	Node          string         `json:"node"`
+	PeerID        string         `json:"peer_id"`
+	GeneratedAt   time.Time      `json:"generated_at"`
+	From          time.Time      `json:"from,omitzero"`
+	To            time.Time      `json:"to,omitzero"`
+	PolicyVersion uint64         `json:"policy_version"` // in force at the end of the period (0: none)
+	Transfers     []Transfer     `json:"transfers"`      // egress, grouped
+	Received      []Transfer     `json:"received"`       // ingress, grouped the same way
+	AtRest        AtRest         `json:"at_rest"`
+	Rejected      Rejected       `json:"rejected"`
+	Violations    []Violation    `json:"violations"`
+	Daily         []DayCount     `json:"daily"`     // records of this country's data sent per UTC day and destination (not receipts or relays)
+	Issues        []IssueSummary `json:"issues"`    // after-sale issues per other country and side
+	Entries       int            `json:"entries"`   // entries in the period
+	FirstSeq      uint64         `json:"first_seq"` // of the first entry in the period (0: none)
+	LastSeq       uint64         `json:"last_seq"`  // of the last entry in the period (0: none)
 }
 
 // Transfer is one group of crossings: the entries of one kind with one
@@ -150,6 +151,7 @@ func Residency(in ReportInput) *Report {
 	out := map[reportKey]*Transfer{}
 	in2 := map[reportKey]*Transfer{}
 	daily := map[DayCount]int{} // Count left zero in the key
+	issues := newIssueTally()
 	inForce := in.PolicyAtStart
 	crossing := reportCrossing(in.Policies)
 	for i := range in.Entries {
@@ -168,6 +170,7 @@ func Residency(in ReportInput) *Report {
 			r.FirstSeq = e.Seq
 		}
 		r.LastSeq = e.Seq
+		issues.add(e)
 		switch {
 		case e.Kind.Egress():
 			addReportTransfer(out, e)
@@ -191,6 +194,7 @@ func Residency(in ReportInput) *Report {
 		}
 	}
 	r.PolicyVersion = inForce
+	r.Issues = issues.summaries()
 	r.Transfers = sortedReportTransfers(out)
 	r.Received = sortedReportTransfers(in2)
 	r.Daily = make([]DayCount, 0, len(daily))

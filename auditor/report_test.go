@@ -437,7 +437,7 @@ func TestResidencyEmptyJSON(t *testing.T) {
 	}
 	s := string(b)
 	for _, want := range []string{`"transfers":[]`, `"received":[]`, `"violations":[]`, `"daily":[]`,
-		`"by_reason":{}`, `"by_peer":{}`, `"first_seq":0`, `"last_seq":0`, `"policy_version":0`} {
+		`"issues":[]`, `"by_reason":{}`, `"by_peer":{}`, `"first_seq":0`, `"last_seq":0`, `"policy_version":0`} {
 		if !strings.Contains(s, want) {
 			t.Errorf("JSON %s lacks %s", s, want)
 		}

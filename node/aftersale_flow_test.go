@@ -134,6 +134,33 @@ func TestIssueRefundFlow(t *testing.T) {
 	require.GreaterOrEqual(t, th[audit.IssueIngress], 3)
 	require.GreaterOrEqual(t, th[audit.IssueEgress], 1, "TH sent its acceptance")
 	require.GreaterOrEqual(t, my[audit.IssueStep], 4)
+
+	// The residency report of each side counts the issue: MY's buyers
+	// complained about a TH seller, who answered in time; MY's steps
+	// hold every deadline.
+	report := func(n *testnet.Node, peer, side string) map[string]any {
+		t.Helper()
+		aud := n.Do("POST", "/v1/auditors", n.OperatorToken, map[string]string{"name": "consumer body"})
+		require.Equal(t, http.StatusCreated, aud.Status, string(aud.Body))
+		r := n.Do("GET", "/v1/audit/residency", aud.JSON["token"].(string), nil)
+		require.Equal(t, http.StatusOK, r.Status, string(r.Body))
+		for _, it := range r.JSON["issues"].([]any) {
+			if row := it.(map[string]any); row["country"] == peer && row["side"] == side {
+				return row
+			}
+		}
+		t.Fatalf("%s's report has no %s row for %s: %s", n.Country, side, peer, r.Body)
+		return nil
+	}
+	row := report(on.my, "TH", "buyer")
+	require.EqualValues(t, 1, row["issues"])
+	require.EqualValues(t, 1, row["opened"])
+	require.Equal(t, map[string]any{"damaged": 1.0}, row["by_category"])
+	require.Equal(t, map[string]any{"resolved": 1.0}, row["by_status"])
+	require.Equal(t, map[string]any{"met": 1.0, "missed": 0.0}, row["respond"])
+	require.Equal(t, map[string]any{"met": 1.0, "missed": 0.0}, row["resolve"])
+	row = report(on.th, "MY", "seller")
+	require.Equal(t, map[string]any{"met": 1.0, "missed": 0.0}, row["respond"], "TH's seller answered in time")
 }
 
 // A return: the seller accepts return_and_refund, the buyer sends the goods

@@ -157,7 +157,7 @@ func (s *Service) snapshotRow(o *Order, is *aftersale.Issue, event string, by af
 // stepEntry is the audit entry of one step of an issue on this node. Its
 // reason holds key=value pairs an auditor's report counts; never free text.
 func stepEntry(o *Order, is *aftersale.Issue, event string, actor string, extra ...string) *audit.Entry {
-	kv := []string{"event=" + event, "category=" + string(is.Category), "status=" + string(is.Status)}
+	kv := []string{"event=" + event, "side=" + string(o.Side), "category=" + string(is.Category), "status=" + string(is.Status)}
 	if is.Remedy != nil {
 		kv = append(kv, "remedy="+string(is.Remedy.Kind))
 	}
@@ -394,7 +394,8 @@ func (s *Service) respond(o *Order, is *aftersale.Issue, a Actor, in aftersale.R
 	if err != nil {
 		return Applied{}, err
 	}
-	return Applied{Rows: []OutboxRow{row}, Audit: []*audit.Entry{stepEntry(o, is, EventRespond, a.name(), "action="+string(in.Action))}}, nil
+	tags := append([]string{"action=" + string(in.Action)}, deadlineTags(&before, is, now)...)
+	return Applied{Rows: []OutboxRow{row}, Audit: []*audit.Entry{stepEntry(o, is, EventRespond, a.name(), tags...)}}, nil
 }
 
 // returnReceived is the seller saying the goods came back: the response,
