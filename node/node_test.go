@@ -11,9 +11,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/imtgt/imtgt-node/aftersale"
 	"github.com/imtgt/imtgt-node/catalog"
 	"github.com/imtgt/imtgt-node/internal/testnet"
 	"github.com/imtgt/imtgt-node/node"
+	"github.com/imtgt/imtgt-node/orders"
 	"github.com/imtgt/imtgt-node/policy"
 )
 
@@ -148,6 +150,19 @@ func TestDemo(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, myOrders)
 	require.Contains(t, out.String(), "the MY node shows it shipped")
+	// The demo's after-sale issue: resolved with a refund, on both nodes,
+	// the refund on the order.
+	for _, dn := range d.Nodes[:2] {
+		refs, err := dn.Node.Store.Issues(ctx, func(*orders.Order, *aftersale.Issue) bool { return true }, "", 10)
+		require.NoError(t, err)
+		require.Len(t, refs, 1, dn.Country)
+		require.Equal(t, aftersale.StatusResolved, refs[0].Issue.Status, dn.Country)
+		require.Len(t, refs[0].Issue.Refunds, 1, dn.Country)
+		o, err := dn.Node.Orders.Get(ctx, refs[0].Issue.OrderID)
+		require.NoError(t, err)
+		require.Len(t, o.Refunds, 1, dn.Country)
+	}
+	require.Contains(t, out.String(), "resolved the issue")
 	d.PrintSummary(&out)
 	require.Contains(t, out.String(), th.URL)
 	require.Contains(t, out.String(), th.OperatorToken)
