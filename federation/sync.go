@@ -405,33 +405,46 @@ func (s *Service) pullOrigin(ctx context.Context, p peer.ID, origin string, from
 		}
 	}()
 	country, _ := s.countryOf(p)
+	apply, closeApply, err := s.pulledApplier(p, country, origin)
+	if err != nil {
+		return 0, err
+	}
 	total := 0
 	for c := range chunks {
 		if len(c.recs) > 0 {
-			n, err := s.applyPulled(ctx, p, country, origin, c.recs)
+			n, err := apply(ctx, c.recs)
 			if err != nil {
-				return total, err
+				return total, errors.Join(err, closeApply())
 			}
 			total += n
 			s.metrics.records.WithLabelValues(origin).Add(float64(n))
 		}
 		if c.err != nil {
-			return total, c.err
+			return total, errors.Join(c.err, closeApply())
 		}
 	}
-	return total, nil
+	return total, closeApply()
 }
 
-// applyPulled stores verified records pulled from p: another origin's as
-// catalog ingress, this node's own (taken back after a restore) through
-// Catalog.Reclaim.
-func (s *Service) applyPulled(ctx context.Context, p peer.ID, country, origin string, recs []catalog.RemoteRecord) (int, error) {
+// pulledApplier stores verified records pulled from p: another origin's as
+// catalog ingress, through a catalog.RemoteApplier (storing a range while
+// the one before it is indexed); this node's own (taken back after a
+// restore) through Catalog.Reclaim. close waits for the last range's
+// indexing.
+func (s *Service) pulledApplier(p peer.ID, country, origin string) (apply func(context.Context, []catalog.RemoteRecord) (int, error), close func() error, err error) {
 	if origin == s.cfg.Country {
-		return s.catalog().Reclaim(ctx, recs, &audit.Entry{Kind: audit.AdminReconcile, Peer: country, PeerID: p.String(),
-			Purpose: string(policy.PurposeCatalog), Actor: "node", Reason: "this node's own catalog records taken back from " + country + " after a restore"})
+		return func(ctx context.Context, recs []catalog.RemoteRecord) (int, error) {
+			return s.catalog().Reclaim(ctx, recs, &audit.Entry{Kind: audit.AdminReconcile, Peer: country, PeerID: p.String(),
+				Purpose: string(policy.PurposeCatalog), Actor: "node", Reason: "this node's own catalog records taken back from " + country + " after a restore"})
+		}, func() error { return nil }, nil
 	}
-	return s.catalog().ApplyRemote(ctx, origin, recs, &audit.Entry{Kind: audit.CatalogIngress, Peer: country, PeerID: p.String(),
-		Purpose: string(policy.PurposeCatalog)})
+	a, err := s.catalog().RemoteApplier(origin)
+	if err != nil {
+		return nil, nil, err
+	}
+	return func(ctx context.Context, recs []catalog.RemoteRecord) (int, error) {
+		return a.Apply(ctx, recs, &audit.Entry{Kind: audit.CatalogIngress, Peer: country, PeerID: p.String(), Purpose: string(policy.PurposeCatalog)})
+	}, a.Close, nil
 }
 
 // fetch asks p for one range of origin's log and verifies every record:
@@ -470,19 +483,16 @@ func (s *Service) fetch(ctx context.Context, p peer.ID, origin string, from uint
 		rr.Records = rr.Records[1:]
 	}
 	recs := make([]catalog.RemoteRecord, len(rr.Records))
-	errs := make([]error, len(rr.Records))
+	opened, errs := OpenRecords(rr.Records, originID)
 	_ = parallel(len(rr.Records), func(i int) error {
-		rec, signer, err := OpenRecord(rr.Records[i])
+		rec := opened[i]
 		switch {
-		case err != nil:
-		case signer != originID:
-			err = fmt.Errorf("%w: record signed by %s, not by %s's node", ErrBadSignature, signer, origin)
+		case errs[i] != nil:
 		case rec.Origin != origin || rec.Seq != from+uint64(i):
-			err = fmt.Errorf("%w: record %s/%d where %s/%d was expected", ErrBadRecord, rec.Origin, rec.Seq, origin, from+uint64(i))
+			errs[i] = fmt.Errorf("%w: record %s/%d where %s/%d was expected", ErrBadRecord, rec.Origin, rec.Seq, origin, from+uint64(i))
 		default:
-			recs[i], err = toRemote(rec, rr.Records[i])
+			recs[i], errs[i] = toRemote(rec, rr.Records[i])
 		}
-		errs[i] = err
 		return nil
 	})
 	// Keep the verified prefix: records after a bad one would leave a gap.

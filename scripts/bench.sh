@@ -26,7 +26,8 @@ run ./catalog  'Search|IndexUpsert|Restore100k' 2000x
 run ./catalog  'Import' 20x          # durable import and its floors, bbolt and postgres
 run ./policy   '.' 2000x
 run ./federation 'Propagation' 200x
-run ./federation 'FullSync' 1x      # audited, unaudited, no network
+run ./federation 'FullSync|SyncVerifyFloor' 1x   # audited, unaudited, and the verify floor
+run ./federation 'VerifyOneByOne' 1x              # what batch verification replaced
 run ./node     'HandoffLatency|HandoffFloor' 300x   # bbolt and postgres
 run ./node     'HandoffThroughput' 3000x             # postgres: MY as two replicas
 run ./node     'FollowerSearch' 2000x                # issue 12: search p99 on a follower
