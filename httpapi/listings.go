@@ -263,7 +263,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, _ *access.Princi
 		case "true", "false":
 			want, now := v == "true", time.Now()
 			q.Filter = func(l *catalog.Listing) bool {
-				return policy.Evaluate(p, tradeListing(l), now).Orderable == want
+				return policy.Orderable(p, tradeListing(l), now) == want
 			}
 		default:
 			he := errorf(http.StatusBadRequest, "bad_orderable", "orderable must be true or false")

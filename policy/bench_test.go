@@ -21,6 +21,61 @@ func BenchmarkEvaluate(b *testing.B) {
 	}
 }
 
+// mixedCatalog is a catalog of listings from both other members for each
+// default policy: HS codes with and without rules (prohibited, permit,
+// heading-only), prices on both sides of Indonesia's FOB floor, in the
+// origin's currency. It is what the node evaluates, not one easy listing.
+func mixedCatalog(n int, country string) []policy.Listing {
+	hs := []string{"090111", "100630", "030749", "080450", "851712", "330499", "490199", "420222", "520852", "610910",
+		"640399", "871200", "720851", "240412", "930190", "1006", "6109", "854340", "910111", "220421"}
+	others := map[string][]string{"ID": {"TH", "MY"}, "TH": {"MY", "ID"}, "MY": {"TH", "ID"}}[country]
+	cur := map[string]string{"TH": "THB", "MY": "MYR", "ID": "IDR"}
+	scale := map[string]int64{"THB": 3600, "MYR": 470, "IDR": 1_600_000} // about one US dollar, in minor units
+	out := make([]policy.Listing, n)
+	for i := range out {
+		o := others[i%2]
+		usd := int64(1 + (i*37)%400) // 1 to 400 US dollars
+		out[i] = policy.Listing{Origin: o, HSCode: hs[(i/2)%len(hs)], UnitPrice: money.Amount{Minor: usd * scale[cur[o]], Currency: cur[o]}}
+	}
+	return out
+}
+
+// BenchmarkEvaluateMixed is the import decision over a mixed catalog
+// (mixedCatalog), for each default policy: ns and allocations per listing.
+// BenchmarkOrderableMixed is the same decision as the orderable filter
+// takes it (Orderable: no reasons built).
+func BenchmarkEvaluateMixed(b *testing.B) {
+	for _, c := range []string{"ID", "TH", "MY"} {
+		b.Run(c, func(b *testing.B) {
+			p, ls := defaultPolicy(b, c), mixedCatalog(1000, c)
+			b.ReportAllocs()
+			for b.Loop() {
+				for _, l := range ls {
+					_ = policy.Evaluate(p, l, inForce)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(ls)), "ns/listing")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+func BenchmarkOrderableMixed(b *testing.B) {
+	for _, c := range []string{"ID", "TH", "MY"} {
+		b.Run(c, func(b *testing.B) {
+			p, ls := defaultPolicy(b, c), mixedCatalog(1000, c)
+			b.ReportAllocs()
+			for b.Loop() {
+				for _, l := range ls {
+					_ = policy.Orderable(p, l, inForce)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(ls)), "ns/listing")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
 // BenchmarkQuote is a landed-cost quote with duty and VAT.
 func BenchmarkQuote(b *testing.B) {
 	p := defaultPolicy(b, "ID")

@@ -24,7 +24,7 @@ run() { # package, regexp, benchtime
 }
 run ./catalog  'Search|IndexUpsert|Restore100k' 2000x
 run ./catalog  'Import' 20x          # durable import and its floors, bbolt and postgres
-run ./policy   '.' 2000x
+run ./policy   '.' 300x            # Evaluate on one listing and on a mixed catalog, Orderable, quotes, parse
 run ./federation 'Propagation' 200x
 run ./federation 'FullSync|SyncVerifyFloor' 1x   # audited, unaudited, and the verify floor
 run ./federation 'VerifyOneByOne' 1x              # what batch verification replaced
