@@ -75,7 +75,11 @@ type benchCorpus struct {
 
 // benchData builds the 100,000-listing catalog once per test binary: it is
 // shared by all benchmarks, and takes seconds to build.
-var benchData = sync.OnceValue(func() *benchCorpus {
+var benchData = sync.OnceValue(func() *benchCorpus { return genCorpus(benchListings, true) })
+
+// genCorpus generates n listings of the benchmark corpus (the same ones,
+// in the same order, for the same n), with their index when indexed.
+func genCorpus(n int, indexed bool) *benchCorpus {
 	rng := rand.New(rand.NewPCG(2025, 11))
 	pick := func(xs []string) string { return xs[rng.IntN(len(xs))] }
 	// 3,000 brand names: rare words, a few dozen listings each.
@@ -90,7 +94,7 @@ var benchData = sync.OnceValue(func() *benchCorpus {
 	}
 	titleCase := func(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
 	origins := []string{"TH", "MY", "ID"}
-	ls := make([]*catalog.Listing, benchListings)
+	ls := make([]*catalog.Listing, n)
 	for n := range ls {
 		origin := origins[rng.IntN(3)]
 		brand := titleCase(brands[rng.IntN(len(brands))])
@@ -148,6 +152,9 @@ var benchData = sync.OnceValue(func() *benchCorpus {
 			Version:     1,
 		}
 	}
+	if !indexed {
+		return &benchCorpus{ls: ls, brands: brands}
+	}
 	ix := catalog.NewIndex()
 	if err := ix.Restore(ls); err != nil {
 		panic(err)
@@ -157,7 +164,7 @@ var benchData = sync.OnceValue(func() *benchCorpus {
 	// that a node in steady state does not have.
 	runtime.GC()
 	return &benchCorpus{ix: ix, ls: ls, brands: brands}
-})
+}
 
 // benchSearch runs the queries in turn, one per op, and reports the median
 // and 99th percentile latency of a single search next to the mean.

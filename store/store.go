@@ -85,7 +85,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -816,18 +818,54 @@ func (db *DB) ListingsByID(ctx context.Context, ids []string) (map[string]*catal
 	return out, err
 }
 
-// Listings implements catalog.Store.
+// Listings implements catalog.Store. Decoding the JSON is most of a
+// node's start-up, so the values are decoded on every core, inside the
+// read transaction (bbolt's values live as long as it does); the listings
+// come back in key order and an error names the first bad one in it.
 func (db *DB) Listings(ctx context.Context) ([]*catalog.Listing, error) {
 	var out []*catalog.Listing
 	err := db.kv.viewCtx(ctx, func(tx kvTx) error {
-		return tx.Bucket(bucketListings).ForEach(func(k, v []byte) error {
-			var l catalog.Listing
-			if err := json.Unmarshal(v, &l); err != nil {
-				return fmt.Errorf("listing %s: %w", k, err)
-			}
-			out = append(out, &l)
+		var keys, vals [][]byte
+		if err := tx.Bucket(bucketListings).ForEach(func(k, v []byte) error {
+			keys, vals = append(keys, k), append(vals, v)
 			return nil
-		})
+		}); err != nil {
+			return err
+		}
+		out = make([]*catalog.Listing, len(vals))
+		errs := make([]error, len(vals))
+		workers := max(1, min(runtime.GOMAXPROCS(0), len(vals)/256))
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				// One allocation per listing, not a slab per worker: a
+				// listing replaced later must not keep its neighbours'
+				// old versions alive.
+				for i := w * len(vals) / workers; i < (w+1)*len(vals)/workers; i++ {
+					l := &catalog.Listing{}
+					if err := json.Unmarshal(vals[i], l); err != nil {
+						errs[i] = fmt.Errorf("listing %s: %w", keys[i], err)
+						continue
+					}
+					out[i] = l
+				}
+			})
+		}
+		wg.Wait()
+		return firstError(errs)
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// firstError is the first non-nil error of errs, or nil.
+func firstError(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
