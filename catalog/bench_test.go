@@ -3,8 +3,10 @@ package catalog_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,8 +16,18 @@ import (
 	"github.com/imtgt/imtgt-node/money"
 )
 
-// benchListings is the size of the benchmark catalog.
-const benchListings = 100_000
+// benchListings is the size of the benchmark catalog: 100,000, or
+// IMTGT_BENCH_LISTINGS (scripts/bench-scale.sh runs the catalog benchmarks
+// at 1,000,000, a national node).
+var benchListings = sync.OnceValue(func() int {
+	if v := os.Getenv("IMTGT_BENCH_LISTINGS"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			return n
+		}
+		panic("IMTGT_BENCH_LISTINGS=" + v + ": want a positive number")
+	}
+	return 100_000
+})
 
 type product struct {
 	name string
@@ -75,7 +87,7 @@ type benchCorpus struct {
 
 // benchData builds the 100,000-listing catalog once per test binary: it is
 // shared by all benchmarks, and takes seconds to build.
-var benchData = sync.OnceValue(func() *benchCorpus { return genCorpus(benchListings, true) })
+var benchData = sync.OnceValue(func() *benchCorpus { return genCorpus(benchListings(), true) })
 
 // genCorpus generates n listings of the benchmark corpus (the same ones,
 // in the same order, for the same n), with their index when indexed.
@@ -297,7 +309,7 @@ func BenchmarkIndexUpsertBulk(b *testing.B) {
 	}
 	runtime.GC()
 	b.Run("new", func(b *testing.B) {
-		next := benchListings
+		next := benchListings()
 		batch := make([]*catalog.Listing, bulkBatch)
 		delIDs := make([]string, bulkBatch)
 		b.ReportAllocs()
@@ -320,7 +332,7 @@ func BenchmarkIndexUpsertBulk(b *testing.B) {
 			b.StartTimer()
 		}
 		b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*bulkBatch), "µs/listing")
-		if ix.Count() != benchListings {
+		if ix.Count() != benchListings() {
 			b.Fatalf("count %d", ix.Count())
 		}
 	})
@@ -345,10 +357,10 @@ func BenchmarkIndexUpsertBulk(b *testing.B) {
 	})
 }
 
-// BenchmarkRestore100k rebuilds an index of the 100,000-listing corpus, as
+// BenchmarkRestore rebuilds an index of the benchmark corpus (benchListings), as
 // a node does at start-up, and reports the heap the index holds per
 // listing (the listings themselves excluded: they exist before and after).
-func BenchmarkRestore100k(b *testing.B) {
+func BenchmarkRestore(b *testing.B) {
 	d := benchData()
 	var ix *catalog.Index
 	for b.Loop() {

@@ -1,12 +1,11 @@
 package catalog_test
 
 import (
+	"bytes"
 	"context"
-	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -14,19 +13,9 @@ import (
 	"github.com/imtgt/imtgt-node/store"
 )
 
-// benchScale is the number of listings of the scale benchmarks:
-// IMTGT_BENCH_LISTINGS, default 100,000 (1,000,000 is a national node:
-// scripts/bench-scale.sh).
-func benchScale(b *testing.B) int {
-	n := 100_000
-	if v := os.Getenv("IMTGT_BENCH_LISTINGS"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil || n < 1 {
-			b.Fatalf("IMTGT_BENCH_LISTINGS=%q: want a positive number", v)
-		}
-	}
-	return n
-}
+// benchScale is the number of listings of the scale benchmarks (see
+// benchListings).
+func benchScale(*testing.B) int { return benchListings() }
 
 // filledStore writes n corpus listings into a new bbolt store, as records
 // of their origins' logs (as sync stores them), and closes it.
@@ -119,4 +108,38 @@ func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// BenchmarkImportIntoFull is BenchmarkImportDurable (bbolt) into a node
+// that already holds IMTGT_BENCH_LISTINGS listings, loaded and indexed: a
+// national node's import, where the store's B+tree and the index are
+// large. The store grows by the imports themselves (1,000 a loop), which
+// is small against its size.
+func BenchmarkImportIntoFull(b *testing.B) {
+	n := benchScale(b)
+	db, err := store.Open(filledStore(b, n), store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	c := catalog.New(db, catalog.NewIndex(), catalog.Config{Country: "TH", Currency: "THB", Seal: benchSeal(b)})
+	ctx := context.Background()
+	if err := c.Load(ctx); err != nil {
+		b.Fatal(err)
+	}
+	runtime.GC()
+	data := importCSV()
+	for b.Loop() {
+		rows, bad, err := catalog.ParseImport(bytes.NewReader(data), catalog.FormatCSV, "THB")
+		if err != nil {
+			b.Fatal(err)
+		}
+		rep, err := c.Import(ctx, seller, rows, bad)
+		if err != nil || rep.Imported != importBatch {
+			b.Fatalf("import: %v (%d imported)", err, rep.Imported)
+		}
+	}
+	b.ReportMetric(float64(b.N*importBatch)/b.Elapsed().Seconds(), "listings/s")
+	b.ReportMetric(0, "ns/op")
+	b.Logf("into %d listings", n)
 }
