@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 COUNT=${COUNT:-3}
 export IMTGT_BENCH_LISTINGS=${LISTINGS:-1000000}
 out=$(mktemp -d)
-go test -run '^$' -bench 'Search|IndexUpsert|IndexDelete' -benchtime 2000x -count "$COUNT" -timeout 120m ./catalog | tee "$out/bench.txt" >&2
+go test -run '^$' -bench 'Search|IndexUpsert$|IndexDelete' -benchtime 2000x -count "$COUNT" -timeout 120m ./catalog | tee "$out/bench.txt" >&2
 go test -run '^$' -bench 'Restore$|Load$|ImportIntoFull' -benchtime 2x -count "$COUNT" -timeout 120m ./catalog | tee -a "$out/bench.txt" >&2
 go run ./scripts/benchtable "$out/bench.txt"
 echo "raw results: $out/bench.txt" >&2

@@ -28,7 +28,8 @@ run() { # package, regexp, benchtime
   echo "== $1 $2 ($(( $(date +%s) - start )) s)" >&2
   go test -run '^$' -bench "$2" -benchtime "$3" -count "$COUNT" -timeout 60m "$1" | tee -a "$out/bench.txt" >&2
 }
-run ./catalog  'Search|IndexUpsert|IndexDelete' 2000x   # search latency, index writes
+run ./catalog  'Search|IndexUpsert$|IndexDelete' 2000x  # search latency, index writes one at a time
+run ./catalog  'IndexUpsertBulk' 20x                    # index writes 1,000 at a time
 run ./catalog  'Restore$|Load$' 3x                      # index rebuild; a node's cold start
 run ./catalog  'Import' 10x                             # durable import and its floors, bbolt and postgres; into a full node
 run ./policy   '.' 300x                                 # Evaluate on one listing and on a mixed catalog, Orderable, quotes, parse
