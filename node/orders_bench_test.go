@@ -27,6 +27,7 @@ import (
 	"github.com/imtgt/imtgt-node/internal/pgtest"
 	"github.com/imtgt/imtgt-node/internal/testnet"
 	"github.com/imtgt/imtgt-node/orders"
+	"github.com/imtgt/imtgt-node/policy"
 )
 
 type benchNet struct {
@@ -272,8 +273,16 @@ func benchFloor(b *testing.B, bn *benchNet) {
 	// A handoff TH already holds: its repeat costs the network and a read.
 	l, ok := bn.th.Catalog.Get(bn.listing)
 	require.True(b, ok)
+	// It is a real handoff (priced as the seller's node prices it again) so
+	// that its first delivery is received as an order's is.
+	now := time.Now()
+	pol, _ := bn.my.Policy()
 	dup := &pb.OrderHandoff{OrderId: "ord_" + strings.Repeat("0", 26), BuyerCountry: "MY", SellerId: l.SellerID,
-		Items: []*pb.OrderItem{{ListingId: bn.listing, Quantity: 1}}}
+		Items: []*pb.OrderItem{{ListingId: bn.listing, Quantity: 1, UnitPrice: &pb.Money{Minor: l.Price.Minor, Currency: l.Price.Currency},
+			Title: l.Title, HsCode: l.HSCode}},
+		Quote: quoteOf(b, pol, now, policy.QuoteItem{Listing: policy.Listing{ID: l.ID, Origin: l.Origin, HSCode: l.HSCode, UnitPrice: l.Price}, Quantity: 1}),
+		Recipient: &pb.Recipient{Name: "Nurul Aina", Phone: "+60 12 345 6789", Line1: "12 Jalan Burma", City: "George Town", Region: "MY-07", Postcode: "10050", Country: "MY"},
+		Consent:   &pb.Consent{}, CreatedUnixMs: now.UnixMilli(), LegalBasis: "contract_necessity"}
 	first, err := bn.my.Fed.DeliverOrder(ctx, "TH", &pb.Message{Body: &pb.Message_OrderHandoff{OrderHandoff: dup}})
 	require.NoError(b, err)
 	rc, err := bn.my.Fed.OpenReceipt(first, "TH")

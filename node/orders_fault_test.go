@@ -129,7 +129,7 @@ func (on *orderNet) quote(t *testing.T, l *catalog.Listing, qty int64, now time.
 }
 
 // quoteOf is the consignment quote of items under p, as a handoff carries it.
-func quoteOf(t *testing.T, p *policy.Policy, now time.Time, items ...policy.QuoteItem) *pb.OrderQuote {
+func quoteOf(t testing.TB, p *policy.Policy, now time.Time, items ...policy.QuoteItem) *pb.OrderQuote {
 	t.Helper()
 	pq, err := policy.MakeOrderQuote(p, items, "", now)
 	require.NoError(t, err)

@@ -24,9 +24,10 @@ if [ -z "${IMTGT_TEST_POSTGRES:-}" ]; then
   trap 'scripts/pg-test-server.sh stop "$pgdir"' EXIT
 fi
 start=$(date +%s)
-run() { # package, regexp, benchtime
+failed=""
+run() { # package, regexp, benchtime; a failing step is reported at the end, the others still run
   echo "== $1 $2 ($(( $(date +%s) - start )) s)" >&2
-  go test -run '^$' -bench "$2" -benchtime "$3" -count "$COUNT" -timeout 60m "$1" | tee -a "$out/bench.txt" >&2
+  go test -run '^$' -bench "$2" -benchtime "$3" -count "$COUNT" -timeout 60m "$1" | tee -a "$out/bench.txt" >&2 || failed="$failed $1:$2"
 }
 run ./catalog  'Search|IndexUpsert$|IndexDelete' 2000x  # search latency, index writes one at a time
 run ./catalog  'IndexUpsertBulk' 20x                    # index writes 1,000 at a time
@@ -50,3 +51,7 @@ done
 echo "== done in $(( $(date +%s) - start )) s" >&2
 go run ./scripts/benchtable "$out/bench.txt"
 echo "raw results: $out/bench.txt, $out/failover.txt" >&2
+if [ -n "$failed" ]; then
+  echo "FAILED:$failed" >&2
+  exit 1
+fi
