@@ -269,6 +269,22 @@ func BenchmarkSearchThai(b *testing.B) {
 	})
 }
 
+// BenchmarkSearchWorstCase is the query shapes the index has no good
+// driver for yet (issue 14): a very common word with a selective price
+// bound, a price range alone, a bound in another currency (every listing
+// converted), and filters with no indexed condition. They walk a whole
+// posting list, or the whole catalog, to fill a page.
+func BenchmarkSearchWorstCase(b *testing.B) {
+	benchSearch(b, []catalog.Query{
+		{Text: "premium", MaxPrice: myr("5.50")},       // common word, few cheap enough
+		{MinPrice: thb("4999"), MaxPrice: thb("5000")}, // a price range alone
+		{Text: "asli", MaxPrice: amount("10100000", "IDR")},
+		{Text: "kopi", MinPrice: myr("499")}, // the top of the MYR range
+		{Origin: "TH", MinPrice: thb("4995")},
+		{Text: "500g", MaxPrice: thb("21")},
+	})
+}
+
 // BenchmarkIndexUpsert replaces one listing at a time in the full catalog
 // with a new version of itself, as a seller's edit does; the catalog's
 // content is unchanged for the other benchmarks.
