@@ -280,7 +280,7 @@ func benchFloor(b *testing.B, bn *benchNet) {
 	dup := &pb.OrderHandoff{OrderId: "ord_" + strings.Repeat("0", 26), BuyerCountry: "MY", SellerId: l.SellerID,
 		Items: []*pb.OrderItem{{ListingId: bn.listing, Quantity: 1, UnitPrice: &pb.Money{Minor: l.Price.Minor, Currency: l.Price.Currency},
 			Title: l.Title, HsCode: l.HSCode}},
-		Quote: quoteOf(b, pol, now, policy.QuoteItem{Listing: policy.Listing{ID: l.ID, Origin: l.Origin, HSCode: l.HSCode, UnitPrice: l.Price}, Quantity: 1}),
+		Quote:     quoteOf(b, pol, now, policy.QuoteItem{Listing: policy.Listing{ID: l.ID, Origin: l.Origin, HSCode: l.HSCode, UnitPrice: l.Price}, Quantity: 1}),
 		Recipient: &pb.Recipient{Name: "Nurul Aina", Phone: "+60 12 345 6789", Line1: "12 Jalan Burma", City: "George Town", Region: "MY-07", Postcode: "10050", Country: "MY"},
 		Consent:   &pb.Consent{}, CreatedUnixMs: now.UnixMilli(), LegalBasis: "contract_necessity"}
 	first, err := bn.my.Fed.DeliverOrder(ctx, "TH", &pb.Message{Body: &pb.Message_OrderHandoff{OrderHandoff: dup}})
