@@ -129,6 +129,8 @@ type Catalog struct {
 	mu *sync.Mutex
 	// reconciling stops local changes: see SetReconciling.
 	reconciling *atomic.Bool
+	// remote orders the indexing of other origins' records (remoteapply.go).
+	remote *remoteOrders
 }
 
 // New returns a catalog over store and index.
@@ -136,7 +138,7 @@ func New(store Store, index *Index, cfg Config) *Catalog {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Catalog{store: store, index: index, cfg: cfg, mu: new(sync.Mutex), reconciling: new(atomic.Bool)}
+	return &Catalog{store: store, index: index, cfg: cfg, mu: new(sync.Mutex), reconciling: new(atomic.Bool), remote: &remoteOrders{by: map[string]*remoteOrder{}}}
 }
 
 // WithStore returns the catalog writing through st instead: same index,
@@ -254,15 +256,15 @@ func (c *Catalog) ApplyRemote(ctx context.Context, origin string, recs []RemoteR
 	if origin == c.cfg.Country {
 		return 0, fmt.Errorf("%w: records of this node's own origin %s come only from itself", ErrLogGap, origin)
 	}
-	applied, err := c.store.ApplyRemote(ctx, origin, recs, ev)
+	n, job, err := c.storeRemote(ctx, origin, recs, ev)
 	if err != nil {
 		return 0, err
 	}
-	ups, dels := finalState(applied)
-	if err := c.reindex(ups, dels); err != nil {
-		return 0, err
+	<-job.done
+	if job.err != nil {
+		return 0, job.err
 	}
-	return len(applied), nil
+	return n, nil
 }
 
 // finalState is what a run of applied records leaves of each listing they

@@ -2,6 +2,7 @@ package catalog_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -57,4 +58,43 @@ func TestRemoteApplier(t *testing.T) {
 	require.NoError(t, a.Close())
 	_, ok = c.Get("lst_z")
 	require.False(t, ok)
+}
+
+// Two pulls of one origin (from two peers) store disjoint ranges one after
+// the other; their indexing follows the order of storing, so a listing
+// changed in both ends as the later range left it, over many rounds.
+func TestRemoteAppliersOfOneOrigin(t *testing.T) {
+	c, _ := newCatalog(t)
+	ctx := context.Background()
+	seq := uint64(0)
+	rec := func(title string) catalog.RemoteRecord {
+		seq++
+		return catalog.RemoteRecord{Seq: seq, Raw: []byte{byte(seq)}, Listing: &catalog.Listing{ID: "lst_x", Origin: "MY", Title: title, Version: seq}}
+	}
+	a, err := c.RemoteApplier("MY")
+	require.NoError(t, err)
+	b, err := c.RemoteApplier("MY")
+	require.NoError(t, err)
+	for i := range 200 {
+		pull := a
+		if i%2 == 1 {
+			pull = b
+		}
+		title := fmt.Sprintf("version %d", i)
+		_, err := pull.Apply(ctx, []catalog.RemoteRecord{rec(title)}, nil)
+		require.NoError(t, err)
+		// ApplyRemote, the one-range path, joins the same order.
+		if i%50 == 0 {
+			_, err := c.ApplyRemote(ctx, "MY", []catalog.RemoteRecord{rec(title + " again")}, nil)
+			require.NoError(t, err)
+			got, ok := c.Get("lst_x")
+			require.True(t, ok)
+			require.Equal(t, title+" again", got.Title, "ApplyRemote returns once its range is indexed, after the ranges before it")
+		}
+	}
+	require.NoError(t, a.Close())
+	require.NoError(t, b.Close())
+	got, ok := c.Get("lst_x")
+	require.True(t, ok)
+	require.Equal(t, "version 199", got.Title)
 }
