@@ -129,6 +129,9 @@ func TestIssueRefundFlow(t *testing.T) {
 		require.NoError(t, n.Store.AuditScan(ctx, 1, func(e *audit.Entry) error { out[e.Kind]++; return nil }))
 		return out
 	}
+	// A node records a crossing when it holds the receipt, which may be just
+	// after the other side shows the change: wait for the last ones.
+	testnet.Eventually(t, 10*time.Second, func() bool { return kinds(on.my)[audit.IssueEgress] >= 3 && kinds(on.th)[audit.IssueEgress] >= 1 }, "the last issue crossings were not recorded")
 	my, th := kinds(on.my), kinds(on.th)
 	require.Equal(t, 3, my[audit.IssueEgress], "MY sent the opening, the refund and the resolution")
 	require.GreaterOrEqual(t, th[audit.IssueIngress], 3)
