@@ -39,6 +39,7 @@ run ./federation 'FullSync|SyncVerifyFloor|VerifyOneByOne' 1x   # sync to a fres
 run ./node     'HandoffLatency|HandoffFloor' 300x       # bbolt and postgres
 run ./node     'HandoffThroughput' 3000x                # postgres: MY as two replicas
 run ./node     'FollowerSearch' 1000x                   # search p99 on a follower
+run ./node     'SearchHTTP' 2000x                       # a search through the HTTP API, against in-process and /healthz
 run ./node     'HandoffAuditCost' 3000x
 run ./node     'RestoreReconcile' 1x
 run ./store    'OpenVerify100k' 1x

@@ -45,6 +45,8 @@ var pairs = []pair{
 		metric{"catalog/BenchmarkImportFloor/postgres", "listings/s"}, "floor: the same rows inserted raw"},
 	{"audit bundle read and verify", metric{"auditor/BenchmarkVerify/read+verify", "entries/s"},
 		metric{"auditor/BenchmarkVerify/read", "entries/s"}, "floor: reading and decoding the bundle alone"},
+	{"search through the HTTP API, p50", metric{"node/BenchmarkSearchHTTP", "http-p50-µs"},
+		metric{"node/BenchmarkSearchHTTP", "floor-µs"}, "floor: the search in-process + a loopback GET /healthz"},
 	{"restore and reconcile", metric{"node/BenchmarkRestoreReconcile", "reconcile_s"},
 		metric{"node/BenchmarkRestoreReconcile", "floor_pull_s"}, "floor: pulling the same records"},
 }
