@@ -2501,7 +2501,7 @@ func (x *IssueMessage) GetInput() []byte {
 	return nil
 }
 
-// Receipt acknowledges a handoff or status message. It is signed by the
+// Receipt acknowledges a handoff, status or issue message. It is signed by the
 // receiving node's key; the sender keeps it as evidence of delivery.
 type Receipt struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -2510,17 +2510,19 @@ type Receipt struct {
 	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
 	Seq  uint64 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
 	// SHA-256 of the deterministic protobuf encoding of the acknowledged
-	// OrderHandoff or OrderStatus.
+	// OrderHandoff, OrderStatus or IssueMessage.
 	PayloadHash []byte `protobuf:"bytes,4,opt,name=payload_hash,json=payloadHash,proto3" json:"payload_hash,omitempty"`
 	// The receiving node's country.
 	Receiver       string `protobuf:"bytes,5,opt,name=receiver,proto3" json:"receiver,omitempty"`
 	ReceivedUnixMs int64  `protobuf:"varint,6,opt,name=received_unix_ms,json=receivedUnixMs,proto3" json:"received_unix_ms,omitempty"`
-	// "received" (handoff stored), "rejected" (handoff stored as rejected,
-	// e.g. out of stock), "applied" (status applied), "refused" (status not
-	// applicable in the receiver's state; status says which it is in).
+	// "received" (handoff or new issue stored), "rejected" (handoff stored as
+	// rejected, e.g. out of stock or quote_mismatch), "applied" (status or
+	// issue change applied), "refused" (not applicable in the receiver's
+	// state; status says which it is in).
 	Result string `protobuf:"bytes,7,opt,name=result,proto3" json:"result,omitempty"`
 	Reason string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
-	// The order's status on the receiver after this message.
+	// The order's status on the receiver after this message (kind "issue":
+	// the issue's).
 	Status        string `protobuf:"bytes,9,opt,name=status,proto3" json:"status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
