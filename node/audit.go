@@ -121,7 +121,16 @@ func (n *Node) auditGenesis(ctx context.Context) error {
 // checkpointLoop signs a checkpoint whenever the chain grew since the
 // last one and has the members countersign it.
 func (n *Node) checkpointLoop(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
+	tick(ctx, every, func() {
+		if _, err := n.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+			n.log.Warn("audit checkpoint", "err", err)
+		}
+	})
+}
+
+// tick calls fn every d until ctx ends (first after d, not at once).
+func tick(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -129,9 +138,7 @@ func (n *Node) checkpointLoop(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
-		if _, err := n.Checkpoint(ctx); err != nil && ctx.Err() == nil {
-			n.log.Warn("audit checkpoint", "err", err)
-		}
+		fn()
 	}
 }
 

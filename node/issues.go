@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"time"
 
 	"github.com/imtgt/imtgt-node/orders"
 )
@@ -15,18 +14,11 @@ import (
 // leader's late escalation is refused), and each escalation is one order
 // write like any other.
 func (n *Node) issueSweepLoop(ctx context.Context, ord *orders.Service) {
-	t := time.NewTicker(n.Config.Orders.Sweep())
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick(ctx, n.Config.Orders.Sweep(), func() {
 		if _, err := ord.SweepIssues(ctx); err != nil && ctx.Err() == nil {
 			n.log.Error("issue sweep", "err", err)
 		}
-	}
+	})
 }
 
 // SweepIssues runs one issue sweep now, through the federation term's

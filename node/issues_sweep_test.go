@@ -47,15 +47,21 @@ func TestIssueDeadlinesEscalate(t *testing.T) {
 	ctx := context.Background()
 	shop := func(mkt string) orders.Actor { return orders.Actor{Role: aftersale.ByMarketplace, ID: mkt} }
 	seller := orders.Actor{Role: aftersale.BySeller, ID: on.sellerID}
+	// open ships an order of one bag and opens an issue on it, which the
+	// seller's node then holds.
+	open := func(key string, cat aftersale.Category, desc string, remedy aftersale.RemedyKind) (*aftersale.Issue, string) {
+		t.Helper()
+		oid, mkt := on.shipped(t, key, 1)
+		is, _, err := on.my.Orders.OpenIssue(ctx, mkt, oid, key, aftersale.OpenInput{Category: cat, Description: desc,
+			Items: []aftersale.ItemQty{{ListingID: on.listing, Quantity: 1}}, RemedyRequested: remedy})
+		require.NoError(t, err)
+		issueOn(t, on.th, seller, is.ID, aftersale.StatusOpen)
+		return is, mkt
+	}
 
 	// Silence: nobody answers an issue; before respond_by the sweep leaves
 	// it, after it the issue escalates with respond=missed, on both nodes.
-	oid, mkt := on.shipped(t, "sweep-silence", 1)
-	is, _, err := on.my.Orders.OpenIssue(ctx, mkt, oid, "sweep-silence", aftersale.OpenInput{
-		Category: aftersale.Damaged, Description: "The bag arrived torn.",
-		Items: []aftersale.ItemQty{{ListingID: on.listing, Quantity: 1}}, RemedyRequested: aftersale.RemedyRefund})
-	require.NoError(t, err)
-	issueOn(t, on.th, seller, is.ID, aftersale.StatusOpen)
+	is, mkt := open("sweep-silence", aftersale.Damaged, "The bag arrived torn.", aftersale.RemedyRefund)
 	n, err := on.my.SweepIssues(ctx)
 	require.NoError(t, err)
 	require.Zero(t, n, "nothing is due before respond_by")
@@ -89,12 +95,7 @@ func TestIssueDeadlinesEscalate(t *testing.T) {
 	require.Equal(t, aftersale.PartiallyUpheld, d.Decision.Outcome)
 
 	// A declined proposal escalates at once, as the buyer's own act.
-	oid2, _ := on.shipped(t, "sweep-declined", 1)
-	is2, _, err := on.my.Orders.OpenIssue(ctx, mkt, oid2, "sweep-declined", aftersale.OpenInput{
-		Category: aftersale.WrongItem, Description: "Sticky rice instead of jasmine rice.",
-		Items: []aftersale.ItemQty{{ListingID: on.listing, Quantity: 1}}, RemedyRequested: aftersale.RemedyReplacement})
-	require.NoError(t, err)
-	issueOn(t, on.th, seller, is2.ID, aftersale.StatusOpen)
+	is2, _ := open("sweep-declined", aftersale.WrongItem, "Sticky rice instead of jasmine rice.", aftersale.RemedyReplacement)
 	_, err = on.th.Orders.RespondIssue(ctx, seller, is2.ID, aftersale.ResponseInput{Action: aftersale.ActionPropose,
 		Remedy: &aftersale.Remedy{Kind: aftersale.RemedyRefund, Amount: &money.Wire{Amount: "2.00", Currency: "MYR"}}})
 	require.NoError(t, err)
@@ -107,12 +108,7 @@ func TestIssueDeadlinesEscalate(t *testing.T) {
 	// An agreed remedy that never comes: the seller accepts a replacement
 	// in time and never ships it; once resolve_by passes the sweep
 	// escalates, recording respond_by met and resolve_by missed.
-	oid3, _ := on.shipped(t, "sweep-unresolved", 1)
-	is3, _, err := on.my.Orders.OpenIssue(ctx, mkt, oid3, "sweep-unresolved", aftersale.OpenInput{
-		Category: aftersale.MissingParts, Description: "The second bag is missing.",
-		Items: []aftersale.ItemQty{{ListingID: on.listing, Quantity: 1}}, RemedyRequested: aftersale.RemedyReplacement})
-	require.NoError(t, err)
-	issueOn(t, on.th, seller, is3.ID, aftersale.StatusOpen)
+	is3, _ := open("sweep-unresolved", aftersale.MissingParts, "The second bag is missing.", aftersale.RemedyReplacement)
 	_, err = on.th.Orders.RespondIssue(ctx, seller, is3.ID, aftersale.ResponseInput{Action: aftersale.ActionAccept, Remedy: &aftersale.Remedy{Kind: aftersale.RemedyReplacement}})
 	require.NoError(t, err)
 	issueOn(t, on.my, shop(mkt), is3.ID, aftersale.StatusAccepted)
